@@ -1,0 +1,1 @@
+//! The facematch wire contract.

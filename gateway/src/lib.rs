@@ -1,0 +1,1 @@
+//! facematch HTTP gateway.
