@@ -1,1 +1,11 @@
-//! The facematch wire contract.
+//! `facematch-core`: the wire contract the gateway and the workers share — the image hash, the
+//! job message, AMQP topology and publishing, W3C trace propagation, the Redis key schema with
+//! typed operations, shared configuration and telemetry set-up.
+
+pub mod amqp;
+pub mod config;
+mod hash;
+pub mod store;
+pub mod telemetry;
+
+pub use hash::{ImageHash, ParseHashError};

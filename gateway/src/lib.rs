@@ -1,1 +1,16 @@
-//! facematch HTTP gateway.
+//! The facematch gateway: accepts images (uploads or URLs), hashes them, records their names
+//! in Redis, queues them for the workers with publisher confirms, and answers matches.
+
+mod app;
+pub mod config;
+mod enqueue;
+pub mod error;
+mod extract;
+pub mod fetch;
+pub mod routes;
+pub mod sniff;
+pub mod ssrf;
+pub mod state;
+
+pub use app::app;
+pub use state::AppState;

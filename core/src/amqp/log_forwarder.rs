@@ -1,0 +1,103 @@
+//! Copies this process's own log events to the `logs` topic exchange as
+//! `<hostname>.<component>.<level>` (the seed's `<hostname>.rest.info`), best effort: a full
+//! buffer or a broker outage drops lines rather than slowing the process down.
+
+use std::fmt::Write as _;
+
+use tokio::sync::mpsc;
+use tracing::{Event, Level, Subscriber, field::Visit};
+use tracing_subscriber::{Layer, layer::Context};
+
+use super::Publisher;
+
+/// One formatted event waiting to be published.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub routing_key: String,
+    pub text: String,
+}
+
+/// The routing key of a line: `<hostname>.<component>.<level>`.
+pub fn log_routing_key(component: &str, level: &Level) -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}.{component}.{}", level.as_str().to_ascii_lowercase())
+}
+
+/// A `tracing` layer that forwards events whose target starts with one of `targets`.
+#[derive(Debug)]
+pub struct AmqpLogLayer {
+    host: String,
+    component: &'static str,
+    targets: Vec<&'static str>,
+    sender: mpsc::Sender<LogLine>,
+}
+
+impl AmqpLogLayer {
+    /// The layer and the receiving end to hand to [`forward_logs`].
+    pub fn new(
+        component: &'static str,
+        targets: Vec<&'static str>,
+    ) -> (Self, mpsc::Receiver<LogLine>) {
+        let (sender, receiver) = mpsc::channel(1024);
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        (
+            Self {
+                host,
+                component,
+                targets,
+                sender,
+            },
+            receiver,
+        )
+    }
+
+    /// The per-layer filter: this layer's targets at debug and above.
+    pub fn targets_filter(&self) -> tracing_subscriber::filter::Targets {
+        self.targets.iter().fold(
+            tracing_subscriber::filter::Targets::new(),
+            |filter, target| filter.with_target(*target, Level::DEBUG),
+        )
+    }
+}
+
+struct LineVisitor(String);
+
+impl Visit for LineVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for AmqpLogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let mut visitor = LineVisitor(String::new());
+        event.record(&mut visitor);
+        let level = meta.level().as_str().to_ascii_lowercase();
+        let line = LogLine {
+            routing_key: format!("{}.{}.{level}", self.host, self.component),
+            text: format!("{} {}: {}", meta.level(), meta.target(), visitor.0),
+        };
+        // Full buffer: drop the line; logging must never block the request path.
+        let _ = self.sender.try_send(line);
+    }
+}
+
+/// Publishes forwarded lines until every sender is gone.
+pub async fn forward_logs(mut lines: mpsc::Receiver<LogLine>, publisher: Publisher) {
+    while let Some(line) = lines.recv().await {
+        let _ = publisher.publish_log(&line.routing_key, &line.text).await;
+    }
+}

@@ -1,0 +1,259 @@
+//! A self-healing publisher: one supervised connection with a confirm channel for jobs and a
+//! plain channel for log lines. While the broker is unreachable every publish fails fast with
+//! [`PublishError::Unavailable`]; a background task reconnects with backoff.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+};
+use tokio::sync::{Notify, RwLock};
+use tracing::Instrument;
+
+use super::{JobMeta, SCAN_ROUTING_KEY, Topology};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Why a publish did not end with the broker's ack.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the message broker is unavailable")]
+    Unavailable,
+    #[error("the broker did not confirm within {0:?}")]
+    Timeout(Duration),
+    #[error("the broker refused the message")]
+    Nacked,
+    #[error("the broker could not route the message to a queue")]
+    Unroutable,
+    #[error("publishing failed: {0}")]
+    Amqp(#[from] lapin::Error),
+}
+
+struct Live {
+    connection: Connection,
+    jobs: Channel,
+    logs: Channel,
+}
+
+struct Inner {
+    url: String,
+    topology: Topology,
+    live: RwLock<Option<Arc<Live>>>,
+    broken: Notify,
+    connects: AtomicU64,
+}
+
+/// Cloneable handle; the supervisor task lives as long as any handle.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("topology", &self.inner.topology)
+            .finish()
+    }
+}
+
+impl Publisher {
+    /// Starts the supervisor; the first connection is attempted at once, in the background.
+    pub fn start(url: impl Into<String>, topology: Topology) -> Self {
+        let inner = Arc::new(Inner {
+            url: url.into(),
+            topology,
+            live: RwLock::new(None),
+            broken: Notify::new(),
+            connects: AtomicU64::new(0),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&inner)));
+        Self { inner }
+    }
+
+    /// The topology this publisher declares and publishes to.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    /// Whether a connection with open channels is held now.
+    pub async fn is_ready(&self) -> bool {
+        self.current().await.is_some()
+    }
+
+    /// How many times a connection was established (1 after the first).
+    pub fn connect_count(&self) -> u64 {
+        self.inner.connects.load(Ordering::Relaxed)
+    }
+
+    /// Waits until ready or until `timeout` passes; returns readiness.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if self.is_ready().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.is_ready().await
+    }
+
+    async fn current(&self) -> Option<Arc<Live>> {
+        let live = self.inner.live.read().await.clone()?;
+        let healthy = live.connection.status().connected()
+            && live.jobs.status().connected()
+            && live.logs.status().connected();
+        if healthy {
+            Some(live)
+        } else {
+            self.inner.broken.notify_one();
+            None
+        }
+    }
+
+    /// Publishes a job (mandatory, persistent) and waits for the broker's ack.
+    pub async fn publish_job(&self, job: &JobMeta, body: &[u8]) -> Result<(), PublishError> {
+        let span = tracing::info_span!("amqp.publish", hash = %job.hash, otel.kind = "producer");
+        async {
+            let live = self.current().await.ok_or(PublishError::Unavailable)?;
+            let mut meta = job.clone();
+            meta.trace_headers = super::trace_context::inject(&tracing::Span::current());
+            let result = self.confirm(&live, &meta.properties(), body).await;
+            if matches!(
+                result,
+                Err(PublishError::Amqp(_) | PublishError::Timeout(_))
+            ) {
+                self.inner.broken.notify_one();
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn confirm(
+        &self,
+        live: &Live,
+        properties: &BasicProperties,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
+        let publish = async {
+            let confirm = live
+                .jobs
+                .basic_publish(
+                    self.inner.topology.to_worker().into(),
+                    SCAN_ROUTING_KEY.into(),
+                    options,
+                    body,
+                    properties.clone(),
+                )
+                .await?;
+            Ok::<_, lapin::Error>(confirm.await?)
+        };
+        match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
+            Err(_) => Err(PublishError::Timeout(CONFIRM_TIMEOUT)),
+            Ok(Err(e)) => Err(PublishError::Amqp(e)),
+            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable),
+            Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
+        }
+    }
+
+    /// Publishes one log line on the `logs` topic exchange, best effort (no confirm).
+    pub async fn publish_log(&self, routing_key: &str, line: &str) -> Result<(), PublishError> {
+        let live = self.current().await.ok_or(PublishError::Unavailable)?;
+        live.logs
+            .basic_publish(
+                self.inner.topology.logs().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                line.as_bytes(),
+                BasicProperties::default().with_content_type("text/plain".into()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the connection (graceful shutdown).
+    pub async fn close(&self) {
+        if let Some(live) = self.inner.live.write().await.take() {
+            let _ = live.connection.close(200, "shutdown".into()).await;
+        }
+    }
+}
+
+async fn connect(inner: &Inner) -> Result<Live, lapin::Error> {
+    let connection = Connection::connect(&inner.url, ConnectionProperties::default()).await?;
+    let jobs = connection.create_channel().await?;
+    jobs.confirm_select(ConfirmSelectOptions::default()).await?;
+    inner.topology.declare(&jobs).await?;
+    let logs = connection.create_channel().await?;
+    Ok(Live {
+        connection,
+        jobs,
+        logs,
+    })
+}
+
+/// Keeps one live connection while any handle exists: connect, watch, reconnect with backoff.
+async fn supervise(weak: std::sync::Weak<Inner>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect(&inner)).await {
+            Ok(Ok(live)) => {
+                backoff = Duration::from_millis(100);
+                inner.connects.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(target: "facematch::amqp", "connected to the message broker");
+                let live = Arc::new(live);
+                *inner.live.write().await = Some(live.clone());
+                drop(inner);
+                // Watch: a publish failure notifies at once; the status poll catches silent loss.
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let notified = inner.broken.notified();
+                    let healthy = live.connection.status().connected()
+                        && live.jobs.status().connected()
+                        && live.logs.status().connected();
+                    if !healthy {
+                        break;
+                    }
+                    tokio::select! {
+                        () = notified => {}
+                        () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                    }
+                    let still =
+                        live.connection.status().connected() && live.jobs.status().connected();
+                    if !still {
+                        break;
+                    }
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                *inner.live.write().await = None;
+                tracing::warn!(target: "facematch::amqp", "lost the message broker; reconnecting");
+                let _ = live.connection.close(320, "reconnecting".into()).await;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(target: "facematch::amqp", error = %e, ?backoff, "cannot reach the message broker");
+            }
+            Err(_) => {
+                tracing::warn!(target: "facematch::amqp", ?backoff, "connecting to the message broker timed out");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}

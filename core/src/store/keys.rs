@@ -1,0 +1,75 @@
+//! The Redis key schema (DESIGN §4). Nothing outside this module spells a key.
+
+use crate::ImageHash;
+
+/// Builds every Redis key under one configurable prefix (default `fm:`).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`; tests give each run its own prefix.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix every key starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `name:{name}` — string: a filename or URL → the hash it points at.
+    pub fn name(&self, name: &str) -> String {
+        format!("{}name:{name}", self.prefix)
+    }
+
+    /// `names:{hash}` — set: every filename / URL of one image.
+    pub fn names(&self, hash: ImageHash) -> String {
+        format!("{}names:{hash}", self.prefix)
+    }
+
+    /// `image:{hash}` — hash: state, face count, size, model, error, timestamps.
+    pub fn image(&self, hash: ImageHash) -> String {
+        format!("{}image:{hash}", self.prefix)
+    }
+
+    /// `faces:{hash}` — string: JSON array of the image's faces.
+    pub fn faces(&self, hash: ImageHash) -> String {
+        format!("{}faces:{hash}", self.prefix)
+    }
+
+    /// `matches:{hash}` — sorted set: matched hash → best face distance.
+    pub fn matches(&self, hash: ImageHash) -> String {
+        format!("{}matches:{hash}", self.prefix)
+    }
+
+    /// `facelog` — stream: every stored face once, in global order.
+    pub fn facelog(&self) -> String {
+        format!("{}facelog", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_carries_the_prefix() {
+        let keys = Keys::new("t1:");
+        let h = ImageHash::of(b"a");
+        for key in [
+            keys.name("x.jpg"),
+            keys.names(h),
+            keys.image(h),
+            keys.faces(h),
+            keys.matches(h),
+            keys.facelog(),
+        ] {
+            assert!(key.starts_with("t1:"), "{key}");
+        }
+        assert_eq!(keys.image(h), format!("t1:image:{h}"));
+    }
+}

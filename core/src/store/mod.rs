@@ -1,0 +1,111 @@
+//! Redis: the key schema, the stored documents, and typed operations on them.
+//!
+//! Every operation runs under a timeout so a dead Redis is an error, not a hang.
+
+mod gateway_ops;
+mod keys;
+mod model;
+
+use std::{future::Future, time::Duration};
+
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts, redis::RedisError};
+
+pub use self::{
+    gateway_ops::Claim,
+    keys::Keys,
+    model::{FaceBox, FaceRecord, ImageState, ImageStatus, MatchDetail},
+};
+pub use deadpool_redis::redis;
+
+/// What went wrong talking to Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis is unavailable: {0}")]
+    Unavailable(String),
+    #[error("redis command failed: {0}")]
+    Command(#[from] RedisError),
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A Redis pool plus the key schema: the one door to the stored state.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    keys: Keys,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("keys", &self.keys).finish()
+    }
+}
+
+impl Store {
+    /// Opens a pool (lazily: no connection is made until first use).
+    pub fn open(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
+        let timeout = Duration::from_secs(3);
+        let mut cfg = Config::from_url(url);
+        cfg.pool = Some(PoolConfig {
+            max_size: 32,
+            timeouts: Timeouts {
+                wait: Some(timeout),
+                create: Some(timeout),
+                recycle: Some(timeout),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            pool,
+            keys: Keys::new(key_prefix),
+            timeout,
+        })
+    }
+
+    /// The key schema.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// A pooled connection.
+    pub async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// Runs one Redis round trip under the store's timeout.
+    pub async fn timed<T>(
+        &self,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, op)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+    }
+
+    /// `PING`: used by readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

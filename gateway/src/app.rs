@@ -1,0 +1,78 @@
+//! Assembles the HTTP application: the API, its OpenAPI spec and docs UI, and the access log
+//! that also turns every error (unknown route included) into the JSON error shape.
+
+use std::time::Instant;
+
+use facematch_core::amqp::trace_context;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::OpenApiService;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    error::ApiError,
+    routes::{health::HealthApi, images::ImageApi, matches::MatchApi, scan::ScanApi},
+    state::AppState,
+};
+
+/// The whole gateway as a poem endpoint (tests drive it without a socket).
+pub fn app(state: AppState) -> impl Endpoint {
+    let api = OpenApiService::new(
+        (ScanApi, MatchApi, ImageApi, HealthApi),
+        "facematch",
+        env!("CARGO_PKG_VERSION"),
+    );
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .around(access_log)
+        .data(state)
+}
+
+/// One span per request (parent taken from an incoming `traceparent`), one info and one debug
+/// log line per request, and JSON errors for everything.
+async fn access_log<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let parent: Vec<(String, String)> = ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|k| {
+            let v = req.headers().get(k)?.to_str().ok()?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let user_agent = req
+        .headers()
+        .get(poem::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{method} {path}"),
+        otel.kind = "server",
+        http.method = %method,
+        http.target = %path,
+        http.status_code = tracing::field::Empty,
+    );
+    if !parent.is_empty() {
+        let _ = span.set_parent(trace_context::extract(&parent));
+    }
+    let started = Instant::now();
+    let resp = match next.call(req).instrument(span.clone()).await {
+        Ok(out) => out.into_response(),
+        Err(e) if e.is_from_response() => e.into_response(),
+        Err(e) => ApiError::from_status(e.status(), e.to_string()).into_response(),
+    };
+    let status = resp.status().as_u16();
+    span.record("http.status_code", status);
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    span.in_scope(|| {
+        tracing::info!(target: "gateway::access", "{method} {path} {status} {ms:.1}ms");
+        tracing::debug!(target: "gateway::access", %method, %path, status, ms, user_agent, "request handled");
+    });
+    Ok(resp)
+}

@@ -1,0 +1,70 @@
+//! `GET /match/{hash}`: the names of every other image sharing a face with this one.
+
+use facematch_core::{ImageHash, store::MatchDetail};
+use poem::web::Data;
+use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
+
+use crate::{error::ApiError, state::AppState};
+
+/// One matched image, with the evidence.
+#[derive(Debug, Object)]
+pub struct MatchEntry {
+    /// The matched image's hash.
+    pub hash: String,
+    /// Smallest Euclidean distance between a face of each image (≤ the threshold).
+    pub distance: f32,
+    /// Every filename / URL of the matched image.
+    pub names: Vec<String>,
+}
+
+impl From<MatchDetail> for MatchEntry {
+    fn from(d: MatchDetail) -> Self {
+        Self {
+            hash: d.hash.to_string(),
+            distance: d.distance,
+            names: d.names,
+        }
+    }
+}
+
+/// Matches.
+#[derive(Debug)]
+pub struct MatchApi;
+
+pub(crate) fn parse_hash(raw: &str) -> Result<ImageHash, ApiError> {
+    raw.parse().map_err(|e: facematch_core::ParseHashError| {
+        ApiError::bad_request("invalid_hash", e.to_string())
+    })
+}
+
+#[OpenApi]
+impl MatchApi {
+    /// Names of matching images
+    ///
+    /// Every name or URL of every other image that shares at least one face with this one,
+    /// sorted. `[]` for an unknown hash, an image without faces, or one still being processed.
+    #[oai(path = "/match/:hash", method = "get")]
+    async fn matches(
+        &self,
+        state: Data<&AppState>,
+        hash: Path<String>,
+    ) -> Result<Json<Vec<String>>, ApiError> {
+        let hash = parse_hash(&hash)?;
+        Ok(Json(state.store.matched_names(hash).await?))
+    }
+
+    /// Matching images with details
+    ///
+    /// Each matching image with its hash, best face distance and names, closest first.
+    #[oai(path = "/match/:hash/details", method = "get")]
+    async fn match_details(
+        &self,
+        state: Data<&AppState>,
+        hash: Path<String>,
+    ) -> Result<Json<Vec<MatchEntry>>, ApiError> {
+        let hash = parse_hash(&hash)?;
+        let mut details = state.store.match_details(hash).await?;
+        details.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        Ok(Json(details.into_iter().map(MatchEntry::from).collect()))
+    }
+}

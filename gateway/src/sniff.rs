@@ -1,0 +1,130 @@
+//! Is it an image? Magic-byte sniffing plus header dimensions, without decoding pixels.
+
+use std::io::Cursor;
+
+use image::{ImageFormat, ImageReader};
+
+/// Largest width or height accepted (the workers decode with the same limit).
+pub const MAX_SIDE: u32 = 16_384;
+/// Largest pixel count accepted (≈ 150 MB as RGB).
+pub const MAX_PIXELS: u64 = 50_000_000;
+
+/// A recognised image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sniffed {
+    pub mime: &'static str,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Why bytes are not an acceptable image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SniffError {
+    #[error("not a JPEG, PNG, WebP, GIF or BMP image")]
+    UnknownFormat,
+    #[error("the {0} header cannot be read: {1}")]
+    BadHeader(&'static str, String),
+    #[error("{width}×{height} is too large (at most {MAX_SIDE} per side and {MAX_PIXELS} pixels)")]
+    TooLarge { width: u32, height: u32 },
+    #[error("the image has no pixels ({width}×{height})")]
+    Empty { width: u32, height: u32 },
+}
+
+fn format_of(bytes: &[u8]) -> Option<(ImageFormat, &'static str)> {
+    let starts = |magic: &[u8]| bytes.starts_with(magic);
+    if starts(&[0xFF, 0xD8, 0xFF]) {
+        Some((ImageFormat::Jpeg, "image/jpeg"))
+    } else if starts(b"\x89PNG\r\n\x1a\n") {
+        Some((ImageFormat::Png, "image/png"))
+    } else if starts(b"GIF87a") || starts(b"GIF89a") {
+        Some((ImageFormat::Gif, "image/gif"))
+    } else if bytes.len() >= 12 && starts(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        Some((ImageFormat::WebP, "image/webp"))
+    } else if starts(b"BM") {
+        Some((ImageFormat::Bmp, "image/bmp"))
+    } else {
+        None
+    }
+}
+
+/// Sniffs the format from magic bytes and reads the dimensions from the header only.
+pub fn sniff(bytes: &[u8]) -> Result<Sniffed, SniffError> {
+    let (format, mime) = format_of(bytes).ok_or(SniffError::UnknownFormat)?;
+    let (width, height) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| SniffError::BadHeader(mime, e.to_string()))?;
+    if width == 0 || height == 0 {
+        return Err(SniffError::Empty { width, height });
+    }
+    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(SniffError::TooLarge { width, height });
+    }
+    Ok(Sniffed {
+        mime,
+        width,
+        height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::RgbImage::new(width, height)
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .expect("encode png");
+        out
+    }
+
+    /// A PNG whose IHDR claims `width`×`height` (no pixel data needed to read the header).
+    fn png_header(width: u32, height: u32) -> Vec<u8> {
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(b"IHDR");
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let crc = crc32(&ihdr);
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        out.extend_from_slice(&13u32.to_be_bytes());
+        out.extend_from_slice(&ihdr);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn recognises_a_real_png() {
+        let s = sniff(&png(3, 2)).expect("png");
+        assert_eq!((s.mime, s.width, s.height), ("image/png", 3, 2));
+    }
+
+    #[test]
+    fn rejects_non_images_and_absurd_headers() {
+        assert_eq!(sniff(b"hello world"), Err(SniffError::UnknownFormat));
+        assert_eq!(sniff(b""), Err(SniffError::UnknownFormat));
+        assert!(matches!(
+            sniff(&png_header(100_000, 100_000)),
+            Err(SniffError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            sniff(&[0xFF, 0xD8, 0xFF, 0x00]),
+            Err(SniffError::BadHeader(..))
+        ));
+    }
+}
