@@ -1,1 +1,20 @@
-//! facematch worker.
+//! facematch worker library: face detection, landmarks and 128-d descriptors with candle.
+//!
+//! - [`decode::decode_image`]: untrusted bytes → upright RGB8, with limits.
+//! - [`device::select_device`]: `auto|cpu|cuda|cuda:N`.
+//! - [`pipeline::FacePipeline`]: the batched detect → landmarks → align → describe pipeline.
+//! - [`models`]: the three networks; [`weights`]: pinned, verified weight files.
+//!
+//! The model side knows nothing of AMQP or Redis.
+
+pub mod decode;
+pub mod device;
+pub mod error;
+pub mod models;
+pub mod pipeline;
+pub mod weights;
+
+pub use decode::{DecodeError, decode_image};
+pub use device::{DeviceError, select_device};
+pub use error::ModelError;
+pub use pipeline::{Alignment, Face, FacePipeline, PipelineOptions, StageTimings};

@@ -1,0 +1,4 @@
+//! Subcommands of the `gpu-worker` binary.
+
+pub mod convert_weights;
+pub mod embed;

@@ -1,0 +1,138 @@
+//! Convolution layers shared by the three networks: a regular convolution with a fused bias
+//! and activation, and a depthwise convolution with an optional (batch-norm folded) bias.
+//!
+//! Filters are kept in the TensorFlow layouts of the safetensors files (HWIO `[kh,kw,cin,cout]`
+//! and depthwise `[kh,kw,C,1]`), which are exactly what the NHWC kernels of [`super::ops`] need.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::ops::{self, Act, Padding, Window};
+
+/// `act(conv2d(x, filter) + bias)` over NHWC input.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    filter: Tensor, // [kh*kw*cin, cout]
+    bias: Tensor,   // [cout]
+    k: usize,
+    stride: usize,
+    padding: Padding,
+    act: Act,
+}
+
+impl Conv {
+    /// Builds the layer from an HWIO filter `[k, k, cin, cout]` and a `[cout]` bias.
+    pub fn new(
+        filter: Tensor,
+        bias: Tensor,
+        stride: usize,
+        padding: Padding,
+        act: Act,
+    ) -> Result<Self> {
+        let (kh, kw, cin, cout) = filter.dims4()?;
+        if kh != kw {
+            candle_core::bail!("conv: non-square {kh}x{kw} filters are not supported");
+        }
+        if bias.dims() != [cout] {
+            candle_core::bail!("conv: bias {:?} does not match {cout} outputs", bias.dims());
+        }
+        let filter = filter.reshape((kh * kw * cin, cout))?;
+        Ok(Self {
+            filter,
+            bias,
+            k: kh,
+            stride,
+            padding,
+            act,
+        })
+    }
+
+    /// Loads `{filter_name}` `[k,k,cin,cout]` and `{bias_name}` `[cout]` from `vb`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn load(
+        vb: &VarBuilder,
+        filter_name: &str,
+        bias_name: &str,
+        (k, cin, cout): (usize, usize, usize),
+        stride: usize,
+        padding: Padding,
+        act: Act,
+    ) -> Result<Self> {
+        let filter = vb.get((k, k, cin, cout), filter_name)?;
+        let bias = vb.get(cout, bias_name)?;
+        Self::new(filter, bias, stride, padding, act)
+    }
+
+    /// Multiplies each output channel by `scale` and then adds `shift` (folds an affine /
+    /// batch-norm layer that follows the convolution).
+    pub fn fold_affine(mut self, scale: &Tensor, shift: &Tensor) -> Result<Self> {
+        self.filter = self.filter.broadcast_mul(scale)?;
+        self.bias = ((&self.bias * scale)? + shift)?;
+        Ok(self)
+    }
+
+    pub fn out_channels(&self) -> Result<usize> {
+        self.filter.dim(1)
+    }
+}
+
+impl Module for Conv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, h, w, _) = x.dims4()?;
+        let win = Window::new(h, w, self.k, self.k, self.stride, self.padding);
+        let y = ops::conv2d(x, &self.filter, win)?;
+        ops::bias_act(&y, &self.bias, self.act)
+    }
+}
+
+/// 3×3 depthwise convolution (SAME padding), then optional bias and activation.
+#[derive(Debug, Clone)]
+pub struct DepthwiseConv {
+    filter: Tensor, // [3, 3, C]
+    bias: Option<Tensor>,
+    stride: usize,
+    act: Act,
+}
+
+impl DepthwiseConv {
+    /// Loads a TF depthwise filter `[3,3,C,1]` named `name`.
+    pub fn load(vb: &VarBuilder, name: &str, channels: usize, stride: usize) -> Result<Self> {
+        let filter = vb
+            .get((3, 3, channels, 1), name)?
+            .reshape((3, 3, channels))?;
+        Ok(Self {
+            filter,
+            bias: None,
+            stride,
+            act: Act::None,
+        })
+    }
+
+    /// Folds an inference batch norm `y = (x - mean) / sqrt(var + eps) * gamma + beta` into
+    /// the filter and a bias, then applies `act`.
+    pub fn with_batch_norm(mut self, vb: &VarBuilder, eps: f64, act: Act) -> Result<Self> {
+        let c = self.filter.dim(2)?;
+        let gamma = vb.get(c, "gamma")?;
+        let beta = vb.get(c, "beta")?;
+        let mean = vb.get(c, "moving_mean")?;
+        let var = vb.get(c, "moving_variance")?;
+        let scale = gamma.broadcast_div(&(var + eps)?.sqrt()?)?;
+        let shift = (beta - (mean * &scale)?)?;
+        self.filter = self.filter.broadcast_mul(&scale)?;
+        self.bias = Some(shift);
+        self.act = act;
+        Ok(self)
+    }
+}
+
+impl Module for DepthwiseConv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, h, w, _) = x.dims4()?;
+        let win = Window::new(h, w, 3, 3, self.stride, Padding::Same);
+        let y = ops::depthwise_conv2d(x, &self.filter, win)?;
+        match &self.bias {
+            Some(b) => ops::bias_act(&y, b, self.act),
+            None => Ok(y),
+        }
+    }
+}

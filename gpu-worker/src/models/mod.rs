@@ -1,0 +1,19 @@
+//! The three face-api networks as candle modules, NHWC throughout, plus the kernels they share.
+//!
+//! - [`ssd::SsdMobilenetV1`]: face detector, 512×512.
+//! - [`landmarks::FaceLandmark68Net`]: 68 landmarks, 112×112.
+//! - [`recognition::FaceRecognitionNet`]: 128-d descriptor, 150×150.
+//!
+//! Each is loaded with `load(VarBuilder)` from the converted safetensors (see
+//! [`crate::weights`]); tensor names are the `vb.pp()` paths, shapes are checked at load and
+//! batch norms / affine layers are folded into the convolutions there.
+
+pub mod landmarks;
+pub mod layers;
+pub mod ops;
+pub mod recognition;
+pub mod ssd;
+
+pub use landmarks::FaceLandmark68Net;
+pub use recognition::FaceRecognitionNet;
+pub use ssd::SsdMobilenetV1;

@@ -1,0 +1,363 @@
+//! The batched face pipeline: detect → landmarks → align → describe.
+//!
+//! [`FacePipeline::run`] takes N decoded images and returns, per image, every face with its
+//! score, box, 68 landmarks (image pixels) and 128-d descriptor. The detector runs the whole
+//! batch as one tensor; the landmark and descriptor nets run on all faces of the batch at once
+//! (in chunks of [`PipelineOptions::face_chunk`] to bound memory). Per-stage wall times are
+//! returned by [`FacePipeline::run_timed`] for benchmarks and metrics.
+//!
+//! This module knows nothing of queues or storage: decoding is the caller's job
+//! ([`crate::decode::decode_image`]).
+
+pub mod align;
+pub mod detection;
+pub mod preprocess;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use candle_core::{Device, Module, Tensor};
+use image::RgbImage;
+use rayon::prelude::*;
+
+pub use self::{
+    align::Alignment,
+    detection::BBox,
+    preprocess::{CropRect, Normalize},
+};
+use crate::{
+    error::ModelError,
+    models::{
+        FaceLandmark68Net, FaceRecognitionNet, SsdMobilenetV1,
+        landmarks::LANDMARK_INPUT,
+        recognition::{DESCRIPTOR_LEN, RECOGNITION_INPUT},
+        ssd::SSD_INPUT,
+    },
+    weights::{self, DETECTOR_FILE, LANDMARKS_FILE, RECOGNITION_FILE},
+};
+
+/// One detected face.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Face {
+    /// Detector confidence, `> min_confidence`.
+    pub score: f32,
+    /// `[x, y, width, height]` in image pixels (may extend past the image border).
+    pub bbox: [f32; 4],
+    /// 68 points (iBUG 300-W order) in image pixels.
+    pub landmarks: [[f32; 2]; 68],
+    /// 128-d descriptor, not normalised; compare with Euclidean distance (threshold 0.6).
+    /// All zeros when the descriptor crop was empty (face-api behaviour).
+    pub descriptor: [f32; DESCRIPTOR_LEN],
+}
+
+/// Wall time spent in each stage of one [`FacePipeline::run_timed`] call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    /// Pad/resize, SSD, box decoding and NMS for the batch.
+    pub detect: Duration,
+    /// Landmark crops, landmark net and decoding for every face.
+    pub landmarks: Duration,
+    /// Descriptor crops (face-api square or dlib chip) for every face.
+    pub align: Duration,
+    /// Recognition net for every face.
+    pub describe: Duration,
+}
+
+impl StageTimings {
+    pub fn total(&self) -> Duration {
+        self.detect + self.landmarks + self.align + self.describe
+    }
+}
+
+impl std::ops::AddAssign for StageTimings {
+    fn add_assign(&mut self, o: Self) {
+        self.detect += o.detect;
+        self.landmarks += o.landmarks;
+        self.align += o.align;
+        self.describe += o.describe;
+    }
+}
+
+/// Pipeline settings; the defaults are face-api's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PipelineOptions {
+    /// Descriptor crop.
+    pub align: Alignment,
+    /// SSD `minConfidence` (strict `>`), face-api default 0.5.
+    pub min_confidence: f32,
+    /// SSD `maxResults` per image, face-api default 100.
+    pub max_results: usize,
+    /// NMS IoU threshold, fixed at 0.5 in face-api.
+    pub iou_threshold: f64,
+    /// Most faces per landmark/descriptor forward pass (bounds memory).
+    pub face_chunk: usize,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            align: Alignment::FaceApi,
+            min_confidence: 0.5,
+            max_results: 100,
+            iou_threshold: 0.5,
+            face_chunk: 32,
+        }
+    }
+}
+
+/// The three networks on one device.
+#[derive(Debug)]
+pub struct FacePipeline {
+    detector: SsdMobilenetV1,
+    landmarks: FaceLandmark68Net,
+    recognition: FaceRecognitionNet,
+    device: Device,
+    options: PipelineOptions,
+}
+
+/// A detection waiting for its landmarks and descriptor.
+struct Pending {
+    image: usize,
+    score: f32,
+    bbox: BBox,
+    crop: CropRect,
+    landmarks: align::Landmarks,
+}
+
+/// Fills an `[n, size, size, 3]` buffer in parallel, one item per chunk.
+fn batch_input(
+    n: usize,
+    size: usize,
+    device: &Device,
+    fill: impl Fn(usize, &mut [f32]) + Sync,
+) -> candle_core::Result<Tensor> {
+    let per = size * size * 3;
+    let mut buf = vec![0f32; n * per];
+    buf.par_chunks_mut(per)
+        .enumerate()
+        .for_each(|(i, chunk)| fill(i, chunk));
+    Tensor::from_vec(buf, (n, size, size, 3), device)
+}
+
+impl FacePipeline {
+    /// Loads the three networks from `weights_dir` (sha256-verified against the pinned
+    /// manifest) onto `device`.
+    pub fn load(
+        weights_dir: &Path,
+        device: &Device,
+        options: PipelineOptions,
+    ) -> Result<Self, ModelError> {
+        let load = |file: &'static str| weights::load_pinned(weights_dir, file, device);
+        let layout = |file: &'static str| {
+            move |source| ModelError::Layout {
+                path: weights_dir.join(file),
+                source,
+            }
+        };
+        let detector = SsdMobilenetV1::load(load(DETECTOR_FILE)?).map_err(layout(DETECTOR_FILE))?;
+        let landmarks =
+            FaceLandmark68Net::load(load(LANDMARKS_FILE)?).map_err(layout(LANDMARKS_FILE))?;
+        let recognition =
+            FaceRecognitionNet::load(load(RECOGNITION_FILE)?).map_err(layout(RECOGNITION_FILE))?;
+        Ok(Self {
+            detector,
+            landmarks,
+            recognition,
+            device: device.clone(),
+            options,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn options(&self) -> &PipelineOptions {
+        &self.options
+    }
+
+    /// The networks, for per-network checks.
+    pub fn networks(&self) -> (&SsdMobilenetV1, &FaceLandmark68Net, &FaceRecognitionNet) {
+        (&self.detector, &self.landmarks, &self.recognition)
+    }
+
+    /// Every face of every image, in face-api's order (descending score).
+    pub fn run(&self, images: &[RgbImage]) -> Result<Vec<Vec<Face>>, ModelError> {
+        Ok(self.run_timed(images)?.0)
+    }
+
+    /// [`Self::run`] plus the wall time of each stage.
+    pub fn run_timed(
+        &self,
+        images: &[RgbImage],
+    ) -> Result<(Vec<Vec<Face>>, StageTimings), ModelError> {
+        let mut timings = StageTimings::default();
+        let mut result: Vec<Vec<Face>> = vec![Vec::new(); images.len()];
+        if images.is_empty() {
+            return Ok((result, timings));
+        }
+        let t = Instant::now();
+        let mut pending = self.detect(images)?;
+        timings.detect = t.elapsed();
+
+        let t = Instant::now();
+        for chunk in pending.chunks_mut(self.options.face_chunk.max(1)) {
+            self.locate_landmarks(images, chunk)?;
+        }
+        timings.landmarks = t.elapsed();
+
+        for chunk in pending.chunks(self.options.face_chunk.max(1)) {
+            let descriptors = self.describe(images, chunk, &mut timings)?;
+            for (p, descriptor) in chunk.iter().zip(descriptors) {
+                let b = &p.bbox;
+                result[p.image].push(Face {
+                    score: p.score,
+                    bbox: [b.x as f32, b.y as f32, b.width as f32, b.height as f32],
+                    landmarks: p.landmarks.map(|q| [q[0] as f32, q[1] as f32]),
+                    descriptor,
+                });
+            }
+        }
+        Ok((result, timings))
+    }
+
+    /// SSD on the whole batch, then decoding and NMS per image.
+    fn detect(&self, images: &[RgbImage]) -> Result<Vec<Pending>, ModelError> {
+        let x = batch_input(images.len(), SSD_INPUT, &self.device, |i, out| {
+            let img = &images[i];
+            preprocess::pad_resize_into(
+                img,
+                CropRect::full(img),
+                false,
+                SSD_INPUT,
+                Normalize::Ssd,
+                out,
+            );
+        })?;
+        let out = self.detector.forward(&x)?;
+        let enc = out.box_encodings.flatten_all()?.to_vec1::<f32>()?;
+        let scores = out.scores.flatten_all()?.to_vec1::<f32>()?;
+        let anchors = self.detector.anchors();
+        let n = anchors.len();
+        let mut pending = Vec::new();
+        for (i, img) in images.iter().enumerate() {
+            if img.width() == 0 || img.height() == 0 {
+                continue;
+            }
+            let s = &scores[i * n..(i + 1) * n];
+            let e = &enc[i * n * 4..(i + 1) * n * 4];
+            let boxes: Vec<[f32; 4]> = anchors
+                .iter()
+                .zip(e.chunks_exact(4))
+                .map(|(a, c)| detection::decode_box([c[0], c[1], c[2], c[3]], *a))
+                .collect();
+            let o = &self.options;
+            for k in detection::nms(s, &boxes, o.min_confidence, o.max_results, o.iou_threshold) {
+                let bbox = detection::to_image_box(boxes[k], img.width(), img.height(), SSD_INPUT);
+                // A box wholly outside the image (only possible in the padding) has no pixels.
+                if let Some(crop) = detection::clip_box(&bbox, img.width(), img.height()) {
+                    pending.push(Pending {
+                        image: i,
+                        score: s[k],
+                        bbox,
+                        crop,
+                        landmarks: [[0.0; 2]; 68],
+                    });
+                }
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Landmark net on a chunk of faces.
+    fn locate_landmarks(
+        &self,
+        images: &[RgbImage],
+        faces: &mut [Pending],
+    ) -> Result<(), ModelError> {
+        if faces.is_empty() {
+            return Ok(());
+        }
+        let x = batch_input(faces.len(), LANDMARK_INPUT, &self.device, |i, out| {
+            let f = &faces[i];
+            preprocess::pad_resize_into(
+                &images[f.image],
+                f.crop,
+                true,
+                LANDMARK_INPUT,
+                Normalize::MeanRgb,
+                out,
+            );
+        })?;
+        let raw = self.landmarks.forward(&x)?.to_vec2::<f32>()?;
+        for (f, r) in faces.iter_mut().zip(raw) {
+            f.landmarks = align::landmarks_to_image(&r, f.crop, &f.bbox);
+        }
+        Ok(())
+    }
+
+    /// Descriptor crops and recognition net on a chunk of faces.
+    fn describe(
+        &self,
+        images: &[RgbImage],
+        faces: &[Pending],
+        timings: &mut StageTimings,
+    ) -> Result<Vec<[f32; DESCRIPTOR_LEN]>, ModelError> {
+        let t = Instant::now();
+        let size = RECOGNITION_INPUT;
+        let per = size * size * 3;
+        // Which faces have a non-empty crop, and their network input.
+        let inputs: Vec<Option<Vec<f32>>> = faces
+            .par_iter()
+            .map(|f| {
+                let img = &images[f.image];
+                match self.options.align {
+                    Alignment::FaceApi => {
+                        let crop =
+                            align::faceapi_crop(&f.landmarks, f.crop, img.width(), img.height())?;
+                        let mut out = vec![0f32; per];
+                        preprocess::pad_resize_into(
+                            img,
+                            crop,
+                            true,
+                            size,
+                            Normalize::MeanRgb,
+                            &mut out,
+                        );
+                        Some(out)
+                    }
+                    Alignment::Dlib => {
+                        let tr = align::dlib_chip_transform(&f.landmarks, size, 0.25);
+                        let mut chip = align::extract_chip(img, &tr, size);
+                        for (i, v) in chip.iter_mut().enumerate() {
+                            *v = Normalize::MeanRgb.apply(i % 3, *v);
+                        }
+                        Some(chip)
+                    }
+                }
+            })
+            .collect();
+        let valid: Vec<usize> = (0..faces.len()).filter(|&i| inputs[i].is_some()).collect();
+        let mut buf = Vec::with_capacity(valid.len() * per);
+        for v in inputs.into_iter().flatten() {
+            buf.extend_from_slice(&v);
+        }
+        timings.align += t.elapsed();
+
+        let t = Instant::now();
+        let mut out = vec![[0f32; DESCRIPTOR_LEN]; faces.len()];
+        if !valid.is_empty() {
+            let x = Tensor::from_vec(buf, (valid.len(), size, size, 3), &self.device)?;
+            let d = self.recognition.forward(&x)?.to_vec2::<f32>()?;
+            for (&i, row) in valid.iter().zip(d) {
+                for (o, v) in out[i].iter_mut().zip(row) {
+                    *o = v;
+                }
+            }
+        }
+        timings.describe += t.elapsed();
+        Ok(out)
+    }
+}
