@@ -161,7 +161,7 @@ impl Publisher {
                     properties.clone(),
                 )
                 .await?;
-            Ok::<_, lapin::Error>(confirm.await?)
+            confirm.await
         };
         match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
             Err(_) => Err(PublishError::Timeout(CONFIRM_TIMEOUT)),

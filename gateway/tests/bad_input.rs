@@ -1,0 +1,183 @@
+//! Every bad input gets its status and JSON error and changes nothing in Redis or the queue.
+
+mod common;
+
+use common::{Env, Options, error_code, png};
+
+async fn assert_untouched(env: &Env) {
+    assert!(
+        env.redis_keys().await.is_empty(),
+        "{:?}",
+        env.redis_keys().await
+    );
+    assert_eq!(env.queue_len().await, 0);
+}
+
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    // Signature + IHDR chunk (CRC is not checked when only the header is read).
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(b"IHDR");
+    out.extend_from_slice(&width.to_be_bytes());
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    out
+}
+
+#[tokio::test]
+async fn bad_uploads() {
+    let env = Env::with(
+        "bad-upload",
+        Options {
+            max_body: 4096,
+            ..Options::default()
+        },
+    )
+    .await;
+    let long_name = "n".repeat(300);
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("empty.png", Vec::new(), 400, "empty_body"),
+        ("big.png", vec![0xFF; 10_000], 413, "payload_too_large"),
+        (
+            "text.png",
+            b"just some text, not an image".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "trunc.jpg",
+            vec![0xFF, 0xD8, 0xFF],
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "huge.png",
+            png_header(100_000, 100_000),
+            415,
+            "unsupported_media_type",
+        ),
+        (&long_name, png(1), 400, "invalid_filename"),
+        ("bad%0Aname.png", png(1), 400, "invalid_filename"),
+    ];
+    for (name, body, status, code) in cases {
+        let (got, json) = env.upload(name, body).await;
+        assert_eq!(got, status, "{name}: {json}");
+        assert_eq!(error_code(&json), code, "{name}: {json}");
+        assert!(
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    assert_untouched(&env).await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_url_requests() {
+    let env = Env::new("bad-url").await;
+    let raw = |body: &'static str| {
+        env.client
+            .post("/scan/url")
+            .content_type("application/json")
+            .body(body)
+            .send()
+    };
+    for (body, status, code) in [
+        ("{not json", 400, "invalid_json"),
+        ("{}", 400, "invalid_json"),
+        (r#"{"url": ""}"#, 400, "invalid_url"),
+        (r#"{"url": "no scheme"}"#, 400, "invalid_url"),
+        (r#"{"url": "ftp://example.com/a.jpg"}"#, 422, "url_rejected"),
+        (r#"{"url": "file:///etc/passwd"}"#, 422, "url_rejected"),
+    ] {
+        let resp = raw(body).await;
+        let got = resp.0.status().as_u16();
+        let text = resp.0.into_body().into_string().await.expect("body");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json error");
+        assert_eq!(got, status, "{body}: {json}");
+        assert_eq!(error_code(&json), code, "{body}: {json}");
+    }
+    assert_untouched(&env).await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_url_serving_a_non_image_or_too_much_is_refused() {
+    use std::collections::HashMap;
+
+    use common::http_server::{Answer, HttpServer};
+    let env = Env::with(
+        "bad-content",
+        Options {
+            max_body: 4096,
+            fetch: {
+                let mut f = gateway::fetch::FetchConfig::new(4096, true);
+                f.allowed_ports = None;
+                f
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let server = HttpServer::start(HashMap::from([
+        (
+            "/page.html".to_owned(),
+            Answer::ok(b"<html></html>".to_vec(), "text/html"),
+        ),
+        (
+            "/big.png".to_owned(),
+            Answer::ok(vec![0x89; 100_000], "image/png"),
+        ),
+        (
+            "/missing.png".to_owned(),
+            Answer {
+                status: 404,
+                headers: vec![],
+                body: vec![],
+            },
+        ),
+    ]))
+    .await;
+    for (path, code) in [
+        ("/page.html", "url_rejected"),
+        ("/big.png", "url_too_large"),
+        ("/missing.png", "url_fetch_failed"),
+    ] {
+        let (status, json) = env.scan_url(&server.url(path)).await;
+        assert_eq!(status, 422, "{path}: {json}");
+        assert_eq!(error_code(&json), code, "{path}: {json}");
+    }
+    assert_untouched(&env).await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn unknown_route_and_malformed_hash_are_json_errors() {
+    let env = Env::new("bad-route").await;
+    let (status, json) = env.get("/no/such/route").await;
+    assert_eq!(status, 404);
+    assert_eq!(error_code(&json), "not_found");
+    let (status, json) = env.get("/images/xyz").await;
+    assert_eq!(status, 400);
+    assert_eq!(error_code(&json), "invalid_hash");
+    assert_untouched(&env).await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn in_flight_limit_answers_429() {
+    let env = Env::with(
+        "busy",
+        Options {
+            max_in_flight: 0,
+            ..Options::default()
+        },
+    )
+    .await;
+    let (status, json) = env.upload("a.png", png(5)).await;
+    assert_eq!(status, 429, "{json}");
+    assert_eq!(error_code(&json), "too_many_requests");
+    assert_untouched(&env).await;
+    env.cleanup().await;
+}
