@@ -5,7 +5,10 @@
 pub mod amqp;
 pub mod config;
 mod hash;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
 
 pub use hash::{ImageHash, ParseHashError};
+#[cfg(feature = "test-support")]
+pub mod testing;

@@ -4,7 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, Options, png, proxy::Proxy};
+use common::{Env, Options, png};
+use facematch_core::testing::Proxy;
 
 #[tokio::test]
 async fn cut_broker_gives_503_then_recovers_and_every_200_is_queued() {

@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod models;
 pub mod pipeline;
+pub mod service;
 pub mod weights;
 
 pub use decode::{DecodeError, decode_image};

@@ -5,6 +5,7 @@
 mod gateway_ops;
 mod keys;
 mod model;
+mod worker_ops;
 
 use std::{future::Future, time::Duration};
 
@@ -14,6 +15,7 @@ pub use self::{
     gateway_ops::Claim,
     keys::Keys,
     model::{FaceBox, FaceRecord, ImageState, ImageStatus, MatchDetail},
+    worker_ops::{Appended, DESCRIPTOR_LEN, FacelogEntry, ImageMeta, LogId},
 };
 pub use deadpool_redis::redis;
 

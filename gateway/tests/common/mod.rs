@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod http_server;
-pub mod proxy;
 
 use std::{
     collections::HashMap,

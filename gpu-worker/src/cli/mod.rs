@@ -2,3 +2,4 @@
 
 pub mod convert_weights;
 pub mod embed;
+pub mod serve;

@@ -1,4 +1,5 @@
-//! A TCP proxy the test owns: cut it to simulate a broker or Redis outage, restore it after.
+//! Test support shared by the crates' integration tests (feature `test-support`): a TCP
+//! proxy a test can cut and restore to simulate a broker or Redis outage.
 
 use std::{
     net::SocketAddr,
@@ -13,6 +14,8 @@ use tokio::{
     sync::watch,
 };
 
+/// A TCP forwarder on 127.0.0.1 that the test owns.
+#[derive(Debug)]
 pub struct Proxy {
     pub addr: SocketAddr,
     open: Arc<AtomicBool>,

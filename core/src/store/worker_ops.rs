@@ -1,0 +1,281 @@
+//! What workers read and write: the global `facelog`, a job's faces, its matches and its final
+//! state. Every write is idempotent, so a redelivered job ends exactly as one delivery would.
+
+use std::{fmt, str::FromStr};
+
+use deadpool_redis::redis::{self, Script, Value};
+
+use super::{FaceRecord, Store, StoreError, now_ms};
+use crate::ImageHash;
+
+/// Length of a face descriptor.
+pub const DESCRIPTOR_LEN: usize = 128;
+
+/// Appends a job's faces to `facelog` once. KEYS: image, faces, facelog. ARGV: hash, faces
+/// JSON, width, height, model, now, then one 512-byte descriptor per face. Returns
+/// `{'done'}` when the job already finished, else `{'ids', 'id1,id2,…'}` — the ids of the
+/// first (and only) append, whichever delivery made it.
+const APPEND_FACES: &str = r#"
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' then return {'done'} end
+local logged = redis.call('HGET', KEYS[1], 'log_ids')
+if logged then return {'ids', logged} end
+local ids = {}
+for i = 7, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[3], '*', 'h', ARGV[1], 'i', tostring(i - 7), 'd', ARGV[i])
+end
+local joined = table.concat(ids, ',')
+redis.call('HSET', KEYS[1], 'log_ids', joined, 'faces', #ARGV - 6, 'width', ARGV[3],
+  'height', ARGV[4], 'model', ARGV[5], 'updated_at', ARGV[6])
+if not state then
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'created_at', ARGV[6])
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return {'ids', joined}
+"#;
+
+/// Writes matches both ways (keeping the smallest distance) and marks the job done.
+/// KEYS: image, matches:{hash}, then matches:{other} per pair. ARGV: hash, now, then
+/// (other hash, distance) per pair.
+const FINISH_JOB: &str = r#"
+for i = 3, #ARGV, 2 do
+  local other_key = KEYS[(i - 3) / 2 + 3]
+  redis.call('ZADD', KEYS[2], 'LT', ARGV[i + 1], ARGV[i])
+  redis.call('ZADD', other_key, 'LT', ARGV[i + 1], ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'state', 'done', 'updated_at', ARGV[2])
+redis.call('HDEL', KEYS[1], 'error')
+return 1
+"#;
+
+/// Marks a job failed with its reason, unless it is already done. KEYS: image. ARGV: reason, now.
+const FAIL_JOB: &str = r#"
+if redis.call('HGET', KEYS[1], 'state') ~= 'done' then
+  redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updated_at', ARGV[2])
+  if not redis.call('HGET', KEYS[1], 'created_at') then
+    redis.call('HSET', KEYS[1], 'created_at', ARGV[2])
+  end
+end
+return 1
+"#;
+
+/// A `facelog` stream id (`<ms>-<seq>`), ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl fmt::Display for LogId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl FromStr for LogId {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || StoreError::Corrupt(format!("stream id {s:?}"));
+        let (ms, seq) = s.split_once('-').ok_or_else(bad)?;
+        Ok(Self {
+            ms: ms.parse().map_err(|_| bad())?,
+            seq: seq.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One face in the global log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FacelogEntry {
+    pub id: LogId,
+    pub hash: ImageHash,
+    pub descriptor: [f32; DESCRIPTOR_LEN],
+}
+
+/// What appending a job's faces found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The job finished before (a redelivery): nothing to do but ack.
+    AlreadyDone,
+    /// The faces' log ids, in face order (empty for an image without faces).
+    Ids(Vec<LogId>),
+}
+
+/// A finished job's size and model, stored with its faces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageMeta {
+    pub width: u32,
+    pub height: u32,
+    pub model: String,
+}
+
+fn descriptor_bytes(d: &[f32]) -> Vec<u8> {
+    d.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn descriptor_from(bytes: &[u8]) -> Option<[f32; DESCRIPTOR_LEN]> {
+    if bytes.len() != DESCRIPTOR_LEN * 4 {
+        return None;
+    }
+    let mut out = [0f32; DESCRIPTOR_LEN];
+    for (v, chunk) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        *v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    Some(out)
+}
+
+impl Store {
+    /// Stores a job's faces and appends them to `facelog`, once per image whatever the number
+    /// of deliveries.
+    pub async fn append_faces(
+        &self,
+        hash: ImageHash,
+        faces: &[FaceRecord],
+        meta: &ImageMeta,
+    ) -> Result<Appended, StoreError> {
+        let json = serde_json::to_string(faces)
+            .map_err(|e| StoreError::Corrupt(format!("faces of {hash}: {e}")))?;
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let script = Script::new(APPEND_FACES);
+            let mut call = script.key(self.keys().image(hash));
+            call.key(self.keys().faces(hash))
+                .key(self.keys().facelog())
+                .arg(hash.to_string())
+                .arg(&json)
+                .arg(meta.width)
+                .arg(meta.height)
+                .arg(&meta.model)
+                .arg(now_ms());
+            for face in faces {
+                call.arg(descriptor_bytes(&face.descriptor));
+            }
+            let reply: Vec<String> = call.invoke_async(&mut conn).await?;
+            match reply.as_slice() {
+                [done] if done == "done" => Ok(Appended::AlreadyDone),
+                [tag, ids] if tag == "ids" => Ok(Appended::Ids(
+                    ids.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()?,
+                )),
+                other => Err(StoreError::Corrupt(format!("append reply {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    /// Up to `count` `facelog` entries with `after < id ≤ until` (open ends when `None`).
+    pub async fn read_facelog(
+        &self,
+        after: Option<LogId>,
+        until: Option<LogId>,
+        count: usize,
+    ) -> Result<Vec<FacelogEntry>, StoreError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
+            let end = until.map_or_else(|| "+".to_owned(), |id| id.to_string());
+            let reply: Vec<(String, Vec<(String, Value)>)> = redis::cmd("XRANGE")
+                .arg(self.keys().facelog())
+                .arg(start)
+                .arg(end)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut conn)
+                .await?;
+            reply
+                .into_iter()
+                .map(|(id, fields)| {
+                    let id: LogId = id.parse()?;
+                    let field = |name: &str| {
+                        fields
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .and_then(|(_, v)| match v {
+                                Value::BulkString(b) => Some(b.as_slice()),
+                                _ => None,
+                            })
+                    };
+                    let corrupt = || StoreError::Corrupt(format!("facelog entry {id}"));
+                    let hash = field("h")
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(corrupt)?;
+                    let descriptor = field("d").and_then(descriptor_from).ok_or_else(corrupt)?;
+                    Ok(FacelogEntry {
+                        id,
+                        hash,
+                        descriptor,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Writes a job's matches both ways (smallest distance kept) and marks it `done`.
+    pub async fn finish_job(
+        &self,
+        hash: ImageHash,
+        matches: &[(ImageHash, f64)],
+    ) -> Result<(), StoreError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let script = Script::new(FINISH_JOB);
+            let mut call = script.key(self.keys().image(hash));
+            call.key(self.keys().matches(hash))
+                .arg(hash.to_string())
+                .arg(now_ms());
+            for (other, distance) in matches {
+                call.key(self.keys().matches(*other))
+                    .arg(other.to_string())
+                    .arg(*distance);
+            }
+            let _: i64 = call.invoke_async(&mut conn).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Marks a job permanently failed with a reason (unless it is done).
+    pub async fn fail_job(&self, hash: ImageHash, reason: &str) -> Result<(), StoreError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let _: i64 = Script::new(FAIL_JOB)
+                .key(self.keys().image(hash))
+                .arg(reason)
+                .arg(now_ms())
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_ids_order_like_redis() {
+        let a: LogId = "1700000000000-5".parse().expect("id");
+        let b: LogId = "1700000000000-12".parse().expect("id");
+        let c: LogId = "1700000000001-0".parse().expect("id");
+        assert!(a < b && b < c);
+        assert_eq!(a.to_string(), "1700000000000-5");
+        assert!("17-".parse::<LogId>().is_err());
+    }
+
+    #[test]
+    fn descriptor_bytes_round_trip() {
+        let d: Vec<f32> = (0..128).map(|i| i as f32 * 0.01 - 0.5).collect();
+        assert_eq!(
+            descriptor_from(&descriptor_bytes(&d)).map(|a| a.to_vec()),
+            Some(d)
+        );
+        assert_eq!(descriptor_from(&[0; 10]), None);
+    }
+}

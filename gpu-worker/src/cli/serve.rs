@@ -1,0 +1,49 @@
+//! `gpu-worker serve` (the default): telemetry with log forwarding to the `logs` exchange, then
+//! the service until SIGTERM / Ctrl-C.
+
+use facematch_core::{
+    amqp::{AmqpLogLayer, Publisher, Topology, forward_logs},
+    telemetry,
+};
+use gpu_worker::service::{self, ServeArgs};
+use tokio::sync::watch;
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let (forwarder, lines) =
+            AmqpLogLayer::new("worker", vec!["gpu_worker", "facematch", "facematch_core"]);
+        let telemetry = telemetry::init("facematch-worker", Some(forwarder));
+        let logs = Publisher::start(
+            args.amqp.amqp_url.clone(),
+            Topology::new(args.amqp.amqp_prefix.clone()),
+        );
+        tokio::spawn(forward_logs(lines, logs.clone()));
+
+        let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested: finishing the batch in hand");
+            let _ = stop.send(true);
+        });
+        let result = service::run(args, shutdown).await;
+        logs.close().await;
+        telemetry.shutdown();
+        result.map_err(anyhow::Error::from)
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The worker's small HTTP port: `/metrics` (Prometheus text) and `/healthz`.
+
+use std::net::SocketAddr;
+
+use poem::{
+    EndpointExt, Route, Server, get, handler,
+    listener::{Acceptor, Listener, TcpListener},
+    web::Data,
+};
+
+use super::Metrics;
+
+#[handler]
+fn render_metrics(Data(metrics): Data<&Metrics>) -> poem::Response {
+    poem::Response::builder()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics.set().render())
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Binds `addr` and serves in the background; returns the bound address.
+pub async fn start(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
+    let acceptor = TcpListener::bind(addr).into_acceptor().await?;
+    let bound = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(addr);
+    let app = Route::new()
+        .at("/metrics", get(render_metrics))
+        .at("/healthz", get(healthz))
+        .data(metrics);
+    tokio::spawn(async move {
+        if let Err(e) = Server::new_with_acceptor(acceptor).run(app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(bound)
+}

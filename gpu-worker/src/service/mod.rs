@@ -1,0 +1,199 @@
+//! `gpu-worker serve`: consume scan jobs in micro-batches, run them through the engine, store
+//! faces and matches exactly once, ack. Pipeline:
+//!
+//! ```text
+//! consumer ─(prefetch)─▶ batcher + decoder ─(capacity 1)─▶ processor ─▶ engine thread
+//! ```
+//!
+//! The capacity-1 channel lets the next batch be decoded while the current one runs.
+
+mod batcher;
+mod consumer;
+mod decode_stage;
+pub mod engine;
+pub mod index;
+mod metrics;
+mod metrics_server;
+mod processor;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use clap::Args;
+use facematch_core::{
+    amqp::Topology,
+    config::{AmqpArgs, RedisArgs, TelemetryArgs, redact_url},
+    store::Store,
+};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+pub use self::metrics::Metrics;
+use self::{
+    batcher::next_batch,
+    consumer::{ConsumerConfig, consume},
+    decode_stage::decode_batch,
+    engine::Engine,
+    processor::Processor,
+};
+use crate::{Alignment, FacePipeline, PipelineOptions, select_device};
+
+/// `gpu-worker serve` settings (DESIGN §8).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+
+    /// Folder of the converted, pinned `.safetensors` weights.
+    #[arg(long, env = "FACEMATCH_WEIGHTS_DIR", default_value = "model-weights")]
+    pub weights_dir: PathBuf,
+
+    /// `auto`, `cpu`, `cuda` or `cuda:N`; `auto` falls back to the CPU with a warning.
+    #[arg(long, env = "FACEMATCH_DEVICE", default_value = "auto")]
+    pub device: String,
+
+    /// Most images per batch [default: 4 on the CPU, 32 on CUDA].
+    #[arg(long, env = "FACEMATCH_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+
+    /// How long a batch waits for more images after its first, in milliseconds.
+    #[arg(long, env = "FACEMATCH_MAX_WAIT_MS", default_value_t = 20)]
+    pub max_wait_ms: u64,
+
+    /// Largest Euclidean descriptor distance that counts as the same person.
+    #[arg(long, env = "FACEMATCH_THRESHOLD", default_value_t = 0.6)]
+    pub threshold: f32,
+
+    /// Descriptor crop: `faceapi` (golden-exact) or `dlib`.
+    #[arg(long, env = "FACEMATCH_ALIGN", default_value = "faceapi")]
+    pub align: Alignment,
+
+    /// Images decoded at once [default: the number of CPUs].
+    #[arg(long, env = "FACEMATCH_DECODE_THREADS")]
+    pub decode_threads: Option<usize>,
+
+    /// Address of the worker's `/metrics` and `/healthz`.
+    #[arg(long, env = "FACEMATCH_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    pub metrics_listen: SocketAddr,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Device(#[from] crate::DeviceError),
+    #[error(transparent)]
+    Model(#[from] crate::ModelError),
+    #[error("invalid Redis settings: {0}")]
+    Store(#[from] facematch_core::store::StoreError),
+    #[error("cannot start the engine thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot serve metrics on {0}: {1}")]
+    Metrics(SocketAddr, std::io::Error),
+    #[error("threshold must be a positive number, got {0}")]
+    Threshold(f32),
+}
+
+/// The version of the models, stored with every image's faces.
+pub fn model_id(align: Alignment) -> String {
+    format!("face-api-1.7.15/ssd_mobilenetv1+landmark68+recognition/{align}")
+}
+
+/// Runs until `shutdown` turns true: stops consuming, finishes and acks the batch in hand,
+/// closes the connection.
+pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
+    if !(args.threshold.is_finite() && args.threshold > 0.0) {
+        return Err(ServeError::Threshold(args.threshold));
+    }
+    let device = select_device(&args.device)?;
+    let pipeline = FacePipeline::load(
+        &args.weights_dir,
+        &device,
+        PipelineOptions {
+            align: args.align,
+            ..PipelineOptions::default()
+        },
+    )?;
+    let max_batch = args
+        .max_batch
+        .unwrap_or(if device.is_cuda() { 32 } else { 4 })
+        .max(1);
+    let decode_threads = args
+        .decode_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let store = Store::open(&args.redis.redis_url, &args.redis.key_prefix)?;
+    let engine = Engine::start(pipeline).map_err(ServeError::Thread)?;
+    let metrics = Metrics::default();
+    let metrics_server = metrics_server::start(args.metrics_listen, metrics.clone())
+        .await
+        .map_err(|e| ServeError::Metrics(args.metrics_listen, e))?;
+    tracing::info!(
+        device = ?device,
+        max_batch,
+        max_wait_ms = args.max_wait_ms,
+        threshold = args.threshold,
+        align = %args.align,
+        amqp = %redact_url(&args.amqp.amqp_url),
+        redis = %redact_url(&args.redis.redis_url),
+        metrics = %metrics_server,
+        "worker starting"
+    );
+
+    let processor = Processor {
+        store,
+        engine,
+        threshold: args.threshold,
+        model: model_id(args.align),
+        metrics,
+        shutdown: shutdown.clone(),
+    };
+    // Load the whole index before taking jobs (retried while Redis is down).
+    if processor.catch_up(None).await.is_err() {
+        return Ok(()); // shut down while waiting for Redis
+    }
+
+    let prefetch = u16::try_from(max_batch * 2).unwrap_or(u16::MAX);
+    let (deliveries_tx, mut deliveries) = mpsc::channel(usize::from(prefetch));
+    let consumer = tokio::spawn(consume(
+        ConsumerConfig {
+            amqp_url: args.amqp.amqp_url.clone(),
+            topology: Topology::new(args.amqp.amqp_prefix.clone()),
+            prefetch,
+        },
+        deliveries_tx,
+        shutdown,
+    ));
+
+    let (batches_tx, mut batches) = mpsc::channel(1);
+    let limiter = Arc::new(Semaphore::new(decode_threads));
+    let max_wait = Duration::from_millis(args.max_wait_ms);
+    let batcher = tokio::spawn(async move {
+        while let Some(batch) = next_batch(&mut deliveries, max_batch, max_wait).await {
+            let decoded = decode_batch(batch, limiter.clone()).await;
+            if batches_tx.send(decoded).await.is_err() {
+                break;
+            }
+        }
+    });
+    let worker = tokio::spawn(async move {
+        while let Some(batch) = batches.recv().await {
+            processor.process(batch).await;
+        }
+    });
+
+    // The consumer returns on shutdown and closes the deliveries channel; the batcher and the
+    // processor then drain what is in hand before the connection closes.
+    let connection = consumer.await.ok().flatten();
+    let _ = batcher.await;
+    let _ = worker.await;
+    if let Some(connection) = connection {
+        let _ = connection.close(200, "worker shutting down".into()).await;
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The worker service end to end: real gateway, RabbitMQ, Redis and CPU models.
+
+mod system;
+
+use std::time::Duration;
+
+use facematch_core::testing::Proxy;
+use image::ImageFormat;
+use system::{System, assert_same_matches, demo, face_crop, no_face};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_face_crop_matches_its_photo_and_a_blank_image_matches_nothing() {
+    let sys = System::new("crop").await;
+    let worker = sys.start_worker(sys.worker_args(4));
+    let group = sys.upload("group.jpg", demo(1)).await;
+    let crop_bytes = face_crop(1, 0, 1.0, ImageFormat::Png);
+    let crop = sys.upload("crop.png", crop_bytes.clone()).await;
+    let same = sys.upload("crop-copy.png", crop_bytes).await;
+    assert_eq!(crop, same, "same bytes, same hash");
+    let blank = sys.upload("blank.png", no_face()).await;
+
+    let group_status = sys.wait_final(group, WAIT).await;
+    assert_eq!(group_status["state"], "done", "{group_status}");
+    assert_eq!(group_status["face_count"], 3);
+    assert_eq!(group_status["faces"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        group_status["faces"][0]["landmarks"]
+            .as_array()
+            .map(Vec::len),
+        Some(68)
+    );
+    let crop_status = sys.wait_final(crop, WAIT).await;
+    assert_eq!(crop_status["state"], "done");
+    assert_eq!(crop_status["face_count"], 1);
+    let blank_status = sys.wait_final(blank, WAIT).await;
+    assert_eq!(blank_status["state"], "done");
+    assert_eq!(blank_status["face_count"], 0);
+
+    assert_eq!(sys.matches(group).await, vec!["crop-copy.png", "crop.png"]);
+    assert_eq!(sys.matches(crop).await, vec!["group.jpg"]);
+    assert!(sys.matches(blank).await.is_empty());
+    worker.stop().await;
+    sys.cleanup().await;
+}
+
+/// Images where several show the same person: the original group photo, crops of one face
+/// re-encoded and resized, another face, and other photos.
+fn image_set() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("group1.jpg".into(), demo(1)),
+        ("face-a.png".into(), face_crop(1, 0, 1.0, ImageFormat::Png)),
+        (
+            "face-a-small.jpg".into(),
+            face_crop(1, 0, 0.7, ImageFormat::Jpeg),
+        ),
+        ("face-b.png".into(), face_crop(1, 1, 1.0, ImageFormat::Png)),
+        ("group2.jpg".into(), demo(2)),
+        ("face-c.jpg".into(), face_crop(2, 0, 0.8, ImageFormat::Jpeg)),
+        ("group3.jpg".into(), demo(3)),
+        ("blank.png".into(), no_face()),
+    ]
+}
+
+async fn run_set(
+    tag: &str,
+    workers: usize,
+) -> (Vec<facematch_core::ImageHash>, system::MatchTable) {
+    let sys = System::new(tag).await;
+    let running: Vec<_> = (0..workers)
+        .map(|_| sys.start_worker(sys.worker_args(2)))
+        .collect();
+    let mut hashes = Vec::new();
+    for (name, bytes) in image_set() {
+        hashes.push(sys.upload(&name, bytes).await);
+    }
+    for h in &hashes {
+        let status = sys.wait_final(*h, WAIT).await;
+        assert_eq!(status["state"], "done", "{status}");
+    }
+    let table = sys.match_table(&hashes).await;
+    let owners = sys.facelog_owners().await;
+    let faces: u64 = {
+        let mut n = 0;
+        for h in &hashes {
+            n += sys.wait_final(*h, WAIT).await["face_count"]
+                .as_u64()
+                .expect("count");
+        }
+        n
+    };
+    assert_eq!(
+        owners.len() as u64,
+        faces,
+        "each face is logged exactly once"
+    );
+    for w in running {
+        w.stop().await;
+    }
+    sys.cleanup().await;
+    (hashes, table)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_find_exactly_the_matches_of_one() {
+    let (hashes, one) = run_set("one-worker", 1).await;
+    let (hashes2, two) = run_set("two-workers", 2).await;
+    let (hashes3, again) = run_set("two-again", 2).await;
+    assert_eq!(hashes, hashes2);
+    assert_eq!(hashes, hashes3);
+    assert_same_matches(&one, &two);
+    assert_same_matches(&two, &again);
+    // The set really has matches: the crops match their group photo and each other.
+    let group1 = hashes[0];
+    assert!(one[&group1].contains_key(&hashes[1]));
+    assert!(one[&hashes[1]].contains_key(&hashes[2]));
+    // Symmetric.
+    for (a, row) in &one {
+        for b in row.keys() {
+            assert!(one[b].contains_key(a), "{a} → {b} but not back");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_retried_and_nothing_fails() {
+    let sys = System::new("redis-cut").await;
+    let proxy = Proxy::start("127.0.0.1:6379".parse().expect("addr")).await;
+    let mut args = sys.worker_args(2);
+    args.redis.redis_url = format!("redis://{}", proxy.addr);
+    let worker = sys.start_worker(args);
+    let mut hashes = Vec::new();
+    for (name, bytes) in image_set().into_iter().take(4) {
+        hashes.push(sys.upload(&name, bytes).await);
+    }
+    // Cut while the first batch is being worked on, long enough for several retries.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    for h in &hashes {
+        let status = sys.wait_final(*h, WAIT).await;
+        assert_eq!(
+            status["state"], "done",
+            "none may fail for a Redis outage: {status}"
+        );
+    }
+    let owners = sys.facelog_owners().await;
+    let mut seen = std::collections::HashMap::new();
+    for o in &owners {
+        *seen.entry(*o).or_insert(0u64) += 1;
+    }
+    for h in &hashes {
+        let faces = sys.wait_final(*h, WAIT).await["face_count"]
+            .as_u64()
+            .expect("count");
+        assert_eq!(
+            seen.get(h).copied().unwrap_or(0),
+            faces,
+            "no duplicate facelog entries"
+        );
+    }
+    worker.stop().await;
+    sys.cleanup().await;
+}
+
+/// A PNG whose header claims 16000×12000 pixels (576 MB as RGB) in a few dozen bytes.
+fn bomb_png() -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in kind.iter().chain(data) {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        out.extend_from_slice(&(!crc).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&16_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&12_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(b"IEND", &[]);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_images_fail_alone_and_the_worker_goes_on() {
+    let sys = System::new("hostile").await;
+    let jpeg = demo(1);
+    let truncated = jpeg[..jpeg.len() / 2].to_vec();
+    let mut random = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    random.extend((0..5000).map(|_| rand::random::<u8>()));
+    let good = face_crop(1, 0, 1.0, ImageFormat::Png);
+    // Published before the worker starts, so they share its first batch.
+    let bad = [
+        sys.publish_raw("truncated.jpg", &truncated).await,
+        sys.publish_raw("random.jpg", &random).await,
+        sys.publish_raw("bomb.png", &bomb_png()).await,
+    ];
+    let good = sys.publish_raw("good.png", &good).await;
+    let worker = sys.start_worker(sys.worker_args(4));
+    for h in bad {
+        let status = sys.wait_final(h, WAIT).await;
+        assert_eq!(status["state"], "failed", "{status}");
+        assert!(
+            status["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{status}"
+        );
+    }
+    let status = sys.wait_final(good, WAIT).await;
+    assert_eq!(
+        status["state"], "done",
+        "the rest of the batch completes: {status}"
+    );
+    // Still running: a later job completes too.
+    let later = sys.upload("later.png", no_face()).await;
+    assert_eq!(sys.wait_final(later, WAIT).await["state"], "done");
+    worker.stop().await;
+    sys.cleanup().await;
+}

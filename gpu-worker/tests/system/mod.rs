@@ -1,0 +1,338 @@
+//! Harness for whole-system tests: the real gateway (in process), real workers (in process or
+//! as the binary), the real RabbitMQ and Redis, each test under its own prefixes.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    io::Cursor,
+    path::PathBuf,
+    sync::{Arc, Once, OnceLock},
+    time::{Duration, Instant},
+};
+
+use facematch_core::{
+    ImageHash,
+    amqp::{
+        JobMeta, Publisher, Source, Topology,
+        lapin::{Connection, ConnectionProperties},
+    },
+    config::{AmqpArgs, RedisArgs, TelemetryArgs},
+    store::{Store, redis},
+    telemetry,
+};
+use gateway::{
+    AppState, app,
+    fetch::{FetchConfig, Fetcher},
+};
+use gpu_worker::{
+    Alignment, FacePipeline, PipelineOptions, decode_image,
+    service::{self, ServeArgs},
+};
+use image::{ImageFormat, RgbImage, imageops::FilterType};
+use poem::{EndpointExt, endpoint::BoxEndpoint, test::TestClient};
+use tokio::{sync::watch, task::JoinHandle};
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn weights_dir() -> PathBuf {
+    workspace().join("model-weights")
+}
+
+/// A demo image's bytes (`scripts/fetch-weights.sh` extracts them).
+pub fn demo(n: u32) -> Vec<u8> {
+    let path = weights_dir().join(format!("demo/sample{n}.jpg"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} — run scripts/fetch-weights.sh", path.display()))
+}
+
+fn pipeline() -> &'static FacePipeline {
+    static PIPELINE: OnceLock<FacePipeline> = OnceLock::new();
+    PIPELINE.get_or_init(|| {
+        FacePipeline::load(
+            &weights_dir(),
+            &candle_core::Device::Cpu,
+            PipelineOptions::default(),
+        )
+        .expect("weights — run scripts/fetch-weights.sh")
+    })
+}
+
+/// Face `face` of a demo image, cropped with a margin, scaled, and encoded as `format`.
+pub fn face_crop(sample: u32, face: usize, scale: f32, format: ImageFormat) -> Vec<u8> {
+    let img = decode_image(&demo(sample)).expect("demo decodes");
+    let faces = pipeline()
+        .run(std::slice::from_ref(&img))
+        .expect("pipeline");
+    let [x, y, w, h] = faces[0][face].bbox;
+    let (mx, my) = (w * 0.6, h * 0.6);
+    let x0 = (x - mx).max(0.0) as u32;
+    let y0 = (y - my).max(0.0) as u32;
+    let x1 = ((x + w + mx) as u32).min(img.width());
+    let y1 = ((y + h + my) as u32).min(img.height());
+    let crop = image::imageops::crop_imm(&img, x0, y0, x1 - x0, y1 - y0).to_image();
+    let crop = if (scale - 1.0).abs() > f32::EPSILON {
+        let (cw, ch) = crop.dimensions();
+        image::imageops::resize(
+            &crop,
+            (cw as f32 * scale) as u32,
+            (ch as f32 * scale) as u32,
+            FilterType::Triangle,
+        )
+    } else {
+        crop
+    };
+    encode(&crop, format)
+}
+
+pub fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), format)
+        .expect("encode");
+    out
+}
+
+/// A smooth gradient: an image with no face.
+pub fn no_face() -> Vec<u8> {
+    let img = RgbImage::from_fn(240, 180, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    encode(&img, ImageFormat::Png)
+}
+
+/// Installs tracing once per test binary.
+pub fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| std::mem::forget(telemetry::init("worker-test", None)));
+}
+
+/// A worker running in this process.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), service::ServeError>>,
+}
+
+impl Worker {
+    /// SIGTERM's path: stop consuming, finish the batch in hand, close.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .expect("worker task")
+            .expect("worker ended cleanly");
+    }
+}
+
+/// One isolated system: gateway + prefixes; workers are added per test.
+pub struct System {
+    pub id: String,
+    pub topology: Topology,
+    pub store: Store,
+    pub publisher: Publisher,
+    pub gateway: TestClient<BoxEndpoint<'static, poem::Response>>,
+    inspector: Connection,
+}
+
+impl System {
+    pub async fn new(tag: &str) -> Self {
+        init_tracing();
+        let id = format!("t-{tag}-{:08x}", rand::random::<u32>());
+        let topology = Topology::new(format!("{id}."));
+        let store = Store::open(REDIS_URL, &format!("{id}:")).expect("redis url");
+        let inspector = Connection::connect(AMQP_URL, ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ must run on 127.0.0.1:5672");
+        let channel = inspector.create_channel().await.expect("channel");
+        topology.declare(&channel).await.expect("declare");
+        let publisher = Publisher::start(AMQP_URL, topology.clone());
+        assert!(publisher.wait_ready(Duration::from_secs(10)).await);
+        let state = AppState {
+            store: store.clone(),
+            publisher: publisher.clone(),
+            fetcher: Fetcher::new(FetchConfig::new(16 << 20, false)).expect("fetcher"),
+            max_body: 16 << 20,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(64)),
+        };
+        Self {
+            id,
+            topology,
+            store,
+            publisher,
+            gateway: TestClient::new(app(state).map_to_response().boxed()),
+            inspector,
+        }
+    }
+
+    /// Worker settings for this system.
+    pub fn worker_args(&self, max_batch: usize) -> ServeArgs {
+        ServeArgs {
+            amqp: AmqpArgs {
+                amqp_url: AMQP_URL.into(),
+                amqp_prefix: format!("{}.", self.id),
+            },
+            redis: RedisArgs {
+                redis_url: REDIS_URL.into(),
+                key_prefix: format!("{}:", self.id),
+            },
+            telemetry: TelemetryArgs {
+                otlp_endpoint: None,
+            },
+            weights_dir: weights_dir(),
+            device: "cpu".into(),
+            max_batch: Some(max_batch),
+            max_wait_ms: 50,
+            threshold: 0.6,
+            align: Alignment::FaceApi,
+            decode_threads: Some(2),
+            metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+        }
+    }
+
+    pub fn start_worker(&self, args: ServeArgs) -> Worker {
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(service::run(args, shutdown));
+        Worker { stop, task }
+    }
+
+    /// Uploads through the gateway; returns the hash.
+    pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> ImageHash {
+        let resp = self
+            .gateway
+            .post(format!("/scan/image/{name}"))
+            .body(bytes)
+            .send()
+            .await;
+        let status = resp.0.status();
+        let body = resp.0.into_body().into_string().await.expect("body");
+        assert!(status.is_success(), "upload {name}: {status} {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        json["hash"].as_str().expect("hash").parse().expect("hash")
+    }
+
+    /// Publishes bytes straight to the queue, as a hostile or buggy producer could.
+    pub async fn publish_raw(&self, name: &str, bytes: &[u8]) -> ImageHash {
+        let hash = ImageHash::of(bytes);
+        let meta = JobMeta {
+            hash,
+            name: name.into(),
+            source: Source::Upload,
+            content_type: "application/octet-stream".into(),
+            trace_headers: vec![],
+        };
+        self.publisher
+            .publish_job(&meta, bytes)
+            .await
+            .expect("publish");
+        hash
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let resp = self.gateway.get(path).send().await;
+        let body = resp.0.into_body().into_string().await.expect("body");
+        serde_json::from_str(&body).expect("json")
+    }
+
+    /// `GET /images/{hash}` once it is `done` or `failed` (panics after `timeout`).
+    pub async fn wait_final(&self, hash: ImageHash, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.store.image_status(hash).await.ok().flatten();
+            if let Some(s) = &status
+                && s.state.is_final()
+            {
+                return self.get_json(&format!("/images/{hash}")).await;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{hash} not final after {timeout:?}: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn matches(&self, hash: ImageHash) -> Vec<String> {
+        serde_json::from_value(self.get_json(&format!("/match/{hash}")).await).expect("list")
+    }
+
+    /// Every image's matches as stored: hash → (other → distance).
+    pub async fn match_table(&self, hashes: &[ImageHash]) -> MatchTable {
+        let mut conn = self.store.conn().await.expect("redis");
+        let mut out = BTreeMap::new();
+        for h in hashes {
+            let pairs: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(self.store.keys().matches(*h))
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await
+                .expect("zrange");
+            out.insert(
+                *h,
+                pairs
+                    .into_iter()
+                    .map(|(o, d)| (o.parse().expect("hash"), d))
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    /// Every `facelog` entry's image, in log order.
+    pub async fn facelog_owners(&self) -> Vec<ImageHash> {
+        self.store
+            .read_facelog(None, None, 1_000_000)
+            .await
+            .expect("facelog")
+            .into_iter()
+            .map(|e| e.hash)
+            .collect()
+    }
+
+    pub async fn cleanup(self) {
+        let mut conn = self.store.conn().await.expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.store.keys().prefix()))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .expect("del");
+        }
+        self.publisher.close().await;
+        let channel = self.inspector.create_channel().await.expect("channel");
+        self.topology.delete(&channel).await.expect("delete");
+        let _ = self.inspector.close(200, "done".into()).await;
+    }
+}
+
+/// hash → (other → distance).
+pub type MatchTable = BTreeMap<ImageHash, BTreeMap<ImageHash, f64>>;
+
+/// Asserts two match tables are the same: identical pairs, distances equal to 1e-6.
+pub fn assert_same_matches(a: &MatchTable, b: &MatchTable) {
+    assert_eq!(a.len(), b.len());
+    for (hash, left) in a {
+        let right = &b[hash];
+        assert_eq!(
+            left.keys().collect::<Vec<_>>(),
+            right.keys().collect::<Vec<_>>(),
+            "matches of {hash} differ"
+        );
+        for (other, d) in left {
+            assert!(
+                (d - right[other]).abs() < 1e-6,
+                "{hash}–{other}: {d} vs {}",
+                right[other]
+            );
+        }
+    }
+}
