@@ -1,0 +1,172 @@
+//! The worker binary killed (SIGKILL) or stopped (SIGTERM) mid-work: nothing is lost or
+//! doubled, and the final matches equal an uninterrupted run.
+
+mod system;
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use facematch_core::{ImageHash, store::ImageState};
+use image::ImageFormat;
+use system::{System, assert_same_matches, demo, face_crop, no_face, weights_dir};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn images() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("group1.jpg".into(), demo(1)),
+        ("face-a.png".into(), face_crop(1, 0, 1.0, ImageFormat::Png)),
+        ("group2.jpg".into(), demo(2)),
+        (
+            "face-a-small.jpg".into(),
+            face_crop(1, 0, 0.7, ImageFormat::Jpeg),
+        ),
+        ("group3.jpg".into(), demo(3)),
+        ("face-c.jpg".into(), face_crop(2, 0, 0.8, ImageFormat::Jpeg)),
+        ("group4.jpg".into(), demo(4)),
+        ("blank.png".into(), no_face()),
+    ]
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_worker(sys: &System) -> Process {
+    Process(
+        Command::new(env!("CARGO_BIN_EXE_gpu-worker"))
+            .env("FACEMATCH_AMQP_PREFIX", format!("{}.", sys.id))
+            .env("FACEMATCH_KEY_PREFIX", format!("{}:", sys.id))
+            .env("FACEMATCH_WEIGHTS_DIR", weights_dir())
+            .env("FACEMATCH_DEVICE", "cpu")
+            .env("FACEMATCH_MAX_BATCH", "1")
+            .env("FACEMATCH_METRICS_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start gpu-worker"),
+    )
+}
+
+async fn states(sys: &System, hashes: &[ImageHash]) -> Vec<ImageState> {
+    let mut out = Vec::new();
+    for h in hashes {
+        let s = sys
+            .store
+            .image_status(*h)
+            .await
+            .expect("redis")
+            .expect("known");
+        out.push(s.state);
+    }
+    out
+}
+
+async fn wait_some_done(sys: &System, hashes: &[ImageHash]) {
+    let deadline = Instant::now() + WAIT;
+    while !states(sys, hashes).await.contains(&ImageState::Done) {
+        assert!(Instant::now() < deadline, "no job finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn upload_all(sys: &System) -> Vec<ImageHash> {
+    let mut hashes = Vec::new();
+    for (name, bytes) in images() {
+        hashes.push(sys.upload(&name, bytes).await);
+    }
+    hashes
+}
+
+/// Every image done, each face logged once; returns the match table.
+async fn check_complete(sys: &System, hashes: &[ImageHash]) -> system::MatchTable {
+    let mut faces = std::collections::HashMap::new();
+    for h in hashes {
+        let status = sys.wait_final(*h, WAIT).await;
+        assert_eq!(status["state"], "done", "{status}");
+        faces.insert(*h, status["face_count"].as_u64().expect("count"));
+    }
+    let mut logged = std::collections::HashMap::new();
+    for owner in sys.facelog_owners().await {
+        *logged.entry(owner).or_insert(0u64) += 1;
+    }
+    for (h, n) in &faces {
+        assert_eq!(
+            logged.get(h).copied().unwrap_or(0),
+            *n,
+            "facelog entries of {h}"
+        );
+    }
+    sys.match_table(hashes).await
+}
+
+async fn reference_run() -> system::MatchTable {
+    let sys = System::new("reference").await;
+    let worker = sys.start_worker(sys.worker_args(4));
+    let hashes = upload_all(&sys).await;
+    let table = check_complete(&sys, &hashes).await;
+    worker.stop().await;
+    sys.cleanup().await;
+    table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_unacked_deliveries_loses_and_doubles_nothing() {
+    let sys = System::new("sigkill").await;
+    let hashes = upload_all(&sys).await;
+    let mut worker = spawn_worker(&sys);
+    wait_some_done(&sys, &hashes).await;
+    worker.0.kill().expect("SIGKILL");
+    let _ = worker.0.wait();
+    let at_kill = states(&sys, &hashes).await;
+    assert!(
+        at_kill.iter().any(|s| *s != ImageState::Done),
+        "the worker was killed with work in hand: {at_kill:?}"
+    );
+
+    let _restarted = spawn_worker(&sys);
+    let table = check_complete(&sys, &hashes).await;
+    assert_same_matches(&reference_run().await, &table);
+    sys.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_batch_in_hand_and_exits_0() {
+    let sys = System::new("sigterm").await;
+    let hashes = upload_all(&sys).await;
+    let mut worker = spawn_worker(&sys);
+    wait_some_done(&sys, &hashes).await;
+    let pid = worker.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = worker.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    // Nothing half-done: each image is done or still waiting in the queue.
+    for s in states(&sys, &hashes).await {
+        assert!(matches!(s, ImageState::Done | ImageState::Queued), "{s:?}");
+    }
+    let _restarted = spawn_worker(&sys);
+    check_complete(&sys, &hashes).await;
+    sys.cleanup().await;
+}
