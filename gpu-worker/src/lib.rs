@@ -1,7 +1,7 @@
 //! facematch worker library: face detection, landmarks and 128-d descriptors with candle.
 //!
 //! - [`decode::decode_image`]: untrusted bytes → upright RGB8, with limits.
-//! - [`device::select_device`]: `auto|cpu|cuda|cuda:N`.
+//! - [`device::select_device`]: `auto`, `cpu`, `cuda` or `cuda:N`.
 //! - [`pipeline::FacePipeline`]: the batched detect → landmarks → align → describe pipeline.
 //! - [`models`]: the three networks; [`weights`]: pinned, verified weight files.
 //!

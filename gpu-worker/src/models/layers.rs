@@ -81,7 +81,7 @@ impl Module for Conv {
         let (_, h, w, _) = x.dims4()?;
         let win = Window::new(h, w, self.k, self.k, self.stride, self.padding);
         let y = ops::conv2d(x, &self.filter, win)?;
-        ops::bias_act(&y, &self.bias, self.act)
+        ops::bias_act_owned(y, &self.bias, self.act)
     }
 }
 
@@ -131,7 +131,7 @@ impl Module for DepthwiseConv {
         let win = Window::new(h, w, 3, 3, self.stride, Padding::Same);
         let y = ops::depthwise_conv2d(x, &self.filter, win)?;
         match &self.bias {
-            Some(b) => ops::bias_act(&y, b, self.act),
+            Some(b) => ops::bias_act_owned(y, b, self.act),
             None => Ok(y),
         }
     }

@@ -11,7 +11,7 @@
 //! convolutions never go through candle's grouped conv, which runs one conv per channel.
 
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, D, Device, Layout, Result, Shape, Tensor, bail,
+    CpuStorage, CustomOp1, CustomOp2, D, Device, InplaceOp2, Layout, Result, Shape, Tensor, bail,
 };
 use rayon::prelude::*;
 
@@ -335,8 +335,8 @@ impl CustomOp2 for BiasAct {
         let c = bias.len();
         let mut out = x.to_vec();
         let act = self.0;
-        if c > 0 {
-            let rows = (64 * 1024 / c).max(1) * c;
+        if let Some(per_chunk) = (64 * 1024usize).checked_div(c) {
+            let rows = per_chunk.max(1) * c;
             out.par_chunks_mut(rows).for_each(|chunk| {
                 for px in chunk.chunks_exact_mut(c) {
                     for (v, &b) in px.iter_mut().zip(bias) {
@@ -347,6 +347,52 @@ impl CustomOp2 for BiasAct {
         }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+}
+
+impl InplaceOp2 for BiasAct {
+    fn name(&self) -> &'static str {
+        "bias-act-inplace"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let bias = cpu_f32(s2, l2, "bias")?;
+        let Some((start, end)) = l1.contiguous_offsets() else {
+            bail!("bias-act: input must be contiguous");
+        };
+        let CpuStorage::F32(data) = s1 else {
+            bail!("bias-act: input must be f32");
+        };
+        let (c, act) = (bias.len(), self.0);
+        if let Some(per_chunk) = (64 * 1024usize).checked_div(c) {
+            let rows = per_chunk.max(1) * c;
+            data[start..end].par_chunks_mut(rows).for_each(|chunk| {
+                for px in chunk.chunks_exact_mut(c) {
+                    for (v, &b) in px.iter_mut().zip(bias) {
+                        *v = act.apply(*v + b);
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// [`bias_act`] that overwrites `x` when it is a CPU tensor: only for tensors nobody else
+/// holds (a fresh layer output). Saves an allocation the size of the activation, which on
+/// large batches costs as much as the arithmetic (fresh pages must be faulted in and zeroed).
+pub(crate) fn bias_act_owned(x: Tensor, bias: &Tensor, act: Act) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) && x.is_contiguous() && bias.dims() == [x.dim(D::Minus1)?]
+    {
+        x.inplace_op2(bias, &BiasAct(act))?;
+        return Ok(x);
+    }
+    bias_act(&x, bias, act)
 }
 
 /// `act(x + bias)` with `bias` of shape `[C]` broadcast over the last dimension.
