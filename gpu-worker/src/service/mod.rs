@@ -15,6 +15,7 @@ pub mod index;
 mod metrics;
 mod metrics_server;
 mod processor;
+mod quantized;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
