@@ -1,8 +1,9 @@
 //! Logging and tracing set-up shared by every binary: `tracing` to stderr, an OpenTelemetry
-//! layer so spans carry W3C trace ids (propagated over HTTP and AMQP), optional AMQP log
-//! forwarding.
+//! layer so spans carry W3C trace ids (propagated over HTTP and AMQP), OTLP/HTTP export to a
+//! collector (Jaeger) when an endpoint is configured, optional AMQP log forwarding.
 
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::{
     EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
@@ -22,10 +23,21 @@ impl TelemetryGuard {
         self.stop();
     }
 
+    /// Sends every finished span now.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider {
+            blocking(|| {
+                let _ = provider.force_flush();
+            });
+        }
+    }
+
     fn stop(&mut self) {
         if let Some(provider) = self.provider.take() {
-            let _ = provider.force_flush();
-            let _ = provider.shutdown();
+            blocking(move || {
+                let _ = provider.force_flush();
+                let _ = provider.shutdown();
+            });
         }
     }
 }
@@ -36,17 +48,51 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Runs blocking exporter work, off the async worker threads when inside a runtime.
+fn blocking(f: impl FnOnce()) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f);
+        }
+        _ => f(),
+    }
+}
+
+/// The OTLP/HTTP traces URL for a collector endpoint (`/v1/traces` appended unless given).
+pub fn traces_url(endpoint: &str) -> String {
+    let endpoint = endpoint.trim_end_matches('/');
+    if endpoint.ends_with("/v1/traces") {
+        endpoint.to_owned()
+    } else {
+        format!("{endpoint}/v1/traces")
+    }
+}
+
 /// Installs the global subscriber: stderr (`RUST_LOG`, default `info`), the OpenTelemetry
 /// layer for `service_name` (spans at info and above), and the AMQP log forwarder when given
 /// (its own targets, debug and above, whatever `RUST_LOG` says). Each layer filters for itself.
-pub fn init(service_name: &'static str, forwarder: Option<AmqpLogLayer>) -> TelemetryGuard {
-    let provider = SdkTracerProvider::builder()
-        .with_resource(
-            opentelemetry_sdk::Resource::builder()
-                .with_service_name(service_name)
-                .build(),
-        )
-        .build();
+pub fn init(
+    service_name: &'static str,
+    forwarder: Option<AmqpLogLayer>,
+    otlp_endpoint: Option<&str>,
+) -> TelemetryGuard {
+    let mut builder = SdkTracerProvider::builder().with_resource(
+        opentelemetry_sdk::Resource::builder()
+            .with_service_name(service_name)
+            .build(),
+    );
+    let mut export_error = None;
+    if let Some(endpoint) = otlp_endpoint.filter(|e| !e.is_empty()) {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(traces_url(endpoint))
+            .build();
+        match exporter {
+            Ok(exporter) => builder = builder.with_batch_exporter(exporter),
+            Err(e) => export_error = Some(format!("OTLP export to {endpoint} is off: {e}")),
+        }
+    }
+    let provider = builder.build();
     let tracer = provider.tracer(service_name);
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,amq_protocol=warn"));
@@ -68,6 +114,11 @@ pub fn init(service_name: &'static str, forwarder: Option<AmqpLogLayer>) -> Tele
         .try_init();
     if let Err(e) = result {
         eprintln!("telemetry already initialised: {e}");
+    }
+    match (export_error, otlp_endpoint) {
+        (Some(e), _) => tracing::warn!("{e}"),
+        (None, Some(endpoint)) => tracing::info!(endpoint, "exporting traces with OTLP/HTTP"),
+        (None, None) => {}
     }
     TelemetryGuard {
         provider: Some(provider),

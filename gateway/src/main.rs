@@ -22,10 +22,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (forwarder, lines) =
         AmqpLogLayer::new("rest", vec!["gateway", "facematch", "facematch_core"]);
-    let telemetry = telemetry::init("facematch-gateway", Some(forwarder));
-    if args.telemetry.otlp_endpoint.is_some() {
-        tracing::warn!("OTLP export is not built into this gateway yet; spans stay local");
-    }
+    let telemetry = telemetry::init(
+        "facematch-gateway",
+        Some(forwarder),
+        args.telemetry.otlp_endpoint.as_deref(),
+    );
 
     let publisher = Publisher::start(
         args.amqp.amqp_url.clone(),

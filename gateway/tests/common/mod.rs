@@ -39,7 +39,7 @@ pub fn unique(tag: &str) -> String {
 /// Installs tracing once per test binary so spans carry real trace ids.
 pub fn init_tracing() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| std::mem::forget(telemetry::init("gateway-test", None)));
+    ONCE.call_once(|| std::mem::forget(telemetry::init("gateway-test", None, None)));
 }
 
 /// How to build a test gateway.

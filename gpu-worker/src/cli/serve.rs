@@ -13,7 +13,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let (forwarder, lines) =
             AmqpLogLayer::new("worker", vec!["gpu_worker", "facematch", "facematch_core"]);
-        let telemetry = telemetry::init("facematch-worker", Some(forwarder));
+        let telemetry = telemetry::init(
+            "facematch-worker",
+            Some(forwarder),
+            args.telemetry.otlp_endpoint.as_deref(),
+        );
         let logs = Publisher::start(
             args.amqp.amqp_url.clone(),
             Topology::new(args.amqp.amqp_prefix.clone()),

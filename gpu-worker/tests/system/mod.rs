@@ -107,7 +107,7 @@ pub fn no_face() -> Vec<u8> {
 /// Installs tracing once per test binary.
 pub fn init_tracing() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| std::mem::forget(telemetry::init("worker-test", None)));
+    ONCE.call_once(|| std::mem::forget(telemetry::init("worker-test", None, None)));
 }
 
 /// A worker running in this process.
