@@ -1,1 +1,85 @@
-fn main() {}
+//! `facematch`: the command-line client of a facematch gateway — scan files, folders and URLs,
+//! look up matches and image status — and `facematch logs`, the listener of the `logs`
+//! exchange.
+
+mod cmd;
+mod exit;
+mod http;
+mod inputs;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Outcome;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every item succeeded
+  1  some items failed (refused by the gateway, unreadable, failed to process, unknown hash);
+     the others were still done
+  2  usage error, or the gateway / broker could not be reached";
+
+/// Find the other images that contain the same person.
+#[derive(Debug, Parser)]
+#[command(name = "facematch", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Base URL of the facematch gateway.
+    #[arg(
+        long,
+        global = true,
+        env = "FACEMATCH_GATEWAY",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    gateway: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scan image files, folders (recursively) and http(s) URLs.
+    #[command(after_help = EXIT_CODES)]
+    Scan(cmd::scan::ScanArgs),
+    /// Print the names of every other image that shares a face with HASH.
+    #[command(after_help = EXIT_CODES)]
+    Match(cmd::matches::MatchArgs),
+    /// Print what the gateway knows about one image.
+    #[command(after_help = EXIT_CODES)]
+    Status(cmd::status::StatusArgs),
+    /// Print the system's log lines (the `logs` exchange) to stderr until Ctrl-C.
+    #[command(after_help = EXIT_CODES)]
+    Logs(cmd::logs::LogsArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => cmd::scan::run(&cli.gateway, args).await,
+        Command::Match(args) => cmd::matches::run(&cli.gateway, args).await,
+        Command::Status(args) => cmd::status::run(&cli.gateway, args).await,
+        Command::Logs(args) => cmd::logs::run(args).await,
+    };
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) => {
+            eprintln!("facematch: {e:#}");
+            Outcome::Fatal.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

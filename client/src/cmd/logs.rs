@@ -1,0 +1,143 @@
+//! `facematch logs`: the seed's `logs` container. Binds an exclusive, auto-delete,
+//! server-named queue to the `logs` topic exchange (`#` or `--topic` patterns) and writes each
+//! line as `<routing key> <text>` to stderr until Ctrl-C. A lost or refused connection is
+//! retried with backoff, so the listener can start before the broker and outlive restarts.
+
+use std::{io::Write, time::Duration};
+
+use clap::Args;
+use facematch_core::{
+    amqp::{
+        Topology,
+        lapin::{
+            self, Connection, ConnectionProperties,
+            options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
+            types::FieldTable,
+        },
+    },
+    config::{AmqpArgs, redact_url},
+};
+use futures_util::StreamExt;
+
+use crate::exit::Outcome;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// `facematch logs` arguments.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+
+    /// Routing-key pattern to bind (`<hostname>.<rest|worker>.<level>`, `*` one word, `#` any
+    /// words); repeat for several.
+    #[arg(long = "topic", value_name = "PATTERN", default_value = "#")]
+    pub topics: Vec<String>,
+}
+
+/// Runs `facematch logs` until Ctrl-C (exit 0).
+pub async fn run(args: LogsArgs) -> anyhow::Result<Outcome> {
+    let topology = Topology::new(args.amqp.amqp_prefix.clone());
+    let broker = redact_url(&args.amqp.amqp_url);
+    let listen = async {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match listen(&args, &topology).await {
+                Ok(Listened::Bound) => {
+                    backoff = FIRST_BACKOFF;
+                    eprintln!("facematch logs: lost the connection to {broker}; reconnecting");
+                }
+                Ok(Listened::NotBound(e)) | Err(e) => {
+                    eprintln!(
+                        "facematch logs: cannot listen on {broker}: {e}; retrying in {backoff:?}"
+                    );
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    };
+    tokio::select! {
+        () = listen => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(Outcome::Ok)
+}
+
+/// How one connection ended.
+enum Listened {
+    /// Consumed until the connection was lost.
+    Bound,
+    /// Connected but failed before consuming.
+    NotBound(lapin::Error),
+}
+
+/// One connection's life: connect, declare, bind, print until the stream ends.
+async fn listen(args: &LogsArgs, topology: &Topology) -> Result<Listened, lapin::Error> {
+    let connection =
+        Connection::connect(&args.amqp.amqp_url, ConnectionProperties::default()).await?;
+    let mut consumer = match bind(&connection, args, topology).await {
+        Ok(consumer) => {
+            eprintln!(
+                "facematch logs: listening to {} on exchange {}",
+                args.topics.join(" "),
+                topology.logs()
+            );
+            consumer
+        }
+        Err(e) => {
+            let _ = connection.close(200, "bind failed".into()).await;
+            return Ok(Listened::NotBound(e));
+        }
+    };
+    while let Some(delivery) = consumer.next().await {
+        let Ok(delivery) = delivery else { break };
+        let text = String::from_utf8_lossy(&delivery.data);
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{} {}", delivery.routing_key, text.trim_end());
+    }
+    Ok(Listened::Bound)
+}
+
+async fn bind(
+    connection: &Connection,
+    args: &LogsArgs,
+    topology: &Topology,
+) -> Result<lapin::Consumer, lapin::Error> {
+    let channel = connection.create_channel().await?;
+    topology.declare(&channel).await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for topic in &args.topics {
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                topology.logs().into(),
+                topic.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    channel
+        .basic_consume(
+            queue.name().clone(),
+            "facematch-logs".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
