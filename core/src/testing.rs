@@ -62,3 +62,44 @@ impl Proxy {
         self.open.store(true, Ordering::SeqCst);
     }
 }
+
+/// Parses Prometheus text exposition into `series → value` (`name{labels}` as written),
+/// checking that every sample line is well formed and every family has a `# TYPE`.
+pub fn parse_prometheus(text: &str) -> Result<std::collections::HashMap<String, f64>, String> {
+    let mut typed = std::collections::HashSet::new();
+    let mut out = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let name = parts.next().ok_or(format!("bad TYPE line {line:?}"))?;
+            match parts.next() {
+                Some("counter" | "gauge" | "histogram" | "summary" | "untyped") => {}
+                _ => return Err(format!("bad TYPE line {line:?}")),
+            }
+            typed.insert(name.to_owned());
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or(format!("no value in {line:?}"))?;
+        let value: f64 = value
+            .parse()
+            .map_err(|_| format!("bad value in {line:?}"))?;
+        let name = series.split('{').next().unwrap_or(series);
+        if series.contains('{') && !series.ends_with('}') {
+            return Err(format!("bad labels in {line:?}"));
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        if !typed.contains(family) {
+            return Err(format!("no # TYPE for {name}"));
+        }
+        out.insert(series.to_owned(), value);
+    }
+    Ok(out)
+}

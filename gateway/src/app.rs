@@ -28,6 +28,7 @@ pub fn app(state: AppState) -> impl Endpoint {
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .at("/metrics", poem::get(crate::metrics::render))
         .around(access_log)
         .data(state)
 }
@@ -69,6 +70,12 @@ async fn access_log<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
     };
     let status = resp.status().as_u16();
     span.record("http.status_code", status);
+    crate::metrics::request(
+        method.as_str(),
+        &path,
+        status,
+        started.elapsed().as_secs_f64(),
+    );
     let ms = started.elapsed().as_secs_f64() * 1e3;
     span.in_scope(|| {
         tracing::info!(target: "gateway::access", "{method} {path} {status} {ms:.1}ms");

@@ -39,10 +39,12 @@ pub async fn enqueue(
     };
     match state.publisher.publish_job(&job, body).await {
         Ok(()) => {
+            crate::metrics::publish("confirmed");
             state.store.confirm_queued(hash).await?;
             Ok(())
         }
         Err(e) => {
+            crate::metrics::publish("failed");
             tracing::warn!(%hash, error = %e, "publish failed");
             if claim == Claim::New {
                 // Best effort: a later request may claim and publish again.

@@ -7,6 +7,7 @@ mod enqueue;
 pub mod error;
 mod extract;
 pub mod fetch;
+pub mod metrics;
 pub mod routes;
 pub mod sniff;
 pub mod ssrf;

@@ -13,7 +13,13 @@ const WAIT: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_face_crop_matches_its_photo_and_a_blank_image_matches_nothing() {
     let sys = System::new("crop").await;
-    let worker = sys.start_worker(sys.worker_args(4));
+    let mut args = sys.worker_args(4);
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    args.metrics_listen = format!("127.0.0.1:{metrics_port}").parse().expect("addr");
+    let worker = sys.start_worker(args);
     let group = sys.upload("group.jpg", demo(1)).await;
     let crop_bytes = face_crop(1, 0, 1.0, ImageFormat::Png);
     let crop = sys.upload("crop.png", crop_bytes.clone()).await;
@@ -41,6 +47,28 @@ async fn a_face_crop_matches_its_photo_and_a_blank_image_matches_nothing() {
     assert_eq!(sys.matches(group).await, vec!["crop-copy.png", "crop.png"]);
     assert_eq!(sys.matches(crop).await, vec!["group.jpg"]);
     assert!(sys.matches(blank).await.is_empty());
+
+    // The worker's /metrics parse and count what it did.
+    let base = format!("http://127.0.0.1:{metrics_port}");
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let metrics = facematch_core::testing::parse_prometheus(&text).expect("prometheus text");
+    assert!(
+        metrics[r#"facematch_worker_jobs_total{outcome="done"}"#] >= 3.0,
+        "{text}"
+    );
+    assert!(metrics["facematch_worker_index_faces"] >= 4.0);
+    assert!(metrics[r#"facematch_worker_inference_seconds_count{stage="detect"}"#] >= 1.0);
+    assert!(metrics["facematch_worker_batch_size_count"] >= 1.0);
+    assert!(metrics["facematch_worker_queue_seconds_count"] >= 3.0);
+    let health = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("healthz");
+    assert!(health.status().is_success());
     worker.stop().await;
     sys.cleanup().await;
 }

@@ -4,7 +4,6 @@ use facematch_core::{ImageHash, amqp::Source};
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 use serde::Deserialize;
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use crate::{
@@ -12,6 +11,7 @@ use crate::{
     error::ApiError,
     extract::{AnyJson, ImageUpload},
     fetch::{FetchError, check_url},
+    metrics::InFlight,
     sniff::sniff,
     state::AppState,
 };
@@ -51,11 +51,12 @@ fn check_filename(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn permit(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+fn permit(state: &AppState) -> Result<InFlight, ApiError> {
     state
         .in_flight
         .clone()
         .try_acquire_owned()
+        .map(InFlight::new)
         .map_err(|_| ApiError::busy())
 }
 
