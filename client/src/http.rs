@@ -257,10 +257,14 @@ fn refusal(status: StatusCode, body: &str) -> ApiError {
     }
 }
 
-/// An error and its sources, `a: b: c` (reqwest's own message alone says little).
+/// An error's sources, `a: b: c`: reqwest's own message ("error sending request for url")
+/// says little, its causes say why.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
+    let Some(first) = e.source() else {
+        return e.to_string();
+    };
+    let mut text = first.to_string();
+    let mut source = first.source();
     while let Some(s) = source {
         let next = s.to_string();
         if !text.contains(&next) {

@@ -19,7 +19,8 @@ Exit codes:
   0  every item succeeded
   1  some items failed (refused by the gateway, unreadable, failed to process, unknown hash);
      the others were still done
-  2  usage error, or the gateway / broker could not be reached";
+  2  usage error, or the gateway could not be reached
+     (`logs` keeps retrying the broker until Ctrl-C, then exits 0)";
 
 /// Find the other images that contain the same person.
 #[derive(Debug, Parser)]

@@ -1,13 +1,14 @@
 //! `facematch scan PATH|URL...`: uploads files (folders walked for images) and URLs with
-//! bounded concurrency, prints one line per item as it finishes (`HASH  NAME`, or JSON), and
-//! with `--wait` follows each image to `done`/`failed` and adds its faces and matches.
+//! bounded concurrency and prints one line per item as it is queued (`HASH  PATH`, or JSON).
+//! With `--wait` it follows every image to `done`/`failed`, then prints each one's state,
+//! faces and matches in argument order: matches are read once all images of the run are final,
+//! so a pair found in one batch or in either order shows on both lines.
 //!
 //! Items are independent: a missing file or a refused upload is reported and counted (exit 1)
-//! while the others go on. Only an unreachable gateway ends the run with exit 2.
+//! while the others go on. An unreachable gateway makes the run exit 2.
 
 use std::{ffi::OsString, time::Duration};
 
-use anyhow::Context;
 use clap::Args;
 use facematch_core::ImageHash;
 use futures_util::{StreamExt, stream};
@@ -25,6 +26,8 @@ use crate::{
 const POLL_SECS: u64 = 60;
 /// Tries of one upload answered 429 (busy) or 503 (broker/Redis down).
 const ATTEMPTS: u32 = 5;
+/// Images followed (long-polled) at once with `--wait`; uploads pause while all are busy.
+const FOLLOWERS: usize = 64;
 
 /// `facematch scan` arguments.
 #[derive(Debug, Args)]
@@ -38,8 +41,8 @@ pub struct ScanArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
-    /// Follow each image until it is done or failed, for at most SECONDS in all (default
-    /// 300), and print its state, face count and matches.
+    /// Follow each image until it is done or failed, for at most SECONDS each (default
+    /// 300), then print every image's state, face count and matches, in argument order.
     #[arg(
         long,
         value_name = "SECONDS",
@@ -78,14 +81,17 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     code: Option<String>,
     #[serde(skip)]
+    index: usize,
+    #[serde(skip)]
     label: String,
     #[serde(skip)]
     outcome: Outcome,
 }
 
 impl Report {
-    fn new(item: &Item) -> Self {
+    fn new(index: usize, item: &Item) -> Self {
         Self {
+            index,
             name: item.name(),
             path: item.path().map(|p| p.display().to_string()),
             label: item.label(),
@@ -142,52 +148,85 @@ pub async fn run(gateway: &str, args: ScanArgs) -> anyhow::Result<Outcome> {
         eprintln!("facematch: no images found (folders are searched for image extensions)");
         return Ok(Outcome::Ok);
     }
-    gateway
-        .ping()
-        .await
-        .context("the gateway does not answer")?;
+    gateway.ping().await?;
 
     let printer = Printer::new(items.len() as u64, args.json);
-    let wait = args.wait;
+    let concurrency = usize::from(args.concurrency);
     let gw = &gateway;
-    let mut reports = stream::iter(items)
-        .map(|item| async move { scan_one(gw, item, wait).await })
-        .buffer_unordered(usize::from(args.concurrency));
-    let (mut outcome, mut failed, mut total) = (Outcome::Ok, 0usize, 0usize);
-    while let Some(report) = reports.next().await {
-        total += 1;
-        outcome = outcome.and(report.outcome);
-        if report.outcome != Outcome::Ok {
-            failed += 1;
+    let uploads = stream::iter(items.into_iter().enumerate())
+        .map(|(index, item)| upload(gw, index, item))
+        .buffer_unordered(concurrency);
+    let mut summary = Summary::default();
+    match args.wait {
+        None => {
+            let mut uploads = uploads;
+            while let Some(report) = uploads.next().await {
+                summary.print(&printer, &report, args.json);
+                printer.tick();
+            }
         }
-        print(&printer, &report, args.json);
-        printer.tick();
+        Some(secs) => {
+            // Matches are read once every image of the run is final, so that each line lists
+            // the others of this run however the workers ordered them; lines in input order.
+            let mut reports: Vec<Report> = uploads
+                .map(|report| follow(gw, report, secs))
+                .buffer_unordered(FOLLOWERS)
+                .inspect(|_| printer.tick())
+                .collect()
+                .await;
+            reports.sort_by_key(|r| r.index);
+            let mut finished = stream::iter(reports)
+                .map(|report| add_matches(gw, report))
+                .buffered(concurrency);
+            while let Some(report) = finished.next().await {
+                summary.print(&printer, &report, args.json);
+            }
+        }
     }
     printer.finish();
-    if failed > 0 && !args.json {
-        eprintln!("facematch: {failed} of {total} items failed");
+    if summary.failed > 0 && !args.json {
+        eprintln!(
+            "facematch: {} of {} items failed",
+            summary.failed, summary.total
+        );
     }
-    Ok(outcome)
+    Ok(summary.outcome)
 }
 
-fn print(printer: &Printer, report: &Report, json: bool) {
-    if json {
-        match serde_json::to_string(report) {
-            Ok(line) => printer.out(&line),
-            Err(e) => printer.err(&format!("facematch: {}: {e}", report.label)),
+/// Counts of a run.
+#[derive(Debug, Default)]
+struct Summary {
+    outcome: Outcome,
+    failed: usize,
+    total: usize,
+}
+
+impl Summary {
+    fn print(&mut self, printer: &Printer, report: &Report, json: bool) {
+        self.total += 1;
+        self.outcome = self.outcome.and(report.outcome);
+        if report.outcome != Outcome::Ok {
+            self.failed += 1;
         }
-        return;
-    }
-    if report.hash.is_some() {
-        printer.out(&report.text());
-    }
-    if let Some(error) = &report.error {
-        printer.err(&format!("facematch: {}: {error}", report.label));
+        if json {
+            match serde_json::to_string(report) {
+                Ok(line) => printer.out(&line),
+                Err(e) => printer.err(&format!("facematch: {}: {e}", report.label)),
+            }
+            return;
+        }
+        if report.hash.is_some() {
+            printer.out(&report.text());
+        }
+        if let Some(error) = &report.error {
+            printer.err(&format!("facematch: {}: {error}", report.label));
+        }
     }
 }
 
-async fn scan_one(gateway: &Gateway, item: Item, wait: Option<u64>) -> Report {
-    let report = Report::new(&item);
+/// Reads and uploads a file, or has the gateway fetch a URL.
+async fn upload(gateway: &Gateway, index: usize, item: Item) -> Report {
+    let report = Report::new(index, &item);
     let hash = match &item {
         Item::Unreadable { reason, .. } => return report.fail(reason.clone()),
         Item::Url(url) => retry(|| gateway.scan_url(url)).await,
@@ -200,33 +239,47 @@ async fn scan_one(gateway: &Gateway, item: Item, wait: Option<u64>) -> Report {
             retry(|| gateway.scan_image(&name, bytes.clone())).await
         }
     };
-    let mut report = match hash {
+    match hash {
         Ok(hash) => Report {
             hash: Some(hash),
             ..report
         },
-        Err(e) => return report.api_fail(&e),
-    };
-    let (Some(secs), Some(hash)) = (wait, report.hash) else {
+        Err(e) => report.api_fail(&e),
+    }
+}
+
+/// Follows an uploaded image to `done`/`failed` for at most `secs`.
+async fn follow(gateway: &Gateway, mut report: Report, secs: u64) -> Report {
+    let Some(hash) = report.hash.filter(|_| report.error.is_none()) else {
         return report;
     };
-    match follow(gateway, hash, secs).await {
-        Ok(doc) => {
-            report.state = Some(doc.state.clone());
-            report.faces = doc.face_count;
-            match doc.state.as_str() {
-                "done" => match gateway.matches(hash).await {
-                    Ok(names) => report.matches = Some(names),
-                    Err(e) => return report.api_fail(&e),
-                },
-                "failed" => {
-                    let why = doc.error.unwrap_or_else(|| "no reason given".into());
-                    return report.fail(format!("processing failed: {why}"));
-                }
-                state => {
-                    return report.fail(format!("still {state} after waiting {secs} s"));
-                }
-            }
+    let doc = match poll_final(gateway, hash, secs).await {
+        Ok(doc) => doc,
+        Err(e) => return report.api_fail(&e),
+    };
+    report.state = Some(doc.state.clone());
+    report.faces = doc.face_count;
+    match doc.state.as_str() {
+        "done" => report,
+        "failed" => {
+            let why = doc.error.unwrap_or_else(|| "no reason given".into());
+            report.fail(format!("processing failed: {why}"))
+        }
+        state => report.fail(format!("still {state} after waiting {secs} s")),
+    }
+}
+
+/// Adds the matches of a `done` image.
+async fn add_matches(gateway: &Gateway, mut report: Report) -> Report {
+    let Some(hash) = report
+        .hash
+        .filter(|_| report.state.as_deref() == Some("done"))
+    else {
+        return report;
+    };
+    match gateway.matches(hash).await {
+        Ok(names) => {
+            report.matches = Some(names);
             report
         }
         Err(e) => report.api_fail(&e),
@@ -234,7 +287,7 @@ async fn scan_one(gateway: &Gateway, item: Item, wait: Option<u64>) -> Report {
 }
 
 /// Polls `GET /images/{hash}?wait=…` until the image is final or `secs` have passed.
-async fn follow(gateway: &Gateway, hash: ImageHash, secs: u64) -> Result<ImageDoc, ApiError> {
+async fn poll_final(gateway: &Gateway, hash: ImageHash, secs: u64) -> Result<ImageDoc, ApiError> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let left = deadline.saturating_duration_since(Instant::now()).as_secs();
