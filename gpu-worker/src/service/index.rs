@@ -20,7 +20,7 @@ pub const CHUNK_ROWS: usize = 16_384;
 /// Slack on the squared threshold for the device filter, far above f32 summation error.
 const FILTER_MARGIN: f32 = 1e-3;
 /// Rows per parallel task of the host scan.
-const HOST_BLOCK: usize = 8_192;
+const HOST_BLOCK: usize = 4_096;
 
 /// One new face to compare: who it belongs to and its own log id.
 #[derive(Debug, Clone)]
@@ -241,21 +241,28 @@ impl FaceIndex {
             .enumerate()
             .flat_map_iter(|(block, codes)| {
                 let base = block * HOST_BLOCK;
+                let block_rows = codes.len() / DESCRIPTOR_LEN;
                 let mut found = Vec::new();
-                for (offset, code) in codes.chunks_exact(DESCRIPTOR_LEN).enumerate() {
-                    let row = base + offset;
-                    for (qi, query) in queries.iter().enumerate() {
-                        if row >= visible[qi] {
-                            continue;
-                        }
+                let mut candidates = Vec::new();
+                for (qi, query) in queries.iter().enumerate() {
+                    let end = visible[qi].saturating_sub(base).min(block_rows);
+                    if end == 0 {
+                        continue;
+                    }
+                    candidates.clear();
+                    match &quantized[qi] {
+                        Some(code) => quantized::filter_block(
+                            code,
+                            &codes[..end * DESCRIPTOR_LEN],
+                            limit,
+                            &mut candidates,
+                        ),
                         // A query the int8 copy cannot bound is compared exactly everywhere.
-                        let candidate = quantized[qi]
-                            .as_ref()
-                            .is_none_or(|q| quantized::squared_distance(q, code) <= limit);
-                        if candidate
-                            && let Some(hit) =
-                                self.exact_hit(qi, query, row, row_of(row), threshold)
-                        {
+                        None => candidates.extend(0..end),
+                    }
+                    for &offset in &candidates {
+                        let row = base + offset;
+                        if let Some(hit) = self.exact_hit(qi, query, row, row_of(row), threshold) {
                             found.push(hit);
                         }
                     }

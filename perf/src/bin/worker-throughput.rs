@@ -1,0 +1,156 @@
+//! Images per second through the worker service (queue → decode → batch inference → store →
+//! match → ack) at several batch sizes, on the real RabbitMQ and Redis.
+//!
+//! `cargo run --release -p facematch-perf --bin worker-throughput [-- --batches 1,4,8 --images 48]`
+//! (run from the repository root, after `scripts/fetch-weights.sh`).
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use clap::Parser;
+use facematch_core::{
+    ImageHash,
+    amqp::{JobMeta, Publisher, Source, Topology, lapin},
+    config::{AmqpArgs, RedisArgs, TelemetryArgs},
+    store::{ImageState, Store, redis},
+};
+use gpu_worker::{
+    Alignment,
+    service::{self, ServeArgs},
+};
+use tokio::sync::watch;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 4, 8])]
+    batches: Vec<usize>,
+    /// Jobs per measurement (the six demo images, each made unique).
+    #[arg(long, default_value_t = 48)]
+    images: usize,
+    #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    amqp_url: String,
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    #[arg(long, default_value = "model-weights")]
+    weights_dir: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// The same JPEG with a comment segment after SOI: same pixels, different bytes and hash.
+fn unique_jpeg(jpeg: &[u8], n: usize) -> Vec<u8> {
+    let note = format!("facematch perf {n}");
+    let len = u16::try_from(note.len() + 2).unwrap_or(u16::MAX);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xFE]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(note.as_bytes());
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result<f64> {
+    let id = format!("perf-{batch}-{:08x}", rand::random::<u32>());
+    let topology = Topology::new(format!("{id}."));
+    let store = Store::open(&args.redis_url, &format!("{id}:"))?;
+    let conn =
+        lapin::Connection::connect(&args.amqp_url, lapin::ConnectionProperties::default()).await?;
+    let channel = conn.create_channel().await?;
+    topology.declare(&channel).await?;
+    let publisher = Publisher::start(args.amqp_url.clone(), topology.clone());
+    anyhow::ensure!(
+        publisher.wait_ready(Duration::from_secs(10)).await,
+        "broker not ready"
+    );
+
+    let (stop, shutdown) = watch::channel(false);
+    let serve = ServeArgs {
+        amqp: AmqpArgs {
+            amqp_url: args.amqp_url.clone(),
+            amqp_prefix: format!("{id}."),
+        },
+        redis: RedisArgs {
+            redis_url: args.redis_url.clone(),
+            key_prefix: format!("{id}:"),
+        },
+        telemetry: TelemetryArgs {
+            otlp_endpoint: None,
+        },
+        weights_dir: args.weights_dir.clone(),
+        device: args.device.clone(),
+        max_batch: Some(batch),
+        max_wait_ms: 20,
+        threshold: 0.6,
+        align: Alignment::FaceApi,
+        decode_threads: None,
+        metrics_listen: "127.0.0.1:0".parse()?,
+    };
+    let worker = tokio::spawn(service::run(serve, shutdown));
+    tokio::time::sleep(Duration::from_secs(2)).await; // models loaded, consumer up
+
+    let started = Instant::now();
+    let mut hashes = Vec::new();
+    for n in 0..args.images {
+        let bytes = unique_jpeg(&demos[n % demos.len()], n);
+        let meta = JobMeta {
+            hash: ImageHash::of(&bytes),
+            name: format!("perf-{n}.jpg"),
+            source: Source::Upload,
+            content_type: "image/jpeg".into(),
+            trace_headers: vec![],
+        };
+        publisher.publish_job(&meta, &bytes).await?;
+        hashes.push(meta.hash);
+    }
+    for hash in &hashes {
+        loop {
+            let state = store.image_status(*hash).await?.map(|s| s.state);
+            if state == Some(ImageState::Done) {
+                break;
+            }
+            anyhow::ensure!(state != Some(ImageState::Failed), "{hash} failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+
+    let _ = stop.send(true);
+    worker.await??;
+    let mut redis_conn = store.conn().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{id}:*"))
+        .query_async(&mut redis_conn)
+        .await?;
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut redis_conn)
+            .await?;
+    }
+    publisher.close().await;
+    topology.delete(&channel).await?;
+    Ok(args.images as f64 / seconds)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let demos = (1..=6)
+        .map(|i| {
+            let path = args.weights_dir.join(format!("demo/sample{i}.jpg"));
+            std::fs::read(&path)
+                .with_context(|| format!("{} (run scripts/fetch-weights.sh)", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    println!("| max batch | images | images/s |");
+    println!("| ---: | ---: | ---: |");
+    for &batch in &args.batches {
+        let rate = measure(&args, batch, &demos).await?;
+        println!("| {batch} | {} | {rate:.2} |", args.images);
+    }
+    Ok(())
+}
