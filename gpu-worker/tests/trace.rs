@@ -85,7 +85,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn find<'a>(spans: &'a [Received], pred: impl Fn(&Received) -> bool) -> Option<&'a Received> {
+fn find(spans: &[Received], pred: impl Fn(&Received) -> bool) -> Option<&Received> {
     spans.iter().find(|s| pred(s))
 }
 

@@ -191,7 +191,7 @@ impl FaceIndex {
                 self.search_device(queries, &visible, threshold, chunks, tail)?
             }
         };
-        hits.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        hits.sort_by_key(|h| (h.0, h.1));
         hits.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
         Ok(hits.into_iter().map(|(_, _, hit)| hit).collect())
     }

@@ -230,7 +230,7 @@ impl Processor {
             let Ok(meta) = &job.meta else { continue };
             if matches!(result, Appended::Ids(_)) {
                 let mut pairs: Vec<(ImageHash, f64)> = matches.into_iter().collect();
-                pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                pairs.sort_by_key(|p| p.0);
                 let stored = self
                     .retry("storing matches", || self.store.finish_job(meta.hash, &pairs))
                     .instrument(tracing::info_span!(parent: &job.span, "redis.finish_job", matches = pairs.len()))

@@ -17,7 +17,7 @@ const STEP: f32 = RANGE / 127.0;
 pub fn quantize(d: &[f32; DESCRIPTOR_LEN]) -> Option<[i8; DESCRIPTOR_LEN]> {
     let mut out = [0i8; DESCRIPTOR_LEN];
     for (o, v) in out.iter_mut().zip(d) {
-        if !(v.abs() <= RANGE) {
+        if v.is_nan() || v.abs() > RANGE {
             return None;
         }
         *o = (v / STEP).round() as i8;
