@@ -9,12 +9,94 @@ use common::{AMQP_URL, System, facematch};
 use facematch_core::{
     amqp::{AmqpLogLayer, forward_logs, log_routing_key},
     telemetry,
+    testing::Proxy,
 };
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     sync::mpsc,
     time::Instant,
 };
+
+/// stderr of a child, line by line.
+fn stderr_lines(child: &mut tokio::process::Child) -> mpsc::UnboundedReceiver<String> {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `needle`, calling `poke` every second meanwhile.
+async fn wait_for_line<F: AsyncFnMut()>(
+    rx: &mut mpsc::UnboundedReceiver<String>,
+    needle: &str,
+    mut poke: F,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        poke().await;
+        let look_until = Instant::now() + Duration::from_secs(1);
+        while let Ok(Some(line)) = tokio::time::timeout_at(look_until, rx.recv()).await {
+            // The reconnect test binds `*.worker.*` only.
+            assert!(
+                !line.starts_with("somehost.rest."),
+                "unbound key printed: {line}"
+            );
+            if line.contains(needle) {
+                return line;
+            }
+            seen.push(line);
+        }
+    }
+    panic!("no line with {needle:?} on stderr; saw: {seen:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_reconnects_after_losing_the_broker() {
+    let system = System::new("relogs").await;
+    let proxy = Proxy::start("127.0.0.1:5672".parse().expect("addr")).await;
+    let prefix = format!("{}.", system.id);
+    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
+    let mut child = facematch()
+        .args(["logs", "--amqp-prefix", &prefix, "--amqp-url", &url])
+        .args(["--topic", "*.worker.*"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start facematch logs");
+    let mut rx = stderr_lines(&mut child);
+    let publish = |text: &'static str| {
+        let publisher = system.publisher.clone();
+        async move || {
+            let _ = publisher.publish_log("somehost.worker.info", text).await;
+            // Not bound by `*.worker.*`: must never show.
+            let _ = publisher.publish_log("somehost.rest.info", "rest").await;
+        }
+    };
+    wait_for_line(&mut rx, "listening", async || {}).await;
+    let line = wait_for_line(&mut rx, "before the cut", publish("before the cut")).await;
+    assert_eq!(line, "somehost.worker.info before the cut");
+
+    proxy.cut();
+    wait_for_line(&mut rx, "lost the connection", async || {}).await;
+    proxy.restore();
+    wait_for_line(&mut rx, "listening", async || {}).await;
+    let line = wait_for_line(&mut rx, "after the cut", publish("after the cut")).await;
+    assert_eq!(line, "somehost.worker.info after the cut");
+
+    child.kill().await.expect("kill facematch logs");
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+        assert!(!line.contains(".rest."), "unbound key printed: {line}");
+    }
+    system.cleanup().await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_prints_the_gateways_rest_info_lines_with_their_routing_key() {
@@ -32,60 +114,29 @@ async fn logs_prints_the_gateways_rest_info_lines_with_their_routing_key() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start facematch logs");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let mut rx = stderr_lines(&mut child);
+    wait_for_line(&mut rx, "listening", async || {}).await;
 
-    let next_line = async |rx: &mut mpsc::UnboundedReceiver<String>, until: Instant| {
-        tokio::time::timeout_at(until, rx.recv())
-            .await
-            .ok()
-            .flatten()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    loop {
-        let line = next_line(&mut rx, deadline)
-            .await
-            .unwrap_or_else(|| panic!("no listening notice; stderr: {seen:#?}"));
-        let listening = line.contains("listening");
-        seen.push(line);
-        if listening {
-            break;
-        }
-    }
-
+    // Requests are repeated: a line published before the listener's queue was bound is lost.
     let info_key = log_routing_key("rest", &tracing::Level::INFO);
     let hash = "0".repeat(32);
     let http = reqwest::Client::new();
     let url = format!("{}/match/{hash}", system.base);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut found = None;
-    while found.is_none() && Instant::now() < deadline {
-        // Repeated: a line published before the listener's queue was bound is not routed.
+    let line = wait_for_line(&mut rx, &format!("/match/{hash}"), async || {
         let resp = http.get(&url).send().await.expect("request");
         assert!(resp.status().is_success());
-        let look_until = Instant::now() + Duration::from_secs(1);
-        while let Some(line) = next_line(&mut rx, look_until).await {
-            if line.starts_with(&format!("{info_key} ")) && line.contains(&format!("/match/{hash}"))
-            {
-                found = Some(line);
-                break;
-            }
-            seen.push(line);
-        }
-    }
-    assert!(
-        found.is_some(),
-        "no {info_key} line on stderr; saw: {seen:#?}"
-    );
+    })
+    .await;
+    // debug lines of the same request may come first; wait for the info one.
+    let line = if line.starts_with(&format!("{info_key} ")) {
+        line
+    } else {
+        wait_for_line(&mut rx, &format!("{info_key} "), async || {
+            let _ = http.get(&url).send().await;
+        })
+        .await
+    };
+    assert!(line.contains(&format!("/match/{hash}")), "{line}");
 
     child.kill().await.expect("kill facematch logs");
     system.cleanup().await;
