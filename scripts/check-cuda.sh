@@ -4,7 +4,7 @@
 # Uses its own target dir so the main build is not invalidated.
 #   usage: scripts/check-cuda.sh [extra cargo args]     env: FACEMATCH_SHARED (default ../shared)
 set -euo pipefail
-root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${FACEMATCH_SHARED:-$root/../shared}
 cd "$root"
 FAKE_NVCC=1 CARGO_CMD=${CARGO_CMD:-check} CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target/cuda-check} \

@@ -5,7 +5,7 @@
 # present with its pinned hash it exits at once, without npm or cargo.
 #   needs: npm (only when something is missing), cargo, sha256sum, tar
 set -euo pipefail
-root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 mw=model-weights
 manifest=$mw/manifest.json
@@ -53,6 +53,11 @@ cp "$cache"/package/demo/sample[1-6].jpg "$mw/demo/"
 cmp -s "$cache/package/LICENSE" "$mw/LICENSE.face-api" ||
   echo "fetch-weights: warning: the package LICENSE differs from $mw/LICENSE.face-api" >&2
 
-cargo run --quiet -p gpu-worker -- convert-weights --model-dir "$cache/package/model" --out "$mw"
+# FACEMATCH_CONVERTER: an already-built gpu-worker binary (container builds); else cargo run.
+if [ -n "${FACEMATCH_CONVERTER:-}" ]; then
+  "$FACEMATCH_CONVERTER" convert-weights --model-dir "$cache/package/model" --out "$mw"
+else
+  cargo run --quiet -p gpu-worker -- convert-weights --model-dir "$cache/package/model" --out "$mw"
+fi
 all_ok || { echo "fetch-weights: verification failed after conversion" >&2; exit 1; }
 echo "fetch-weights: done"
