@@ -252,6 +252,16 @@ async fn hostile_images_fail_alone_and_the_worker_goes_on() {
         status["state"], "done",
         "the rest of the batch completes: {status}"
     );
+    // A message that is not a job (no message_id) is dead-lettered, not retried.
+    sys.publish_malformed(b"not a job").await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while sys.dead_letters().await < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "malformed message not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Still running: a later job completes too.
     let later = sys.upload("later.png", no_face()).await;
     assert_eq!(sys.wait_final(later, WAIT).await["state"], "done");

@@ -145,7 +145,7 @@ async fn one_trace_spans_request_publish_job_and_redis_write() {
     guard.flush();
 
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (request, publish, job, write, batch) = loop {
+    let (request, publish, job, store_step, write, batch) = loop {
         let spans = store.lock().expect("store").clone();
         let request = find(&spans, |s| s.span.name == "POST /scan/image/traced.png").cloned();
         let trace = request.as_ref().map(|r| r.span.trace_id.clone());
@@ -157,16 +157,23 @@ async fn one_trace_spans_request_publish_job_and_redis_write() {
         };
         let publish = in_trace("amqp.publish");
         let job = in_trace("job");
-        let write = in_trace("redis.finish_job");
+        let store_step = in_trace("store.finish_job");
+        let write = store_step.as_ref().and_then(|st| {
+            find(&spans, |s| {
+                s.span.name == "redis.finish_job" && s.span.parent_span_id == st.span.span_id
+            })
+            .cloned()
+        });
         let batch = job.as_ref().and_then(|j| {
             find(&spans, |s| {
                 s.span.name == "batch" && s.span.links.iter().any(|l| l.span_id == j.span.span_id)
             })
             .cloned()
         });
-        if let (Some(r), Some(p), Some(j), Some(w), Some(b)) = (request, publish, job, write, batch)
+        if let (Some(r), Some(p), Some(j), Some(st), Some(w), Some(b)) =
+            (request, publish, job, store_step, write, batch)
         {
-            break (r, p, j, w, b);
+            break (r, p, j, st, w, b);
         }
         let names: Vec<String> = spans
             .iter()
@@ -190,9 +197,14 @@ async fn one_trace_spans_request_publish_job_and_redis_write() {
         "job ← publish (over AMQP)"
     );
     assert_eq!(
-        write.span.parent_span_id, job.span.span_id,
-        "redis write ← job"
+        store_step.span.parent_span_id, job.span.span_id,
+        "store step ← job"
     );
+    assert_eq!(
+        write.span.parent_span_id, store_step.span.span_id,
+        "redis write ← store step"
+    );
+    assert_eq!(write.span.trace_id, request.span.trace_id);
     assert!(
         batch
             .span

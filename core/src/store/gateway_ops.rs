@@ -64,7 +64,7 @@ pub enum Claim {
 impl Store {
     /// The hash a filename or URL points at, if any.
     pub async fn hash_of_name(&self, name: &str) -> Result<Option<ImageHash>, StoreError> {
-        self.timed(async {
+        self.timed("redis.hash_of_name", async {
             let mut conn = self.conn().await?;
             let raw: Option<String> = conn.get(self.keys().name(name)).await?;
             raw.map(|s| s.parse().map_err(|e| StoreError::Corrupt(format!("{e}"))))
@@ -75,7 +75,7 @@ impl Store {
 
     /// Claims an image for queueing: only one gateway publishes a new hash.
     pub async fn claim_image(&self, hash: ImageHash) -> Result<Claim, StoreError> {
-        self.timed(async {
+        self.timed("redis.claim_image", async {
             let mut conn = self.conn().await?;
             let state: String = Script::new(CLAIM)
                 .key(self.keys().image(hash))
@@ -103,7 +103,7 @@ impl Store {
     }
 
     async fn run_script(&self, script: &str, hash: ImageHash) -> Result<(), StoreError> {
-        self.timed(async {
+        self.timed("redis.image_script", async {
             let mut conn = self.conn().await?;
             let _: i64 = Script::new(script)
                 .key(self.keys().image(hash))
@@ -117,7 +117,7 @@ impl Store {
 
     /// Records a filename for an image: the name now points at this hash.
     pub async fn record_name(&self, name: &str, hash: ImageHash) -> Result<(), StoreError> {
-        self.timed(async {
+        self.timed("redis.record_name", async {
             let mut conn = self.conn().await?;
             let _: i64 = Script::new(RECORD_NAME)
                 .key(self.keys().name(name))
@@ -134,7 +134,7 @@ impl Store {
 
     /// Binds a URL to a hash unless it is bound already; returns the hash it is bound to.
     pub async fn record_url(&self, url: &str, hash: ImageHash) -> Result<ImageHash, StoreError> {
-        self.timed(async {
+        self.timed("redis.record_url", async {
             let mut conn = self.conn().await?;
             let bound: String = Script::new(RECORD_URL)
                 .key(self.keys().name(url))
@@ -159,7 +159,7 @@ impl Store {
 
     /// Each matched image with its best distance and names, closest first.
     pub async fn match_details(&self, hash: ImageHash) -> Result<Vec<MatchDetail>, StoreError> {
-        self.timed(async {
+        self.timed("redis.match_details", async {
             let mut conn = self.conn().await?;
             let matched: Vec<(String, f64)> = conn
                 .zrange_withscores(self.keys().matches(hash), 0, -1)
@@ -196,7 +196,7 @@ impl Store {
 
     /// The status document of one image; `None` when the hash is unknown.
     pub async fn image_status(&self, hash: ImageHash) -> Result<Option<ImageStatus>, StoreError> {
-        self.timed(async {
+        self.timed("redis.image_status", async {
             let mut conn = self.conn().await?;
             let (fields, mut names, faces): (HashMap<String, String>, Vec<String>, Option<String>) =
                 redis::pipe()

@@ -10,6 +10,7 @@ mod worker_ops;
 use std::{future::Future, time::Duration};
 
 use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts, redis::RedisError};
+use tracing::Instrument;
 
 pub use self::{
     gateway_ops::Claim,
@@ -83,19 +84,22 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
-    /// Runs one Redis round trip under the store's timeout.
+    /// Runs one Redis round trip under the store's timeout, in its own span (`redis.<name>`).
     pub async fn timed<T>(
         &self,
+        name: &'static str,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        let span = tracing::info_span!("redis", otel.name = name, otel.kind = "client");
         tokio::time::timeout(self.timeout, op)
+            .instrument(span)
             .await
             .map_err(|_| StoreError::Timeout(self.timeout))?
     }
 
     /// `PING`: used by readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.timed(async {
+        self.timed("redis.ping", async {
             let mut conn = self.conn().await?;
             let _: String = redis::cmd("PING").query_async(&mut conn).await?;
             Ok(())

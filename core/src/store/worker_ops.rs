@@ -136,7 +136,7 @@ impl Store {
     ) -> Result<Appended, StoreError> {
         let json = serde_json::to_string(faces)
             .map_err(|e| StoreError::Corrupt(format!("faces of {hash}: {e}")))?;
-        self.timed(async {
+        self.timed("redis.append_faces", async {
             let mut conn = self.conn().await?;
             let script = Script::new(APPEND_FACES);
             let mut call = script.key(self.keys().image(hash));
@@ -173,7 +173,7 @@ impl Store {
         until: Option<LogId>,
         count: usize,
     ) -> Result<Vec<FacelogEntry>, StoreError> {
-        self.timed(async {
+        self.timed("redis.read_facelog", async {
             let mut conn = self.conn().await?;
             let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
             let end = until.map_or_else(|| "+".to_owned(), |id| id.to_string());
@@ -221,7 +221,7 @@ impl Store {
         hash: ImageHash,
         matches: &[(ImageHash, f64)],
     ) -> Result<(), StoreError> {
-        self.timed(async {
+        self.timed("redis.finish_job", async {
             let mut conn = self.conn().await?;
             let script = Script::new(FINISH_JOB);
             let mut call = script.key(self.keys().image(hash));
@@ -241,7 +241,7 @@ impl Store {
 
     /// Marks a job permanently failed with a reason (unless it is done).
     pub async fn fail_job(&self, hash: ImageHash, reason: &str) -> Result<(), StoreError> {
-        self.timed(async {
+        self.timed("redis.fail_job", async {
             let mut conn = self.conn().await?;
             let _: i64 = Script::new(FAIL_JOB)
                 .key(self.keys().image(hash))

@@ -100,7 +100,7 @@ impl Processor {
                         .retry("marking a job failed", || {
                             self.store.fail_job(hash, &reason)
                         })
-                        .instrument(tracing::info_span!(parent: &span, "redis.fail_job"))
+                        .instrument(tracing::info_span!(parent: &span, "store.fail_job"))
                         .await;
                     if stored.is_ok() {
                         self.metrics.job("failed");
@@ -163,7 +163,7 @@ impl Processor {
                 .retry("storing faces", || {
                     self.store.append_faces(meta.hash, &records, &image_meta)
                 })
-                .instrument(tracing::info_span!(parent: &job.span, "redis.append_faces", faces = records.len()))
+                .instrument(tracing::info_span!(parent: &job.span, "store.append_faces", faces = records.len()))
                 .await;
             let Ok(result) = result else { return };
             appended.push(result);
@@ -233,7 +233,7 @@ impl Processor {
                 pairs.sort_by_key(|p| p.0);
                 let stored = self
                     .retry("storing matches", || self.store.finish_job(meta.hash, &pairs))
-                    .instrument(tracing::info_span!(parent: &job.span, "redis.finish_job", matches = pairs.len()))
+                    .instrument(tracing::info_span!(parent: &job.span, "store.finish_job", matches = pairs.len()))
                     .await;
                 if stored.is_err() {
                     return;

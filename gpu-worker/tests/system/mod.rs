@@ -230,6 +230,40 @@ impl System {
         hash
     }
 
+    /// Publishes a message without a `message_id` (not a job) straight to `toWorker`.
+    pub async fn publish_malformed(&self, body: &[u8]) {
+        use facematch_core::amqp::lapin::{BasicProperties, options::BasicPublishOptions};
+        let channel = self.inspector.create_channel().await.expect("channel");
+        channel
+            .basic_publish(
+                self.topology.to_worker().into(),
+                facematch_core::amqp::SCAN_ROUTING_KEY.into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish");
+    }
+
+    /// Messages waiting in the dead-letter queue.
+    pub async fn dead_letters(&self) -> u32 {
+        use facematch_core::amqp::lapin::{options::QueueDeclareOptions, types::FieldTable};
+        let channel = self.inspector.create_channel().await.expect("channel");
+        channel
+            .queue_declare(
+                self.topology.dead_queue().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("dead queue")
+            .message_count()
+    }
+
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let resp = self.gateway.get(path).send().await;
         let body = resp.0.into_body().into_string().await.expect("body");
