@@ -103,3 +103,53 @@ pub fn parse_prometheus(text: &str) -> Result<std::collections::HashMap<String, 
     }
     Ok(out)
 }
+
+/// A tiny PNG whose header claims `width`×`height` pixels: a decompression bomb for any size
+/// beyond the limits, readable up to its header (valid CRCs, a token IDAT, IEND).
+pub fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(0).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    };
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(b"IEND", &[]);
+    out
+}
+
+/// Deletes every Redis key under the store's prefix (a test's clean-up).
+pub async fn delete_prefixed(store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
+    use crate::store::redis;
+    let mut conn = store.conn().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", store.keys().prefix()))
+        .query_async(&mut conn)
+        .await?;
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+    }
+    Ok(())
+}

@@ -91,36 +91,6 @@ mod tests {
         out
     }
 
-    /// A PNG whose IHDR claims `width`×`height` (no pixel data needed to read the header).
-    fn png_header(width: u32, height: u32) -> Vec<u8> {
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(b"IHDR");
-        ihdr.extend_from_slice(&width.to_be_bytes());
-        ihdr.extend_from_slice(&height.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-        let crc = crc32(&ihdr);
-        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        out.extend_from_slice(&13u32.to_be_bytes());
-        out.extend_from_slice(&ihdr);
-        out.extend_from_slice(&crc.to_be_bytes());
-        out
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
     #[test]
     fn recognises_a_real_png() {
         let s = sniff(&png(3, 2)).expect("png");
@@ -131,7 +101,7 @@ mod tests {
     fn rejects_non_images_and_absurd_headers() {
         assert_eq!(sniff(b"hello world"), Err(SniffError::UnknownFormat));
         assert_eq!(sniff(b""), Err(SniffError::UnknownFormat));
-        let huge = sniff(&png_header(100_000, 100_000));
+        let huge = sniff(&facematch_core::testing::png_claiming(100_000, 100_000));
         assert!(matches!(huge, Err(SniffError::TooLarge { .. })), "{huge:?}");
         assert!(matches!(
             sniff(&[0xFF, 0xD8, 0xFF, 0x00]),

@@ -13,17 +13,6 @@ async fn assert_untouched(env: &Env) {
     assert_eq!(env.queue_len().await, 0);
 }
 
-fn png_header(width: u32, height: u32) -> Vec<u8> {
-    // Signature + IHDR chunk (CRC is not checked when only the header is read).
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend_from_slice(&13u32.to_be_bytes());
-    out.extend_from_slice(b"IHDR");
-    out.extend_from_slice(&width.to_be_bytes());
-    out.extend_from_slice(&height.to_be_bytes());
-    out.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
-    out
-}
-
 #[tokio::test]
 async fn bad_uploads() {
     let env = Env::with(
@@ -52,7 +41,7 @@ async fn bad_uploads() {
         ),
         (
             "huge.png",
-            png_header(100_000, 100_000),
+            facematch_core::testing::png_claiming(100_000, 100_000),
             415,
             "unsupported_media_type",
         ),

@@ -103,37 +103,10 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
 mod tests {
     use super::*;
 
-    fn png_header(w: u32, h: u32) -> Vec<u8> {
-        // Signature + IHDR chunk (CRC is not checked before the limits are).
-        let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-        let mut ihdr = b"IHDR".to_vec();
-        ihdr.extend(w.to_be_bytes());
-        ihdr.extend(h.to_be_bytes());
-        ihdr.extend([8, 2, 0, 0, 0]);
-        v.extend(13u32.to_be_bytes());
-        v.extend(&ihdr);
-        v.extend(crc32(&ihdr).to_be_bytes());
-        v
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
     #[test]
     fn refuses_huge_png_from_header() {
-        let e = decode_image(&png_header(100_000, 100_000)).expect_err("must refuse");
+        let e = decode_image(&facematch_core::testing::png_claiming(100_000, 100_000))
+            .expect_err("must refuse");
         assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
     }
 

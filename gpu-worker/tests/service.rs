@@ -193,36 +193,6 @@ async fn a_redis_outage_is_retried_and_nothing_fails() {
     sys.cleanup().await;
 }
 
-/// A PNG whose header claims 16000×12000 pixels (576 MB as RGB) in a few dozen bytes.
-fn bomb_png() -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut chunk = |kind: &[u8], data: &[u8]| {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in kind.iter().chain(data) {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        out.extend_from_slice(&(!crc).to_be_bytes());
-    };
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&16_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&12_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
-    chunk(b"IEND", &[]);
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_images_fail_alone_and_the_worker_goes_on() {
     let sys = System::new("hostile").await;
@@ -235,7 +205,11 @@ async fn hostile_images_fail_alone_and_the_worker_goes_on() {
     let bad = [
         sys.publish_raw("truncated.jpg", &truncated).await,
         sys.publish_raw("random.jpg", &random).await,
-        sys.publish_raw("bomb.png", &bomb_png()).await,
+        sys.publish_raw(
+            "bomb.png",
+            &facematch_core::testing::png_claiming(16_000, 12_000),
+        )
+        .await,
     ];
     let good = sys.publish_raw("good.png", &good).await;
     let worker = sys.start_worker(sys.worker_args(4));

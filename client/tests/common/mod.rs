@@ -17,7 +17,7 @@ use facematch_core::{
         lapin::{Connection, ConnectionProperties},
     },
     config::{AmqpArgs, RedisArgs, TelemetryArgs},
-    store::{Store, redis},
+    store::Store,
 };
 use gateway::{
     AppState, app,
@@ -182,19 +182,9 @@ impl System {
                 .expect("worker ended cleanly");
         }
         self.server.abort();
-        let mut conn = self.store.conn().await.expect("redis");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.store.keys().prefix()))
-            .query_async(&mut conn)
+        facematch_core::testing::delete_prefixed(&self.store)
             .await
-            .expect("keys");
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("del");
-        }
+            .expect("clean up redis");
         self.publisher.close().await;
         let channel = self.inspector.create_channel().await.expect("channel");
         self.topology.delete(&channel).await.expect("delete");

@@ -193,15 +193,9 @@ impl Env {
 
     /// Removes this test's keys, queues and exchanges.
     pub async fn cleanup(self) {
-        let keys = self.redis_keys().await;
-        if !keys.is_empty() {
-            let mut conn = self.store.conn().await.expect("redis");
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("DEL");
-        }
+        facematch_core::testing::delete_prefixed(&self.store)
+            .await
+            .expect("clean up redis");
         self.publisher.close().await;
         let channel = self.inspector.create_channel().await.expect("channel");
         self.topology

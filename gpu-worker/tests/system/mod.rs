@@ -328,19 +328,9 @@ impl System {
     }
 
     pub async fn cleanup(self) {
-        let mut conn = self.store.conn().await.expect("redis");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.store.keys().prefix()))
-            .query_async(&mut conn)
+        facematch_core::testing::delete_prefixed(&self.store)
             .await
-            .expect("keys");
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
-                .expect("del");
-        }
+            .expect("clean up redis");
         self.publisher.close().await;
         let channel = self.inspector.create_channel().await.expect("channel");
         self.topology.delete(&channel).await.expect("delete");
