@@ -141,6 +141,7 @@ async fn sigkill_with_unacked_deliveries_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_in_hand_and_exits_0() {
     let sys = System::new("sigterm").await;
+    let mut logs = sys.listen_logs("*.worker.*").await;
     let hashes = upload_all(&sys).await;
     let mut worker = spawn_worker(&sys);
     wait_some_done(&sys, &hashes).await;
@@ -162,6 +163,15 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits_0() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status:?}");
+    // The worker's own log lines reached the `logs` exchange as `<hostname>.worker.<level>`.
+    let info_key = facematch_core::amqp::log_routing_key("worker", &tracing::Level::INFO);
+    let lines = system::drain_logs(&mut logs, Duration::from_secs(5)).await;
+    assert!(
+        lines
+            .iter()
+            .any(|(key, text)| *key == info_key && text.contains("job done")),
+        "no {info_key} 'job done' line in {lines:?}"
+    );
     // Nothing half-done: each image is done or still waiting in the queue.
     for s in states(&sys, &hashes).await {
         assert!(matches!(s, ImageState::Done | ImageState::Queued), "{s:?}");

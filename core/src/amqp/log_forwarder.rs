@@ -95,9 +95,16 @@ impl<S: Subscriber> Layer<S> for AmqpLogLayer {
     }
 }
 
-/// Publishes forwarded lines until every sender is gone.
+/// Publishes forwarded lines until every sender is gone. While the broker is away, lines wait
+/// in the buffer (each at most a few seconds) instead of being dropped at once, so the lines of
+/// start-up and of a short outage still arrive.
 pub async fn forward_logs(mut lines: mpsc::Receiver<LogLine>, publisher: Publisher) {
     while let Some(line) = lines.recv().await {
+        if !publisher.is_ready().await {
+            publisher
+                .wait_ready(std::time::Duration::from_secs(5))
+                .await;
+        }
         let _ = publisher.publish_log(&line.routing_key, &line.text).await;
     }
 }

@@ -246,6 +246,49 @@ impl System {
             .expect("publish");
     }
 
+    /// A consumer of the `logs` exchange bound with `pattern` (exclusive, auto-delete queue).
+    pub async fn listen_logs(&self, pattern: &str) -> facematch_core::amqp::lapin::Consumer {
+        use facematch_core::amqp::lapin::{
+            options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
+            types::FieldTable,
+        };
+        let channel = self.inspector.create_channel().await.expect("channel");
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("queue");
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                self.topology.logs().into(),
+                pattern.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume")
+    }
+
     /// Messages waiting in the dead-letter queue.
     pub async fn dead_letters(&self) -> u32 {
         use facematch_core::amqp::lapin::{options::QueueDeclareOptions, types::FieldTable};
@@ -359,4 +402,20 @@ pub fn assert_same_matches(a: &MatchTable, b: &MatchTable) {
             );
         }
     }
+}
+
+/// Every (routing key, text) the consumer receives until it is quiet for `quiet`.
+pub async fn drain_logs(
+    consumer: &mut facematch_core::amqp::lapin::Consumer,
+    quiet: Duration,
+) -> Vec<(String, String)> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    while let Ok(Some(Ok(delivery))) = tokio::time::timeout(quiet, consumer.next()).await {
+        out.push((
+            delivery.routing_key.to_string(),
+            String::from_utf8_lossy(&delivery.data).into_owned(),
+        ));
+    }
+    out
 }
