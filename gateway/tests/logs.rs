@@ -11,11 +11,7 @@ use std::{
 use common::{AMQP_URL, unique};
 use facematch_core::amqp::{
     Topology,
-    lapin::{
-        Connection, ConnectionProperties,
-        options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-        types::FieldTable,
-    },
+    lapin::{Connection, ConnectionProperties},
     log_routing_key,
 };
 use futures_util::StreamExt;
@@ -45,40 +41,10 @@ async fn requests_are_logged_with_hostname_rest_keys() {
         .expect("RabbitMQ");
     let channel = conn.create_channel().await.expect("channel");
     topology.declare(&channel).await.expect("declare");
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    let mut consumer = topology
+        .subscribe_logs(&channel, &["#"])
         .await
-        .expect("queue");
-    channel
-        .queue_bind(
-            queue.name().clone(),
-            topology.logs().into(),
-            "#".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-    let mut consumer = channel
-        .basic_consume(
-            queue.name().clone(),
-            "logs-test".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+        .expect("subscribe to logs");
 
     let port = free_port();
     let _gateway = Killed(

@@ -9,11 +9,7 @@ use clap::Args;
 use facematch_core::{
     amqp::{
         Topology,
-        lapin::{
-            self, Connection, ConnectionProperties,
-            options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-            types::FieldTable,
-        },
+        lapin::{self, Connection, ConnectionProperties},
     },
     config::{AmqpArgs, redact_url},
 };
@@ -107,37 +103,6 @@ async fn bind(
 ) -> Result<lapin::Consumer, lapin::Error> {
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;
-    let queue = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    for topic in &args.topics {
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                topology.logs().into(),
-                topic.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
-    channel
-        .basic_consume(
-            queue.name().clone(),
-            "facematch-logs".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
+    let patterns: Vec<&str> = args.topics.iter().map(String::as_str).collect();
+    topology.subscribe_logs(&channel, &patterns).await
 }

@@ -132,6 +132,49 @@ impl Topology {
         Ok(())
     }
 
+    /// Consumes the `logs` exchange: a fresh exclusive, auto-delete, server-named queue bound
+    /// with each routing-key pattern (`#`, `*.worker.*`, …), without acks.
+    pub async fn subscribe_logs(
+        &self,
+        channel: &Channel,
+        patterns: &[&str],
+    ) -> Result<lapin::Consumer, lapin::Error> {
+        use lapin::options::BasicConsumeOptions;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        for pattern in patterns {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    self.logs().into(),
+                    (*pattern).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+    }
+
     /// Deletes everything this topology declared (test clean-up).
     pub async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};

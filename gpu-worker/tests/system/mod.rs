@@ -248,45 +248,11 @@ impl System {
 
     /// A consumer of the `logs` exchange bound with `pattern` (exclusive, auto-delete queue).
     pub async fn listen_logs(&self, pattern: &str) -> facematch_core::amqp::lapin::Consumer {
-        use facematch_core::amqp::lapin::{
-            options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions},
-            types::FieldTable,
-        };
         let channel = self.inspector.create_channel().await.expect("channel");
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
+        self.topology
+            .subscribe_logs(&channel, &[pattern])
             .await
-            .expect("queue");
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                self.topology.logs().into(),
-                pattern.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
-        channel
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume")
+            .expect("subscribe to logs")
     }
 
     /// Messages waiting in the dead-letter queue.
