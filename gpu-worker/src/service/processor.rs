@@ -131,19 +131,8 @@ impl Processor {
         let (faces, timings) = match inferred {
             Ok(v) => v,
             Err(e) => {
-                // Not the input's fault as far as we know: requeue; the delivery limit
-                // dead-letters a job that keeps failing.
                 tracing::error!(error = %e, "inference failed; requeueing the batch");
-                for job in &ready {
-                    self.metrics.job("requeued");
-                    let _ = job
-                        .delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await;
-                }
+                self.requeue(&ready).await;
                 return;
             }
         };
@@ -206,15 +195,7 @@ impl Processor {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "index search failed; requeueing the batch");
-                for job in &ready {
-                    let _ = job
-                        .delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await;
-                }
+                self.requeue(&ready).await;
                 return;
             }
         };
@@ -245,6 +226,21 @@ impl Processor {
                 self.metrics.job("duplicate");
             }
             ack(job).await;
+        }
+    }
+
+    /// Hands a batch back to the broker after a failure that is not the input's fault as far as
+    /// we know; the queue's delivery limit dead-letters a job that keeps failing.
+    async fn requeue(&self, batch: &[DecodedJob]) {
+        for job in batch {
+            self.metrics.job("requeued");
+            let _ = job
+                .delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await;
         }
     }
 
