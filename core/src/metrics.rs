@@ -83,52 +83,41 @@ impl MetricSet {
         update(family.series.entry(label_text(labels)).or_insert_with(make));
     }
 
-    /// Adds `by` to a counter.
-    pub fn inc(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], by: f64) {
+    fn update_value(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        kind: Kind,
+        labels: &[(&str, &str)],
+        update: impl FnOnce(&mut f64),
+    ) {
         self.with_series(
             name,
             help,
-            Kind::Counter,
+            kind,
             labels,
             || Series::Value(0.0),
             |s| {
                 if let Series::Value(v) = s {
-                    *v += by;
+                    update(v);
                 }
             },
         );
+    }
+
+    /// Adds `by` to a counter.
+    pub fn inc(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], by: f64) {
+        self.update_value(name, help, Kind::Counter, labels, |v| *v += by);
     }
 
     /// Sets a gauge.
     pub fn set(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], value: f64) {
-        self.with_series(
-            name,
-            help,
-            Kind::Gauge,
-            labels,
-            || Series::Value(0.0),
-            |s| {
-                if let Series::Value(v) = s {
-                    *v = value;
-                }
-            },
-        );
+        self.update_value(name, help, Kind::Gauge, labels, |v| *v = value);
     }
 
     /// Adds `by` to a gauge (negative to decrease).
     pub fn add(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], by: f64) {
-        self.with_series(
-            name,
-            help,
-            Kind::Gauge,
-            labels,
-            || Series::Value(0.0),
-            |s| {
-                if let Series::Value(v) = s {
-                    *v += by;
-                }
-            },
-        );
+        self.update_value(name, help, Kind::Gauge, labels, |v| *v += by);
     }
 
     /// Records one observation in a histogram.
