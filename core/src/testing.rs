@@ -153,3 +153,54 @@ pub async fn delete_prefixed(store: &crate::store::Store) -> Result<(), crate::s
     }
     Ok(())
 }
+
+/// RabbitMQ on this machine, as the tests expect it.
+pub const TEST_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Redis on this machine, as the tests expect it.
+pub const TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// One test's private corner of the shared Redis and RabbitMQ: a unique id used as key prefix
+/// (`{id}:`) and name prefix (`{id}.`), with the topology already declared through a direct
+/// connection (so it exists even when the code under test goes through a cut proxy).
+#[derive(Debug)]
+pub struct Namespace {
+    pub id: String,
+    pub topology: crate::amqp::Topology,
+    pub store: crate::store::Store,
+    /// A direct broker connection for declaring, inspecting and cleaning up.
+    pub inspector: lapin::Connection,
+}
+
+impl Namespace {
+    /// A fresh namespace named after `tag`; panics with a clear message if a service is down.
+    pub async fn new(tag: &str) -> Self {
+        let id = format!("t-{tag}-{:08x}", rand::random::<u32>());
+        let topology = crate::amqp::Topology::new(format!("{id}."));
+        let store =
+            crate::store::Store::open(TEST_REDIS_URL, &format!("{id}:")).expect("redis url");
+        let inspector =
+            lapin::Connection::connect(TEST_AMQP_URL, lapin::ConnectionProperties::default())
+                .await
+                .expect("RabbitMQ must run on 127.0.0.1:5672");
+        let channel = inspector.create_channel().await.expect("channel");
+        topology.declare(&channel).await.expect("declare topology");
+        Self {
+            id,
+            topology,
+            store,
+            inspector,
+        }
+    }
+}
+
+/// Removes a namespace's keys, queues and exchanges and closes its connection.
+pub async fn remove_namespace(
+    store: &crate::store::Store,
+    topology: &crate::amqp::Topology,
+    inspector: &lapin::Connection,
+) {
+    delete_prefixed(store).await.expect("clean up redis");
+    let channel = inspector.create_channel().await.expect("channel");
+    topology.delete(&channel).await.expect("delete topology");
+    let _ = inspector.close(200, "done".into()).await;
+}

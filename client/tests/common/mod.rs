@@ -11,11 +11,9 @@ use std::{
     time::Duration,
 };
 
+use facematch_core::testing::{Namespace, remove_namespace};
 use facematch_core::{
-    amqp::{
-        Publisher, Topology,
-        lapin::{Connection, ConnectionProperties},
-    },
+    amqp::{Publisher, Topology, lapin::Connection},
     config::{AmqpArgs, RedisArgs, TelemetryArgs},
     store::Store,
 };
@@ -31,8 +29,8 @@ use image::{ImageFormat, RgbImage};
 use poem::{Server, listener::TcpAcceptor};
 use tokio::{sync::watch, task::JoinHandle};
 
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const AMQP_URL: &str = facematch_core::testing::TEST_AMQP_URL;
+pub const REDIS_URL: &str = facematch_core::testing::TEST_REDIS_URL;
 
 pub fn weights_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model-weights")
@@ -97,14 +95,12 @@ pub struct System {
 
 impl System {
     pub async fn new(tag: &str) -> Self {
-        let id = format!("t-cli-{tag}-{:08x}", rand::random::<u32>());
-        let topology = Topology::new(format!("{id}."));
-        let store = Store::open(REDIS_URL, &format!("{id}:")).expect("redis url");
-        let inspector = Connection::connect(AMQP_URL, ConnectionProperties::default())
-            .await
-            .expect("RabbitMQ must run on 127.0.0.1:5672");
-        let channel = inspector.create_channel().await.expect("channel");
-        topology.declare(&channel).await.expect("declare");
+        let Namespace {
+            id,
+            topology,
+            store,
+            inspector,
+        } = Namespace::new(&format!("cli-{tag}")).await;
         let publisher = Publisher::start(AMQP_URL, topology.clone());
         assert!(publisher.wait_ready(Duration::from_secs(10)).await);
         let state = AppState {
@@ -182,13 +178,8 @@ impl System {
                 .expect("worker ended cleanly");
         }
         self.server.abort();
-        facematch_core::testing::delete_prefixed(&self.store)
-            .await
-            .expect("clean up redis");
         self.publisher.close().await;
-        let channel = self.inspector.create_channel().await.expect("channel");
-        self.topology.delete(&channel).await.expect("delete");
-        let _ = self.inspector.close(200, "done".into()).await;
+        remove_namespace(&self.store, &self.topology, &self.inspector).await;
     }
 }
 

@@ -10,11 +10,12 @@ use std::{
     time::Duration,
 };
 
+use facematch_core::testing::{Namespace, remove_namespace};
 use facematch_core::{
     amqp::{
         Publisher, Topology,
         lapin::{
-            BasicProperties, Connection, ConnectionProperties,
+            BasicProperties, Connection,
             options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
             types::FieldTable,
         },
@@ -28,8 +29,8 @@ use gateway::{
 };
 use poem::{EndpointExt, endpoint::BoxEndpoint, test::TestClient};
 
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const AMQP_URL: &str = facematch_core::testing::TEST_AMQP_URL;
+pub const REDIS_URL: &str = facematch_core::testing::TEST_REDIS_URL;
 
 /// A unique name for this test run.
 pub fn unique(tag: &str) -> String {
@@ -80,16 +81,12 @@ impl Env {
 
     pub async fn with(tag: &str, options: Options) -> Self {
         init_tracing();
-        let id = unique(tag);
-        let topology = Topology::new(format!("{id}."));
-        let store = Store::open(REDIS_URL, &format!("{id}:")).expect("redis url");
-        // Declare the topology first through a direct connection, so the queue exists even
-        // when the gateway's own connection goes through a proxy that starts cut.
-        let inspector = Connection::connect(AMQP_URL, ConnectionProperties::default())
-            .await
-            .expect("RabbitMQ must run on 127.0.0.1:5672");
-        let channel = inspector.create_channel().await.expect("channel");
-        topology.declare(&channel).await.expect("declare topology");
+        let Namespace {
+            id,
+            topology,
+            store,
+            inspector,
+        } = Namespace::new(tag).await;
         let publisher = Publisher::start(options.amqp_url.clone(), topology.clone());
         publisher.wait_ready(Duration::from_secs(10)).await;
         let state = AppState {
@@ -193,16 +190,8 @@ impl Env {
 
     /// Removes this test's keys, queues and exchanges.
     pub async fn cleanup(self) {
-        facematch_core::testing::delete_prefixed(&self.store)
-            .await
-            .expect("clean up redis");
         self.publisher.close().await;
-        let channel = self.inspector.create_channel().await.expect("channel");
-        self.topology
-            .delete(&channel)
-            .await
-            .expect("delete topology");
-        let _ = self.inspector.close(200, "done".into()).await;
+        remove_namespace(&self.store, &self.topology, &self.inspector).await;
     }
 }
 

@@ -10,12 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use facematch_core::testing::{Namespace, remove_namespace};
 use facematch_core::{
     ImageHash,
-    amqp::{
-        JobMeta, Publisher, Source, Topology,
-        lapin::{Connection, ConnectionProperties},
-    },
+    amqp::{JobMeta, Publisher, Source, Topology, lapin::Connection},
     config::{AmqpArgs, RedisArgs, TelemetryArgs},
     store::{Store, redis},
     telemetry,
@@ -32,8 +30,8 @@ use image::{ImageFormat, RgbImage, imageops::FilterType};
 use poem::{EndpointExt, endpoint::BoxEndpoint, test::TestClient};
 use tokio::{sync::watch, task::JoinHandle};
 
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const AMQP_URL: &str = facematch_core::testing::TEST_AMQP_URL;
+pub const REDIS_URL: &str = facematch_core::testing::TEST_REDIS_URL;
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -140,14 +138,12 @@ pub struct System {
 impl System {
     pub async fn new(tag: &str) -> Self {
         init_tracing();
-        let id = format!("t-{tag}-{:08x}", rand::random::<u32>());
-        let topology = Topology::new(format!("{id}."));
-        let store = Store::open(REDIS_URL, &format!("{id}:")).expect("redis url");
-        let inspector = Connection::connect(AMQP_URL, ConnectionProperties::default())
-            .await
-            .expect("RabbitMQ must run on 127.0.0.1:5672");
-        let channel = inspector.create_channel().await.expect("channel");
-        topology.declare(&channel).await.expect("declare");
+        let Namespace {
+            id,
+            topology,
+            store,
+            inspector,
+        } = Namespace::new(tag).await;
         let publisher = Publisher::start(AMQP_URL, topology.clone());
         assert!(publisher.wait_ready(Duration::from_secs(10)).await);
         let state = AppState {
@@ -337,13 +333,8 @@ impl System {
     }
 
     pub async fn cleanup(self) {
-        facematch_core::testing::delete_prefixed(&self.store)
-            .await
-            .expect("clean up redis");
         self.publisher.close().await;
-        let channel = self.inspector.create_channel().await.expect("channel");
-        self.topology.delete(&channel).await.expect("delete");
-        let _ = self.inspector.close(200, "done".into()).await;
+        remove_namespace(&self.store, &self.topology, &self.inspector).await;
     }
 }
 
