@@ -143,12 +143,16 @@ fn batch_input(
 
 impl FacePipeline {
     /// Loads the three networks from `weights_dir` (sha256-verified against the pinned
-    /// manifest) onto `device`.
+    /// manifest) onto `device`. On the CPU this also tunes the process allocator for layer
+    /// outputs ([`crate::memory::reuse_freed_memory`]).
     pub fn load(
         weights_dir: &Path,
         device: &Device,
         options: PipelineOptions,
     ) -> Result<Self, ModelError> {
+        if device.is_cpu() {
+            crate::memory::reuse_freed_memory();
+        }
         let load = |file: &'static str| weights::load_pinned(weights_dir, file, device);
         let layout = |file: &'static str| {
             move |source| ModelError::Layout {
