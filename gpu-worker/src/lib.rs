@@ -4,12 +4,14 @@
 //! - [`device::select_device`]: `auto`, `cpu`, `cuda` or `cuda:N`.
 //! - [`pipeline::FacePipeline`]: the batched detect → landmarks → align → describe pipeline.
 //! - [`models`]: the three networks; [`weights`]: pinned, verified weight files.
+//! - [`memory`]: allocator settings that keep CPU inference off the page-fault path.
 //!
 //! The model side knows nothing of AMQP or Redis.
 
 pub mod decode;
 pub mod device;
 pub mod error;
+pub mod memory;
 pub mod models;
 pub mod pipeline;
 pub mod service;

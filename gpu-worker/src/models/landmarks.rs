@@ -10,6 +10,7 @@ use candle_nn::VarBuilder;
 use super::{
     layers::{Conv, DepthwiseConv},
     ops::{self, Act, Padding},
+    separable::Separable,
 };
 
 /// Input side of the landmark net.
@@ -17,10 +18,7 @@ pub const LANDMARK_INPUT: usize = 112;
 
 /// Separable conv: depthwise 3×3 (SAME) → pointwise 1×1 + bias, no activation.
 #[derive(Debug, Clone)]
-pub struct SeparableConv {
-    depthwise: DepthwiseConv,
-    pointwise: Conv,
-}
+pub struct SeparableConv(Separable);
 
 impl SeparableConv {
     pub fn load(vb: &VarBuilder, cin: usize, cout: usize, stride: usize) -> Result<Self> {
@@ -34,16 +32,13 @@ impl SeparableConv {
             Padding::Valid,
             Act::None,
         )?;
-        Ok(Self {
-            depthwise,
-            pointwise,
-        })
+        Separable::new(depthwise, pointwise).map(Self)
     }
 }
 
 impl Module for SeparableConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.pointwise.forward(&self.depthwise.forward(x)?)
+        self.0.forward(x)
     }
 }
 

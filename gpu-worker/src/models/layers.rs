@@ -74,6 +74,24 @@ impl Conv {
     pub fn out_channels(&self) -> Result<usize> {
         self.filter.dim(1)
     }
+
+    /// Whether this is a 1×1 stride-1 convolution (a matmul over pixels).
+    pub fn is_pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1
+    }
+
+    /// The filter as a `[kh*kw*cin, cout]` matrix.
+    pub fn filter(&self) -> &Tensor {
+        &self.filter
+    }
+
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    pub fn act(&self) -> Act {
+        self.act
+    }
 }
 
 impl Module for Conv {
@@ -85,31 +103,51 @@ impl Module for Conv {
     }
 }
 
-/// 3×3 depthwise convolution (SAME padding), then optional bias and activation.
+/// 3×3 depthwise convolution (SAME padding), then a bias and an activation (a zero bias and
+/// none when the layer has no batch norm), fused on the CPU.
 #[derive(Debug, Clone)]
 pub struct DepthwiseConv {
     filter: Tensor, // [3, 3, C]
-    bias: Option<Tensor>,
+    bias: Tensor,   // [C]
     stride: usize,
     act: Act,
 }
 
 impl DepthwiseConv {
+    /// Builds the layer from a `[3, 3, C]` filter and a `[C]` bias.
+    pub fn new(filter: Tensor, bias: Tensor, stride: usize, act: Act) -> Result<Self> {
+        let (kh, kw, c) = filter.dims3()?;
+        if (kh, kw) != (3, 3) || bias.dims() != [c] {
+            candle_core::bail!(
+                "depthwise: expected a [3,3,C] filter and a [C] bias, got {:?} and {:?}",
+                filter.dims(),
+                bias.dims()
+            );
+        }
+        Ok(Self {
+            filter,
+            bias,
+            stride,
+            act,
+        })
+    }
+
     /// Loads a TF depthwise filter `[3,3,C,1]` named `name`.
     pub fn load(vb: &VarBuilder, name: &str, channels: usize, stride: usize) -> Result<Self> {
         let filter = vb
             .get((3, 3, channels, 1), name)?
             .reshape((3, 3, channels))?;
+        let bias = Tensor::zeros(channels, filter.dtype(), filter.device())?;
         Ok(Self {
             filter,
-            bias: None,
+            bias,
             stride,
             act: Act::None,
         })
     }
 
     /// Folds an inference batch norm `y = (x - mean) / sqrt(var + eps) * gamma + beta` into
-    /// the filter and a bias, then applies `act`.
+    /// the filter and the bias, then applies `act`.
     pub fn with_batch_norm(mut self, vb: &VarBuilder, eps: f64, act: Act) -> Result<Self> {
         let c = self.filter.dim(2)?;
         let gamma = vb.get(c, "gamma")?;
@@ -119,9 +157,28 @@ impl DepthwiseConv {
         let scale = gamma.broadcast_div(&(var + eps)?.sqrt()?)?;
         let shift = (beta - (mean * &scale)?)?;
         self.filter = self.filter.broadcast_mul(&scale)?;
-        self.bias = Some(shift);
+        self.bias = shift;
         self.act = act;
         Ok(self)
+    }
+}
+
+impl DepthwiseConv {
+    /// The filter, `[3, 3, C]`.
+    pub fn filter(&self) -> &Tensor {
+        &self.filter
+    }
+
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub fn act(&self) -> Act {
+        self.act
     }
 }
 
@@ -129,10 +186,6 @@ impl Module for DepthwiseConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, h, w, _) = x.dims4()?;
         let win = Window::new(h, w, 3, 3, self.stride, Padding::Same);
-        let y = ops::depthwise_conv2d(x, &self.filter, win)?;
-        match &self.bias {
-            Some(b) => ops::bias_act_owned(y, b, self.act),
-            None => Ok(y),
-        }
+        ops::depthwise_conv2d(x, &self.filter, &self.bias, self.act, win)
     }
 }

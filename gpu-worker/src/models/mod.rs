@@ -8,10 +8,12 @@
 //! [`crate::weights`]); tensor names are the `vb.pp()` paths, shapes are checked at load and
 //! batch norms / affine layers are folded into the convolutions there.
 
+mod cpu_kernels;
 pub mod landmarks;
 pub mod layers;
 pub mod ops;
 pub mod recognition;
+pub mod separable;
 pub mod ssd;
 
 pub use landmarks::FaceLandmark68Net;

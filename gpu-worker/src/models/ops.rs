@@ -5,15 +5,19 @@
 //! a k×k convolution is an im2col followed by one matmul.
 //!
 //! The hot spots have direct CPU kernels (candle custom ops, multi-threaded with rayon over
-//! output rows): im2col, the 3×3 depthwise convolution and the fused bias + activation. On any
+//! output rows; the arithmetic is in [`super::cpu_kernels`]): im2col, the 3×3 depthwise
+//! convolution with its bias and activation fused, and bias + activation. On any
 //! other device the same operations fall back to plain candle expressions (shifted slices,
 //! `index_select`, `broadcast_mul`), which are slower but correct everywhere. Depthwise
 //! convolutions never go through candle's grouped conv, which runs one conv per channel.
 
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, D, Device, InplaceOp2, Layout, Result, Shape, Tensor, bail,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, Device, InplaceOp2, Layout, Result, Shape,
+    Tensor, bail,
 };
 use rayon::prelude::*;
+
+use super::cpu_kernels;
 
 /// TensorFlow padding mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +90,18 @@ impl Window {
     fn src(o: usize, k: usize, stride: usize, before: usize, size: usize) -> Option<usize> {
         (o * stride + k).checked_sub(before).filter(|&i| i < size)
     }
+
+    /// Input row of output row `oy` and tap row `ky` over `h` rows; `None` in the padding.
+    #[inline]
+    pub(crate) fn src_y(&self, oy: usize, ky: usize, h: usize) -> Option<usize> {
+        Self::src(oy, ky, self.stride, self.top, h)
+    }
+
+    /// Input column of output column `ox` and tap column `kx` over `w` columns.
+    #[inline]
+    pub(crate) fn src_x(&self, ox: usize, kx: usize, w: usize) -> Option<usize> {
+        Self::src(ox, kx, self.stride, self.left, w)
+    }
 }
 
 /// Activation fused after a bias add.
@@ -97,12 +113,13 @@ pub enum Act {
 }
 
 impl Act {
-    #[inline]
-    fn apply(self, v: f32) -> f32 {
+    /// Applies the activation to every value (one loop per kind, so each vectorises).
+    #[inline(always)]
+    pub(crate) fn apply_slice(self, values: &mut [f32]) {
         match self {
-            Act::None => v,
-            Act::Relu => v.max(0.0),
-            Act::Relu6 => v.clamp(0.0, 6.0),
+            Act::None => {}
+            Act::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Act::Relu6 => values.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
         }
     }
 
@@ -229,11 +246,11 @@ pub fn conv2d(x: &Tensor, filter: &Tensor, win: Window) -> Result<Tensor> {
 
 // --------------------------------------------------------------------------------- depthwise
 
-struct Depthwise(Window);
+struct DepthwiseBiasAct(Window, Act);
 
-impl CustomOp2 for Depthwise {
+impl CustomOp3 for DepthwiseBiasAct {
     fn name(&self) -> &'static str {
-        "depthwise-nhwc"
+        "depthwise-bias-act-nhwc"
     }
 
     fn cpu_fwd(
@@ -242,11 +259,21 @@ impl CustomOp2 for Depthwise {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = cpu_f32(s1, l1, "depthwise input")?;
-        let f = cpu_f32(s2, l2, "depthwise filter")?;
         let (b, h, w, c) = l1.shape().dims4()?;
-        let win = self.0;
+        let (win, act) = (self.0, self.1);
+        let kernel = cpu_kernels::Depthwise {
+            x: cpu_f32(s1, l1, "depthwise input")?,
+            filter: cpu_f32(s2, l2, "depthwise filter")?,
+            bias: cpu_f32(s3, l3, "depthwise bias")?,
+            act,
+            h,
+            w,
+            c,
+            win,
+        };
         let (ho, wo) = win.out_hw(h, w)?;
         let mut out = vec![0f32; b * ho * wo * c];
         if out.is_empty() {
@@ -254,33 +281,20 @@ impl CustomOp2 for Depthwise {
         }
         out.par_chunks_mut(wo * c)
             .enumerate()
-            .for_each(|(row, dst)| {
-                let (bi, oy) = (row / ho, row % ho);
-                for ky in 0..win.kh {
-                    let Some(iy) = Window::src(oy, ky, win.stride, win.top, h) else {
-                        continue;
-                    };
-                    let src_row = &x[(bi * h + iy) * w * c..(bi * h + iy + 1) * w * c];
-                    for kx in 0..win.kw {
-                        let taps = &f[(ky * win.kw + kx) * c..(ky * win.kw + kx + 1) * c];
-                        for ox in 0..wo {
-                            if let Some(ix) = Window::src(ox, kx, win.stride, win.left, w) {
-                                let src = &src_row[ix * c..(ix + 1) * c];
-                                let acc = &mut dst[ox * c..(ox + 1) * c];
-                                for ((a, &s), &t) in acc.iter_mut().zip(src).zip(taps) {
-                                    *a += s * t;
-                                }
-                            }
-                        }
-                    }
-                }
-            });
+            .for_each(|(row, dst)| kernel.row(row / ho, row % ho, dst));
         Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, c))))
     }
 }
 
-/// Depthwise convolution (channel multiplier 1) of NHWC `x` with a `[kh, kw, C]` filter.
-pub fn depthwise_conv2d(x: &Tensor, filter: &Tensor, win: Window) -> Result<Tensor> {
+/// `act(depthwise(x, filter) + bias)`: depthwise convolution (channel multiplier 1) of NHWC `x`
+/// with a `[kh, kw, C]` filter, then a `[C]` bias and an activation, in one pass on the CPU.
+pub fn depthwise_conv2d(
+    x: &Tensor,
+    filter: &Tensor,
+    bias: &Tensor,
+    act: Act,
+    win: Window,
+) -> Result<Tensor> {
     let (_, h, w, c) = x.dims4()?;
     let (kh, kw, fc) = filter.dims3()?;
     if (kh, kw, fc) != (win.kh, win.kw, c) {
@@ -290,10 +304,18 @@ pub fn depthwise_conv2d(x: &Tensor, filter: &Tensor, win: Window) -> Result<Tens
             win.kw
         );
     }
+    if bias.dims() != [c] {
+        bail!(
+            "depthwise: bias {:?} does not match {c} channels",
+            bias.dims()
+        );
+    }
     if matches!(x.device(), Device::Cpu) {
-        return x
-            .contiguous()?
-            .apply_op2_no_bwd(&filter.contiguous()?, &Depthwise(win));
+        return x.contiguous()?.apply_op3_no_bwd(
+            &filter.contiguous()?,
+            &bias.contiguous()?,
+            &DepthwiseBiasAct(win, act),
+        );
     }
     let (ho, wo) = win.out_hw(h, w)?;
     let xp = pad_nhwc(x, &win)?;
@@ -309,7 +331,7 @@ pub fn depthwise_conv2d(x: &Tensor, filter: &Tensor, win: Window) -> Result<Tens
         }
     }
     match acc {
-        Some(a) => Ok(a),
+        Some(a) => bias_act(&a, bias, act),
         None => bail!("depthwise: empty filter"),
     }
 }
@@ -332,20 +354,18 @@ impl CustomOp2 for BiasAct {
     ) -> Result<(CpuStorage, Shape)> {
         let x = cpu_f32(s1, l1, "bias input")?;
         let bias = cpu_f32(s2, l2, "bias")?;
-        let c = bias.len();
         let mut out = x.to_vec();
-        let act = self.0;
-        if let Some(per_chunk) = (64 * 1024usize).checked_div(c) {
-            let rows = per_chunk.max(1) * c;
-            out.par_chunks_mut(rows).for_each(|chunk| {
-                for px in chunk.chunks_exact_mut(c) {
-                    for (v, &b) in px.iter_mut().zip(bias) {
-                        *v = act.apply(*v + b);
-                    }
-                }
-            });
-        }
+        par_bias_act(&mut out, bias, self.0);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// [`cpu_kernels::bias_act_in_place`] over chunks of about 64k values, in parallel.
+fn par_bias_act(data: &mut [f32], bias: &[f32], act: Act) {
+    if let Some(per_chunk) = (64 * 1024usize).checked_div(bias.len()) {
+        let len = per_chunk.max(1) * bias.len();
+        data.par_chunks_mut(len)
+            .for_each(|chunk| cpu_kernels::bias_act_in_place(chunk, bias, act));
     }
 }
 
@@ -368,17 +388,7 @@ impl InplaceOp2 for BiasAct {
         let CpuStorage::F32(data) = s1 else {
             bail!("bias-act: input must be f32");
         };
-        let (c, act) = (bias.len(), self.0);
-        if let Some(per_chunk) = (64 * 1024usize).checked_div(c) {
-            let rows = per_chunk.max(1) * c;
-            data[start..end].par_chunks_mut(rows).for_each(|chunk| {
-                for px in chunk.chunks_exact_mut(c) {
-                    for (v, &b) in px.iter_mut().zip(bias) {
-                        *v = act.apply(*v + b);
-                    }
-                }
-            });
-        }
+        par_bias_act(&mut data[start..end], bias, self.0);
         Ok(())
     }
 }
@@ -465,14 +475,17 @@ mod tests {
     /// The CPU kernels agree with the device-generic expressions used on CUDA.
     #[test]
     fn cpu_kernels_match_generic_paths() {
-        let x = seq(&[2, 9, 8, 5]);
-        let dw = seq(&[3, 3, 5]);
+        // 88 channels: one 64-wide block, one 16-wide block and 8 single channels.
+        let c = 88;
+        let x = seq(&[2, 9, 8, c]);
+        let dw = seq(&[3, 3, c]);
+        let dw_bias = seq(&[c]);
         for (stride, padding) in [(1, Padding::Same), (2, Padding::Same), (2, Padding::Valid)] {
             let win = Window::new(9, 8, 3, 3, stride, padding);
             let (ho, wo) = win.out_hw(9, 8).expect("fits");
-            let fast = depthwise_conv2d(&x, &dw, win).expect("fast");
+            let fast = depthwise_conv2d(&x, &dw, &dw_bias, Act::Relu6, win).expect("fast");
             let xp = pad_nhwc(&x, &win).expect("pad");
-            let mut slow = Tensor::zeros((2, ho, wo, 5), candle_core::DType::F32, &Device::Cpu)
+            let mut slow = Tensor::zeros((2, ho, wo, c), candle_core::DType::F32, &Device::Cpu)
                 .expect("zeros");
             for ky in 0..3 {
                 for kx in 0..3 {
@@ -481,6 +494,10 @@ mod tests {
                     slow = (slow + t.broadcast_mul(&wt).expect("mul")).expect("add");
                 }
             }
+            let slow = slow
+                .broadcast_add(&dw_bias)
+                .and_then(|t| t.clamp(0f32, 6f32))
+                .expect("bias");
             assert!(max_diff(&fast, &slow) < 1e-5, "depthwise stride {stride}");
 
             let cols = im2col(&x, win).expect("im2col");
@@ -493,7 +510,7 @@ mod tests {
             let generic = Tensor::cat(&taps, 3).expect("cat");
             assert_eq!(max_diff(&cols, &generic), 0.0, "im2col stride {stride}");
         }
-        let bias = seq(&[5]);
+        let bias = seq(&[c]);
         let fused = bias_act(&x, &bias, Act::Relu6).expect("fused");
         let generic = x
             .broadcast_add(&bias)

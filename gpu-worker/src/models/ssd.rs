@@ -11,6 +11,7 @@ use candle_nn::VarBuilder;
 use super::{
     layers::{Conv, DepthwiseConv},
     ops::{Act, Padding},
+    separable::Separable,
 };
 
 /// Input side of the detector.
@@ -35,10 +36,7 @@ fn pointwise(vb: &VarBuilder, k: usize, cin: usize, cout: usize, stride: usize) 
 
 /// One MobileNet step: depthwise 3×3 + BN + relu6, then pointwise 1×1 + relu6.
 #[derive(Debug, Clone)]
-pub struct MobileNetBlock {
-    depthwise: DepthwiseConv,
-    pointwise: Conv,
-}
+pub struct MobileNetBlock(Separable);
 
 impl MobileNetBlock {
     /// Loads `MobilenetV1/Conv2d_{i}_depthwise` and `..._pointwise`.
@@ -47,16 +45,13 @@ impl MobileNetBlock {
         let depthwise = DepthwiseConv::load(&dw, "depthwise_weights", cin, stride)?
             .with_batch_norm(&dw.pp("BatchNorm"), BN_EPS, Act::Relu6)?;
         let pointwise = pointwise(&vb.pp(format!("Conv2d_{i}_pointwise")), 1, cin, cout, 1)?;
-        Ok(Self {
-            depthwise,
-            pointwise,
-        })
+        Separable::new(depthwise, pointwise).map(Self)
     }
 }
 
 impl Module for MobileNetBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.pointwise.forward(&self.depthwise.forward(x)?)
+        self.0.forward(x)
     }
 }
 

@@ -1,0 +1,218 @@
+//! Depthwise-separable convolution: 3×3 depthwise (+ bias + activation), then 1×1 pointwise
+//! (+ bias + activation). The building block of the detector's backbone and the landmark net.
+//!
+//! On the CPU, layers with enough pixels run fused. The output is cut into tiles of whole
+//! rows; for each tile, in parallel, the depthwise result is written to a scratch buffer that
+//! stays in cache and multiplied straight into the output by one single-threaded matmul that
+//! starts from the pointwise bias, and the activation follows while the tile is still in
+//! cache. The depthwise output never exists as a whole tensor: no allocation, no zeroing and
+//! no round trip through memory for it, and no separate bias pass over the output. Small
+//! layers (whose matmul would not split into enough large tiles) and other devices run the
+//! two layers one after the other; both ways give the same values up to float rounding.
+
+use candle_core::{CpuStorage, CustomOp3, Device, Layout, Module, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use super::{
+    cpu_kernels,
+    layers::{Conv, DepthwiseConv},
+    ops::{Act, Padding, Window},
+};
+
+/// Bytes of depthwise output per tile (about half of a core's L2 cache).
+const TILE_BYTES: usize = 512 * 1024;
+/// Fewest output pixels per tile: below this the matmul's set-up dominates.
+const MIN_TILE_PIXELS: usize = 512;
+
+/// A depthwise convolution followed by a 1×1 pointwise convolution.
+#[derive(Debug, Clone)]
+pub struct Separable {
+    depthwise: DepthwiseConv,
+    pointwise: Conv,
+    /// `[9·cin + cin + cout]`: depthwise filter, depthwise bias, pointwise bias, in one tensor
+    /// so that the fused op takes three inputs.
+    packed: Tensor,
+}
+
+impl Separable {
+    /// Joins the two layers; the pointwise layer must be a 1×1 stride-1 convolution.
+    pub fn new(depthwise: DepthwiseConv, pointwise: Conv) -> Result<Self> {
+        if !pointwise.is_pointwise() {
+            bail!("separable: the second layer must be a 1x1 stride-1 convolution");
+        }
+        let packed = Tensor::cat(
+            &[
+                depthwise.filter().flatten_all()?,
+                depthwise.bias().clone(),
+                pointwise.bias().clone(),
+            ],
+            0,
+        )?;
+        Ok(Self {
+            depthwise,
+            pointwise,
+            packed,
+        })
+    }
+}
+
+impl Module for Separable {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, c) = x.dims4()?;
+        let win = Window::new(h, w, 3, 3, self.depthwise.stride(), Padding::Same);
+        let (ho, wo) = win.out_hw(h, w)?;
+        let tile_pixels = (TILE_BYTES / (4 * c.max(1))).max(MIN_TILE_PIXELS);
+        if !matches!(x.device(), Device::Cpu) || b * ho * wo < 2 * tile_pixels {
+            return self.pointwise.forward(&self.depthwise.forward(x)?);
+        }
+        let op = FusedSeparable {
+            win,
+            depthwise_act: self.depthwise.act(),
+            pointwise_act: self.pointwise.act(),
+            tile_rows: tile_pixels.div_ceil(wo),
+        };
+        x.contiguous()?
+            .apply_op3_no_bwd(self.pointwise.filter(), &self.packed, &op)
+    }
+}
+
+struct FusedSeparable {
+    win: Window,
+    depthwise_act: Act,
+    pointwise_act: Act,
+    /// Output rows per tile.
+    tile_rows: usize,
+}
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("separable: {what} must be contiguous"),
+    }
+}
+
+impl CustomOp3 for FusedSeparable {
+    fn name(&self) -> &'static str {
+        "separable-fused-nhwc"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, h, w, c) = l1.shape().dims4()?;
+        let (cin, cout) = l2.shape().dims2()?;
+        let win = self.win;
+        let taps = win.kh * win.kw * c;
+        let packed = contiguous(s3, l3, "packed parameters")?;
+        if cin != c || packed.len() != taps + c + cout {
+            bail!("separable: parameters do not match {c} input channels");
+        }
+        let (depthwise_filter, rest) = packed.split_at(taps);
+        let (depthwise_bias, pointwise_bias) = rest.split_at(c);
+        let depthwise = cpu_kernels::Depthwise {
+            x: contiguous(s1, l1, "input")?,
+            filter: depthwise_filter,
+            bias: depthwise_bias,
+            act: self.depthwise_act,
+            h,
+            w,
+            c,
+            win,
+        };
+        let pointwise_filter = contiguous(s2, l2, "pointwise filter")?;
+        let (ho, wo) = win.out_hw(h, w)?;
+        let mut out = vec![0f32; b * ho * wo * cout];
+        out.par_chunks_mut(self.tile_rows * wo * cout)
+            .enumerate()
+            .try_for_each(|(tile, dst)| {
+                let first_row = tile * self.tile_rows;
+                let pixels = dst.len() / cout;
+                let mut scratch = vec![0f32; pixels * c];
+                for (i, row) in scratch.chunks_exact_mut(wo * c).enumerate() {
+                    let r = first_row + i;
+                    depthwise.row(r / ho, r % ho, row);
+                }
+                for px in dst.chunks_exact_mut(cout) {
+                    px.copy_from_slice(pointwise_bias);
+                }
+                cpu_kernels::matmul_add(&scratch, pointwise_filter, dst, (pixels, c, cout))?;
+                cpu_kernels::act_in_place(dst, self.pointwise_act);
+                Ok::<(), candle_core::Error>(())
+            })?;
+        Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, cout))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(shape: &[usize], seed: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| (((i + seed) * 7919 % 1013) as f32) / 506.5 - 1.0)
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+    }
+
+    fn layer(c: usize, cout: usize, stride: usize, acts: (Act, Act)) -> Separable {
+        let depthwise = DepthwiseConv::new(values(&[3, 3, c], 1), values(&[c], 2), stride, acts.0)
+            .expect("depthwise");
+        let pointwise = Conv::new(
+            values(&[1, 1, c, cout], 3),
+            values(&[cout], 4),
+            1,
+            Padding::Same,
+            acts.1,
+        )
+        .expect("pointwise");
+        Separable::new(depthwise, pointwise).expect("separable")
+    }
+
+    /// The fused CPU path (tiles crossing image boundaries, border columns, channel counts
+    /// that are not a multiple of the vector width) gives the two layers' result.
+    #[test]
+    fn fused_matches_the_two_layers() {
+        for (b, hw, c, cout, stride, acts) in [
+            (1, 96, 32, 64, 1, (Act::Relu6, Act::Relu6)),
+            (2, 130, 40, 24, 2, (Act::None, Act::None)),
+            (3, 50, 72, 16, 1, (Act::Relu, Act::Relu6)),
+        ] {
+            let sep = layer(c, cout, stride, acts);
+            let x = values(&[b, hw, hw, c], 5);
+            let (_, ho, wo, _) = sep.forward(&x).expect("fused").dims4().expect("dims");
+            let win = Window::new(hw, hw, 3, 3, stride, Padding::Same);
+            assert_eq!(win.out_hw(hw, hw).expect("fits"), (ho, wo));
+            let tile_pixels = (TILE_BYTES / (4 * c)).max(MIN_TILE_PIXELS);
+            assert!(
+                b * ho * wo >= 2 * tile_pixels,
+                "case {b}x{hw}x{c} must be fused"
+            );
+            let fused = sep.forward(&x).expect("fused");
+            let plain = sep
+                .pointwise
+                .forward(&sep.depthwise.forward(&x).expect("depthwise"))
+                .expect("pointwise");
+            let diff = (fused - &plain)
+                .and_then(|d| d.abs())
+                .and_then(|d| d.flatten_all())
+                .and_then(|d| d.max(0))
+                .and_then(|d| d.to_scalar::<f32>())
+                .expect("diff");
+            let scale = plain
+                .abs()
+                .and_then(|d| d.flatten_all())
+                .and_then(|d| d.max(0))
+                .and_then(|d| d.to_scalar::<f32>())
+                .expect("scale");
+            assert!(diff <= 1e-5 * scale.max(1.0), "{b}x{hw}x{c}: off by {diff}");
+        }
+    }
+}
