@@ -209,6 +209,106 @@ fn bias_act_with(data: &mut [f32], bias: &[f32], act: Act) {
     }
 }
 
+/// `v = act(v + o)` over pairs of values.
+pub fn add_act_in_place(data: &mut [f32], other: &[f32], act: Act) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: `add_act_avx512` only needs AVX-512F, which the CPU was just checked to have.
+        #[allow(unsafe_code)]
+        unsafe {
+            add_act_avx512(data, other, act);
+        }
+        return;
+    }
+    add_act_with(data, other, act);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn add_act_avx512(data: &mut [f32], other: &[f32], act: Act) {
+    add_act_with(data, other, act);
+}
+
+#[inline(always)]
+fn add_act_with(data: &mut [f32], other: &[f32], act: Act) {
+    for (v, &o) in data.iter_mut().zip(other) {
+        *v += o;
+    }
+    act.apply_slice(data);
+}
+
+/// Max or average pooling (VALID) over an NHWC input `[B, h, w, c]`.
+#[derive(Clone, Copy)]
+pub struct Pool<'a> {
+    pub x: &'a [f32],
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub max: bool,
+}
+
+impl Pool<'_> {
+    /// Output row `oy` of image `bi` into `dst` (`wo * c` floats).
+    pub fn row(&self, bi: usize, oy: usize, dst: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: `row_avx512` only needs AVX-512F, which the CPU was just checked to have.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.row_avx512(bi, oy, dst);
+            }
+            return;
+        }
+        self.row_with(bi, oy, dst);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    fn row_avx512(&self, bi: usize, oy: usize, dst: &mut [f32]) {
+        self.row_with(bi, oy, dst);
+    }
+
+    /// Taps are visited row by row, left to right; the average multiplies the sum by `1/k²`.
+    #[inline(always)]
+    fn row_with(&self, bi: usize, oy: usize, dst: &mut [f32]) {
+        let Self {
+            x,
+            h,
+            w,
+            c,
+            k,
+            stride,
+            max,
+        } = *self;
+        let scale = (1.0 / (k * k) as f64) as f32;
+        for (ox, out) in dst.chunks_exact_mut(c).enumerate() {
+            for ky in 0..k {
+                let row = (bi * h + oy * stride + ky) * w;
+                for kx in 0..k {
+                    let at = (row + ox * stride + kx) * c;
+                    let src = &x[at..at + c];
+                    if ky == 0 && kx == 0 {
+                        out.copy_from_slice(src);
+                    } else if max {
+                        for (o, &v) in out.iter_mut().zip(src) {
+                            *o = o.max(v);
+                        }
+                    } else {
+                        for (o, &v) in out.iter_mut().zip(src) {
+                            *o += v;
+                        }
+                    }
+                }
+            }
+            if !max {
+                out.iter_mut().for_each(|o| *o *= scale);
+            }
+        }
+    }
+}
+
 /// `v = act(v)` over every value.
 pub fn act_in_place(data: &mut [f32], act: Act) {
     #[cfg(target_arch = "x86_64")]

@@ -85,14 +85,14 @@ impl Module for DenseBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let out1 = match &self.conv0 {
             FirstConv::Regular(c) => c.forward(x)?, // relu fused
-            FirstConv::Separable(s) => s.forward(x)?.relu()?,
+            FirstConv::Separable(s) => ops::act(&s.forward(x)?, Act::Relu)?,
         };
         let out2 = self.convs[0].forward(&out1)?;
-        let sum2 = (&out1 + &out2)?;
-        let out3 = self.convs[1].forward(&sum2.relu()?)?;
-        let sum3 = (sum2 + out3)?;
-        let out4 = self.convs[2].forward(&sum3.relu()?)?;
-        (sum3 + out4)?.relu()
+        let sum2 = ops::add_act_owned(out2, &out1, Act::None)?;
+        let out3 = self.convs[1].forward(&ops::act(&sum2, Act::Relu)?)?;
+        let sum3 = ops::add_act_owned(out3, &sum2, Act::None)?;
+        let out4 = self.convs[2].forward(&ops::act(&sum3, Act::Relu)?)?;
+        ops::add_act_owned(out4, &sum3, Act::Relu)
     }
 }
 

@@ -12,8 +12,8 @@
 //! convolutions never go through candle's grouped conv, which runs one conv per channel.
 
 use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, Device, InplaceOp2, Layout, Result, Shape,
-    Tensor, bail,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, Device, InplaceOp1, InplaceOp2, Layout, Result,
+    Shape, Tensor, bail,
 };
 use rayon::prelude::*;
 
@@ -429,10 +429,47 @@ pub fn avg_pool(x: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
     pool(x, k, stride, false)
 }
 
+struct Pool {
+    k: usize,
+    stride: usize,
+    max: bool,
+}
+
+impl CustomOp1 for Pool {
+    fn name(&self) -> &'static str {
+        "pool-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, h, w, c) = layout.shape().dims4()?;
+        let win = Window::new(h, w, self.k, self.k, self.stride, Padding::Valid);
+        let (ho, wo) = win.out_hw(h, w)?;
+        let kernel = cpu_kernels::Pool {
+            x: cpu_f32(storage, layout, "pool input")?,
+            h,
+            w,
+            c,
+            k: self.k,
+            stride: self.stride,
+            max: self.max,
+        };
+        let mut out = vec![0f32; b * ho * wo * c];
+        if !out.is_empty() {
+            out.par_chunks_mut(wo * c)
+                .enumerate()
+                .for_each(|(row, dst)| kernel.row(row / ho, row % ho, dst));
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, c))))
+    }
+}
+
 fn pool(x: &Tensor, k: usize, stride: usize, max: bool) -> Result<Tensor> {
     let (_, h, w, _) = x.dims4()?;
     let win = Window::new(h, w, k, k, stride, Padding::Valid);
     let (ho, wo) = win.out_hw(h, w)?;
+    if matches!(x.device(), Device::Cpu) {
+        return x.contiguous()?.apply_op1_no_bwd(&Pool { k, stride, max });
+    }
     let mut acc: Option<Tensor> = None;
     for ky in 0..k {
         for kx in 0..k {
@@ -449,6 +486,89 @@ fn pool(x: &Tensor, k: usize, stride: usize, max: bool) -> Result<Tensor> {
         Some(a) => a / (k * k) as f64,
         None => bail!("pool: empty window"),
     }
+}
+
+// ------------------------------------------------------------------- residual add + activation
+
+struct AddAct(Act);
+
+impl InplaceOp2 for AddAct {
+    fn name(&self) -> &'static str {
+        "add-act-inplace"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let other = cpu_f32(s2, l2, "add operand")?;
+        let Some((start, end)) = l1.contiguous_offsets() else {
+            bail!("add-act: input must be contiguous");
+        };
+        let CpuStorage::F32(data) = s1 else {
+            bail!("add-act: input must be f32");
+        };
+        let data = &mut data[start..end];
+        if data.len() != other.len() {
+            bail!("add-act: {} values plus {}", data.len(), other.len());
+        }
+        data.par_chunks_mut(PAR_CHUNK)
+            .zip(other.par_chunks(PAR_CHUNK))
+            .for_each(|(d, o)| cpu_kernels::add_act_in_place(d, o, self.0));
+        Ok(())
+    }
+}
+
+struct ActOnly(Act);
+
+impl InplaceOp1 for ActOnly {
+    fn name(&self) -> &'static str {
+        "act-inplace"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            bail!("act: input must be contiguous");
+        };
+        let CpuStorage::F32(data) = storage else {
+            bail!("act: input must be f32");
+        };
+        data[start..end]
+            .par_chunks_mut(PAR_CHUNK)
+            .for_each(|d| cpu_kernels::act_in_place(d, self.0));
+        Ok(())
+    }
+}
+
+/// Values per parallel chunk of the element-wise kernels.
+const PAR_CHUNK: usize = 64 * 1024;
+
+/// `act(y + x)`, overwriting `y` when it is a CPU tensor: only for a `y` nobody else holds (a
+/// fresh layer output), like [`bias_act_owned`]. Runs on rayon rather than candle's own
+/// element-wise thread pool, whose spinning workers would compete with the matmuls on a
+/// small machine.
+pub(crate) fn add_act_owned(y: Tensor, x: &Tensor, act: Act) -> Result<Tensor> {
+    if y.dims() != x.dims() {
+        bail!("add: shapes {:?} and {:?} differ", y.dims(), x.dims());
+    }
+    if matches!(y.device(), Device::Cpu) && y.is_contiguous() {
+        y.inplace_op2(&x.contiguous()?, &AddAct(act))?;
+        return Ok(y);
+    }
+    act.apply_tensor((y + x)?)
+}
+
+/// `act(x)` as a new tensor (on the CPU: a copy, then the activation in place).
+pub(crate) fn act(x: &Tensor, act: Act) -> Result<Tensor> {
+    if matches!(x.device(), Device::Cpu) {
+        let y = x.contiguous()?.copy()?;
+        y.inplace_op1(&ActOnly(act))?;
+        return Ok(y);
+    }
+    act.apply_tensor(x.clone())
 }
 
 #[cfg(test)]
@@ -517,6 +637,41 @@ mod tests {
             .and_then(|t| t.clamp(0f32, 6f32))
             .expect("generic");
         assert_eq!(max_diff(&fused, &generic), 0.0);
+    }
+
+    /// The CPU pooling and residual kernels agree with the device-generic expressions.
+    #[test]
+    fn cpu_pool_and_add_match_generic_paths() {
+        let x = seq(&[2, 15, 15, 40]);
+        for (k, stride, max) in [(3, 2, true), (2, 2, false), (7, 2, false)] {
+            let fast = pool(&x, k, stride, max).expect("pool");
+            let win = Window::new(15, 15, k, k, stride, Padding::Valid);
+            let (ho, wo) = win.out_hw(15, 15).expect("fits");
+            let mut acc: Option<Tensor> = None;
+            for ky in 0..k {
+                for kx in 0..k {
+                    let t = tap(&x, ky, kx, stride, ho, wo).expect("tap");
+                    acc = Some(match acc {
+                        None => t,
+                        Some(a) if max => a.maximum(&t).expect("max"),
+                        Some(a) => (a + t).expect("add"),
+                    });
+                }
+            }
+            let acc = acc.expect("taps");
+            let slow = if max {
+                acc
+            } else {
+                (acc / (k * k) as f64).expect("div")
+            };
+            assert!(max_diff(&fast, &slow) < 1e-6, "pool {k}/{stride} max={max}");
+        }
+        let y = seq(&[2, 15, 15, 40]).affine(-0.5, 0.25).expect("y");
+        let generic = (&y + &x).and_then(|t| t.relu()).expect("generic");
+        let fused = add_act_owned(y, &x, Act::Relu).expect("fused");
+        assert_eq!(max_diff(&fused, &generic), 0.0);
+        let relu = act(&x, Act::Relu).expect("act");
+        assert_eq!(max_diff(&relu, &x.relu().expect("relu")), 0.0);
     }
 
     #[test]

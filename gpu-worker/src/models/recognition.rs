@@ -59,7 +59,7 @@ impl Residual {
 impl Module for Residual {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.conv2.forward(&self.conv1.forward(x)?)?;
-        (y + x)?.relu()
+        ops::add_act_owned(y, x, Act::Relu)
     }
 }
 
@@ -95,7 +95,7 @@ impl Module for ResidualDown {
         if pc != yc {
             pooled = pooled.pad_with_zeros(3, 0, yc.saturating_sub(pc))?;
         }
-        (pooled + y)?.relu()
+        ops::add_act_owned(y, &pooled, Act::Relu)
     }
 }
 

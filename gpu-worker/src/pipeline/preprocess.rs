@@ -5,6 +5,7 @@
 //! materialised.
 
 use image::RgbImage;
+use rayon::prelude::*;
 
 /// Integer rectangle in image pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,26 +107,49 @@ pub fn pad_resize_into(
         return;
     }
     let ratio = s as f64 / size as f64;
-    let xs: Vec<(usize, usize, f64)> = (0..size)
+    // Byte offset within an image row of padded-square column `x`; `None` in the padding.
+    let column = |x: usize| {
+        x.checked_sub(ox)
+            .filter(|&ix| ix < w)
+            .map(|ix| (region.x as usize + ix) * 3)
+    };
+    // Image row of padded-square row `y`; `None` in the padding.
+    let image_row = |y: usize| {
+        y.checked_sub(oy).filter(|&iy| iy < h).and_then(|iy| {
+            let start = (region.y as usize + iy) * stride;
+            raw.get(start..start + stride)
+        })
+    };
+    // Per output column: its two source columns and the weight of the second.
+    let xs: Vec<(Option<usize>, Option<usize>, f64)> = (0..size)
         .map(|c| {
             let fx = ratio * c as f64;
             let x0 = fx.floor() as usize;
-            (x0, (fx.ceil() as usize).min(s - 1), fx - x0 as f64)
+            let x1 = (fx.ceil() as usize).min(s - 1);
+            (column(x0), column(x1), fx - x0 as f64)
         })
         .collect();
-    for r in 0..size {
-        let fy = ratio * r as f64;
-        let y0 = fy.floor() as usize;
-        let y1 = (fy.ceil() as usize).min(s - 1);
-        let dy = fy - y0 as f64;
-        for (col, &(x0, x1, dx)) in xs.iter().enumerate() {
-            for c in 0..3 {
-                let top = px(y0, x0, c) + (px(y0, x1, c) - px(y0, x0, c)) * dx;
-                let bot = px(y1, x0, c) + (px(y1, x1, c) - px(y1, x0, c)) * dx;
-                out[(r * size + col) * 3 + c] = norm.apply(c, (top + (bot - top) * dy) as f32);
+    out.par_chunks_mut(size * 3)
+        .enumerate()
+        .for_each(|(r, out_row)| {
+            let fy = ratio * r as f64;
+            let y0 = fy.floor() as usize;
+            let (row0, row1) = (image_row(y0), image_row((fy.ceil() as usize).min(s - 1)));
+            let dy = fy - y0 as f64;
+            for (o, &(x0, x1, dx)) in out_row.chunks_exact_mut(3).zip(&xs) {
+                for (c, v) in o.iter_mut().enumerate() {
+                    let at = |row: Option<&[u8]>, x: Option<usize>| match (row, x) {
+                        (Some(row), Some(x)) => row.get(x + c).map_or(0.0, |&v| f64::from(v)),
+                        _ => 0.0,
+                    };
+                    let (p00, p01) = (at(row0, x0), at(row0, x1));
+                    let (p10, p11) = (at(row1, x0), at(row1, x1));
+                    let top = p00 + (p01 - p00) * dx;
+                    let bot = p10 + (p11 - p10) * dx;
+                    *v = norm.apply(c, (top + (bot - top) * dy) as f32);
+                }
             }
-        }
-    }
+        });
 }
 
 #[cfg(test)]
