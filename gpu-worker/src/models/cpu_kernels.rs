@@ -382,6 +382,66 @@ pub fn matmul_add(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::ops::Padding;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i + seed) * 7919 % 1013) as f32) / 506.5 - 1.0)
+            .collect()
+    }
+
+    /// The baseline build of each kernel (what CPUs without AVX-512 run) gives the values of
+    /// the build this CPU picks.
+    #[test]
+    fn baseline_builds_match_the_dispatched_ones() {
+        let (b, h, w, c) = (2, 7, 9, 88);
+        let x = values(b * h * w * c, 1);
+        let filter = values(9 * c, 2);
+        let bias = values(c, 3);
+        for stride in [1, 2] {
+            let win = Window::new(h, w, 3, 3, stride, Padding::Same);
+            let (ho, wo) = win.out_hw(h, w).expect("fits");
+            let kernel = Depthwise {
+                x: &x,
+                filter: &filter,
+                bias: &bias,
+                act: Act::Relu6,
+                h,
+                w,
+                c,
+                win,
+            };
+            for row in 0..b * ho {
+                let (mut fast, mut base) = (vec![0f32; wo * c], vec![0f32; wo * c]);
+                kernel.row(row / ho, row % ho, &mut fast);
+                kernel.row_with::<false>(row / ho, row % ho, &mut base);
+                for (a, e) in fast.iter().zip(&base) {
+                    assert!((a - e).abs() < 1e-5, "depthwise stride {stride} row {row}");
+                }
+            }
+        }
+        let pool = Pool {
+            x: &x,
+            h,
+            w,
+            c,
+            k: 3,
+            stride: 2,
+            max: false,
+        };
+        let (mut fast, mut base) = (vec![0f32; 4 * c], vec![0f32; 4 * c]);
+        pool.row(1, 2, &mut fast);
+        pool.row_with(1, 2, &mut base);
+        assert_eq!(fast, base);
+        let (mut fast, mut base) = (x.clone(), x.clone());
+        add_act_in_place(&mut fast, &filter, Act::Relu);
+        add_act_with(&mut base[..filter.len()], &filter, Act::Relu);
+        assert_eq!(fast[..filter.len()], base[..filter.len()]);
+        let (mut fast, mut base) = (x.clone(), x.clone());
+        bias_act_in_place(&mut fast, &bias, Act::Relu6);
+        bias_act_with(&mut base, &bias, Act::Relu6);
+        assert_eq!(fast, base);
+    }
 
     #[test]
     fn matmul_add_accumulates_into_dst() {
