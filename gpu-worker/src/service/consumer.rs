@@ -17,6 +17,8 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait for the broker to answer a cancel or a close, so shutdown never hangs on it.
+pub const BROKER_REPLY: Duration = Duration::from_secs(5);
 
 /// A delivery and when it arrived (for the queue-time histogram).
 #[derive(Debug)]
@@ -87,16 +89,18 @@ pub async fn consume(
                     }
                 },
                 _ = shutdown.changed() => {
-                    let _ = channel
-                        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                        .await;
+                    let cancel = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default());
+                    if tokio::time::timeout(BROKER_REPLY, cancel).await.is_err() {
+                        tracing::warn!("the broker did not confirm the consumer's cancel");
+                    }
                     tracing::info!("stopped consuming");
                     return Some(connection);
                 }
             }
         }
         // Deliveries of the dead channel cannot be acked; the broker redelivers them.
-        let _ = connection.close(320, "reconnecting".into()).await;
+        let _ =
+            tokio::time::timeout(BROKER_REPLY, connection.close(320, "reconnecting".into())).await;
     }
 }
 

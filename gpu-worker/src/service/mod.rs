@@ -193,7 +193,13 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
     let _ = batcher.await;
     let _ = worker.await;
     if let Some(connection) = connection {
-        let _ = connection.close(200, "worker shutting down".into()).await;
+        let close = connection.close(200, "worker shutting down".into());
+        if tokio::time::timeout(consumer::BROKER_REPLY, close)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the broker did not confirm the connection's close");
+        }
     }
     tracing::info!("worker stopped");
     Ok(())

@@ -19,6 +19,8 @@ use crate::Face;
 /// Entries read from `facelog` per round trip while catching up.
 const CATCH_UP_PAGE: usize = 10_000;
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait for the broker connection to take an ack, nack or reject.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shared by every batch.
 #[derive(Debug, Clone)]
@@ -86,10 +88,11 @@ impl Processor {
                 (Err(e), _) => {
                     tracing::error!(parent: &job.span, error = %e, "malformed message; dead-lettering");
                     self.metrics.job("malformed");
-                    let _ = job
-                        .delivery
-                        .reject(BasicRejectOptions { requeue: false })
-                        .await;
+                    settle(
+                        "reject",
+                        job.delivery.reject(BasicRejectOptions { requeue: false }),
+                    )
+                    .await;
                 }
                 (Ok(meta), Err(reason)) => {
                     let hash = meta.hash;
@@ -234,13 +237,14 @@ impl Processor {
     async fn requeue(&self, batch: &[DecodedJob]) {
         for job in batch {
             self.metrics.job("requeued");
-            let _ = job
-                .delivery
-                .nack(BasicNackOptions {
+            settle(
+                "requeue",
+                job.delivery.nack(BasicNackOptions {
                     requeue: true,
                     ..BasicNackOptions::default()
-                })
-                .await;
+                }),
+            )
+            .await;
         }
     }
 
@@ -277,8 +281,19 @@ fn faces_of(result: &Appended) -> usize {
 }
 
 async fn ack(job: &DecodedJob) {
-    if let Err(e) = job.delivery.ack(BasicAckOptions::default()).await {
-        // The channel died: the broker redelivers, and the job's writes are idempotent.
-        tracing::warn!(error = %e, "ack failed; the job will be redelivered");
+    settle("ack", job.delivery.ack(BasicAckOptions::default())).await;
+}
+
+/// Waits for the broker connection to take an ack, nack or reject, at most
+/// [`SETTLE_TIMEOUT`]. On failure or timeout the delivery stays with the broker, which
+/// redelivers it when the channel closes; a job's writes are idempotent.
+async fn settle<E: std::fmt::Display>(
+    what: &str,
+    op: impl std::future::Future<Output = Result<bool, E>>,
+) {
+    match tokio::time::timeout(SETTLE_TIMEOUT, op).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "{what} failed; the job will be redelivered"),
+        Err(_) => tracing::warn!("{what} timed out; the job will be redelivered"),
     }
 }

@@ -108,6 +108,16 @@ pub fn init_tracing() {
     ONCE.call_once(|| std::mem::forget(telemetry::init("worker-test", None, None)));
 }
 
+/// Longest a test of this suite may take; a hang fails the test instead of stalling CI.
+const TEST_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Runs a test body under [`TEST_DEADLINE`].
+pub async fn within<F: std::future::Future>(body: F) -> F::Output {
+    tokio::time::timeout(TEST_DEADLINE, body)
+        .await
+        .expect("the test finishes within its 5-minute deadline")
+}
+
 /// A worker running in this process.
 pub struct Worker {
     stop: watch::Sender<bool>,
@@ -118,8 +128,9 @@ impl Worker {
     /// SIGTERM's path: stop consuming, finish the batch in hand, close.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        self.task
+        tokio::time::timeout(Duration::from_secs(60), self.task)
             .await
+            .expect("the worker stops within 60 s of SIGTERM")
             .expect("worker task")
             .expect("worker ended cleanly");
     }
