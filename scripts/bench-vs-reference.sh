@@ -31,25 +31,35 @@ bin=$(find "$work/target/release" -maxdepth 1 -type f -name 'reference-port' | h
 # The reference reads raw RGB: the pixels the `image` crate decodes, which it writes as PPM
 # before its end-to-end part (that part fails on this first run, with no RGB files yet).
 mkdir -p "$work/ppm" "$work/rgb"
-PPM_OUT="$work/ppm" RGB_DIR="$work/rgb" "$bin" "$model" "$golden" > /dev/null 2>&1 || true
+[ -n "$bin" ] || { echo "bench-vs-reference: the reference port did not build a binary" >&2; exit 1; }
+PPM_OUT="$work/ppm" RGB_DIR="$work/rgb" "$bin" "$model" "$golden" > "$work/first-run.log" 2>&1 || true
 for i in 1 2 3 4 5 6; do
+  [ -s "$work/ppm/sample$i.ppm" ] ||
+    { echo "bench-vs-reference: the reference wrote no sample$i.ppm (see $work/first-run.log)" >&2; exit 1; }
   header=$(head -c 64 "$work/ppm/sample$i.ppm" | head -n 3 | wc -c)
   tail -c +$((header + 1)) "$work/ppm/sample$i.ppm" > "$work/rgb/sample$i.rgb"
 done
 
 # Mean "e2e time" of the six images, in ms.
 reference_ms() {
-  RGB_DIR="$work/rgb" "$bin" "$model" "$golden" |
-    awk '/e2e time/ { t = $NF; v = t + 0;
-                      if (t ~ /µs$/) v /= 1000; else if (t ~ /ms$/) v += 0; else if (t ~ /s$/) v *= 1000;
-                      sum += v; n++ }
-         END { if (n != 6) exit 1; printf "%.1f", sum / n }'
+  RGB_DIR="$work/rgb" "$bin" "$model" "$golden" > "$work/run.log" 2>&1 ||
+    { echo "bench-vs-reference: the reference port failed (see $work/run.log)" >&2; return 1; }
+  awk '/e2e time/ { t = $NF; v = t + 0;
+                    if (t ~ /ns$/) v /= 1e6; else if (t ~ /µs$/) v /= 1000;
+                    else if (t ~ /ms$/) v += 0; else if (t ~ /s$/) v *= 1000;
+                    sum += v; n++ }
+       END { if (n != 6) exit 1; printf "%.1f", sum / n }' "$work/run.log" ||
+    { echo "bench-vs-reference: expected six e2e times in $work/run.log" >&2; return 1; }
 }
 
 first=$(reference_ms)
 echo "reference port: $first ms/image"
-ours=$(BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_BATCHES=${BENCH_BATCHES:-1,4,8} \
-  cargo bench --quiet -p gpu-worker --bench pipeline 2>/dev/null | tee /dev/stderr | awk -F'|' '/^\| [0-9]/ { print $2 + 0, $3 + 0 }')
+BENCH_ROUNDS=${BENCH_ROUNDS:-3} BENCH_BATCHES=${BENCH_BATCHES:-1,4,8} \
+  cargo bench --quiet -p gpu-worker --bench pipeline > "$work/ours.log" 2> "$work/ours.err" ||
+  { cat "$work/ours.err" >&2; exit 1; }
+cat "$work/ours.log"
+ours=$(awk -F'|' '/^\| [0-9]/ && $3 + 0 > 0 { print $2 + 0, $3 + 0 }' "$work/ours.log")
+[ -n "$ours" ] || { echo "bench-vs-reference: no results from the pipeline bench" >&2; exit 1; }
 second=$(reference_ms)
 echo "reference port again: $second ms/image"
 awk -v a="$first" -v b="$second" -v ours="$ours" 'BEGIN {

@@ -29,6 +29,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any other thread starts (see the module); cheap and harmless on CUDA too.
+    gpu_worker::memory::reuse_freed_memory();
     let cli = Cli::parse();
     match cli.command {
         None => cli::serve::run(cli.serve),

@@ -8,6 +8,15 @@
 //! the next layer: 1.5–2× more images per second at batch 4 (see `perf/RESULTS.md`). Peak
 //! memory is unchanged; the process keeps what it used at its peak instead of giving it back
 //! between layers.
+//!
+//! The worker runs the networks on its engine thread. glibc gives threads other than the main
+//! one arenas whose heaps hold at most 64 MiB, so a larger block (an activation of a batch of 8)
+//! would still be mapped afresh there. Limiting glibc to one arena keeps every thread on the
+//! main heap (worker at batch 8: 14.5 → 21.7 images/s); the worker's other threads allocate
+//! little. The limit only binds threads that get their arena later, so binaries call
+//! [`reuse_freed_memory`] first thing in `main`, before any other thread starts;
+//! [`crate::FacePipeline::load`] calls it too, for library users, where the thresholds still
+//! apply but the arena limit may come too late.
 
 use std::sync::Once;
 
@@ -16,19 +25,20 @@ use std::sync::Once;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const KEEP_BYTES: libc::c_int = 1 << 30;
 
-/// Keeps large freed blocks in the process for reuse (glibc only; elsewhere a no-op). Called
-/// once when a pipeline is loaded on the CPU; later calls do nothing.
+/// Keeps large freed blocks in the process for reuse (glibc only; elsewhere a no-op). The
+/// first call does the work; later calls do nothing.
 pub fn reuse_freed_memory() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {
-            // SAFETY: `mallopt` only changes two of glibc's allocator tunables; it is called
+            // SAFETY: `mallopt` only changes three of glibc's allocator tunables; it is called
             // with valid parameters and touches no memory of ours.
             #[allow(unsafe_code)]
             let ok = unsafe {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, KEEP_BYTES) == 1
                     && libc::mallopt(libc::M_TRIM_THRESHOLD, KEEP_BYTES) == 1
+                    && libc::mallopt(libc::M_ARENA_MAX, 1) == 1
             };
             if !ok {
                 tracing::warn!(

@@ -120,63 +120,69 @@ async fn reference_run() -> system::MatchTable {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_with_unacked_deliveries_loses_and_doubles_nothing() {
-    let sys = System::new("sigkill").await;
-    let hashes = upload_all(&sys).await;
-    let mut worker = spawn_worker(&sys);
-    wait_some_done(&sys, &hashes).await;
-    worker.0.kill().expect("SIGKILL");
-    let _ = worker.0.wait();
-    let at_kill = states(&sys, &hashes).await;
-    assert!(
-        at_kill.iter().any(|s| *s != ImageState::Done),
-        "the worker was killed with work in hand: {at_kill:?}"
-    );
+    system::within(async {
+        let sys = System::new("sigkill").await;
+        let hashes = upload_all(&sys).await;
+        let mut worker = spawn_worker(&sys);
+        wait_some_done(&sys, &hashes).await;
+        worker.0.kill().expect("SIGKILL");
+        let _ = worker.0.wait();
+        let at_kill = states(&sys, &hashes).await;
+        assert!(
+            at_kill.iter().any(|s| *s != ImageState::Done),
+            "the worker was killed with work in hand: {at_kill:?}"
+        );
 
-    let _restarted = spawn_worker(&sys);
-    let table = check_complete(&sys, &hashes).await;
-    assert_same_matches(&reference_run().await, &table);
-    sys.cleanup().await;
+        let _restarted = spawn_worker(&sys);
+        let table = check_complete(&sys, &hashes).await;
+        assert_same_matches(&reference_run().await, &table);
+        sys.cleanup().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_in_hand_and_exits_0() {
-    let sys = System::new("sigterm").await;
-    let mut logs = sys.listen_logs("*.worker.*").await;
-    let hashes = upload_all(&sys).await;
-    let mut worker = spawn_worker(&sys);
-    wait_some_done(&sys, &hashes).await;
-    let pid = worker.0.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = worker.0.try_wait().expect("wait") {
-            break status;
-        }
+    system::within(async {
+        let sys = System::new("sigterm").await;
+        let mut logs = sys.listen_logs("*.worker.*").await;
+        let hashes = upload_all(&sys).await;
+        let mut worker = spawn_worker(&sys);
+        wait_some_done(&sys, &hashes).await;
+        let pid = worker.0.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = worker.0.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker did not exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "exit status {status:?}");
+        // The worker's own log lines reached the `logs` exchange as `<hostname>.worker.<level>`.
+        let info_key = facematch_core::amqp::log_routing_key("worker", &tracing::Level::INFO);
+        let lines = system::drain_logs(&mut logs, Duration::from_secs(5)).await;
         assert!(
-            Instant::now() < deadline,
-            "worker did not exit after SIGTERM"
+            lines
+                .iter()
+                .any(|(key, text)| *key == info_key && text.contains("job done")),
+            "no {info_key} 'job done' line in {lines:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "exit status {status:?}");
-    // The worker's own log lines reached the `logs` exchange as `<hostname>.worker.<level>`.
-    let info_key = facematch_core::amqp::log_routing_key("worker", &tracing::Level::INFO);
-    let lines = system::drain_logs(&mut logs, Duration::from_secs(5)).await;
-    assert!(
-        lines
-            .iter()
-            .any(|(key, text)| *key == info_key && text.contains("job done")),
-        "no {info_key} 'job done' line in {lines:?}"
-    );
-    // Nothing half-done: each image is done or still waiting in the queue.
-    for s in states(&sys, &hashes).await {
-        assert!(matches!(s, ImageState::Done | ImageState::Queued), "{s:?}");
-    }
-    let _restarted = spawn_worker(&sys);
-    check_complete(&sys, &hashes).await;
-    sys.cleanup().await;
+        // Nothing half-done: each image is done or still waiting in the queue.
+        for s in states(&sys, &hashes).await {
+            assert!(matches!(s, ImageState::Done | ImageState::Queued), "{s:?}");
+        }
+        let _restarted = spawn_worker(&sys);
+        check_complete(&sys, &hashes).await;
+        sys.cleanup().await;
+    })
+    .await;
 }

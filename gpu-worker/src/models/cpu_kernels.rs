@@ -9,15 +9,9 @@
 use super::ops::{Act, Window};
 
 /// Whether the AVX-512 + FMA builds of the kernels run on this CPU (std caches the answer).
+#[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// Channels per register-held accumulator block (one AVX-512 vector).
@@ -337,7 +331,8 @@ pub fn matmul_add(
     dst: &mut [f32],
     (m, k, n): (usize, usize, usize),
 ) -> candle_core::Result<()> {
-    if a.len() != m * k || b.len() != k * n || dst.len() != m * n {
+    let sizes = (m.checked_mul(k), k.checked_mul(n), m.checked_mul(n));
+    if sizes != (Some(a.len()), Some(b.len()), Some(dst.len())) {
         candle_core::bail!(
             "matmul: [{m}, {k}] x [{k}, {n}] does not fit buffers of {}, {} and {}",
             a.len(),

@@ -464,6 +464,9 @@ impl CustomOp1 for Pool {
 }
 
 fn pool(x: &Tensor, k: usize, stride: usize, max: bool) -> Result<Tensor> {
+    if k == 0 {
+        bail!("pool: empty window");
+    }
     let (_, h, w, _) = x.dims4()?;
     let win = Window::new(h, w, k, k, stride, Padding::Valid);
     let (ho, wo) = win.out_hw(h, w)?;

@@ -235,7 +235,7 @@ impl Processor {
     /// Hands a batch back to the broker after a failure that is not the input's fault as far as
     /// we know; the queue's delivery limit dead-letters a job that keeps failing.
     async fn requeue(&self, batch: &[DecodedJob]) {
-        for job in batch {
+        let nacks = batch.iter().map(|job| {
             self.metrics.job("requeued");
             settle(
                 "requeue",
@@ -244,8 +244,8 @@ impl Processor {
                     ..BasicNackOptions::default()
                 }),
             )
-            .await;
-        }
+        });
+        futures_util::future::join_all(nacks).await;
     }
 
     /// Reads `facelog` into the index up to `until` (everything when `None`).
@@ -285,15 +285,15 @@ async fn ack(job: &DecodedJob) {
 }
 
 /// Waits for the broker connection to take an ack, nack or reject, at most
-/// [`SETTLE_TIMEOUT`]. On failure or timeout the delivery stays with the broker, which
-/// redelivers it when the channel closes; a job's writes are idempotent.
+/// [`SETTLE_TIMEOUT`]. After a failure or a timeout the delivery may still be settled later,
+/// or redelivered by the broker when the channel closes; a job's writes are idempotent.
 async fn settle<E: std::fmt::Display>(
     what: &str,
     op: impl std::future::Future<Output = Result<bool, E>>,
 ) {
     match tokio::time::timeout(SETTLE_TIMEOUT, op).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "{what} failed; the job will be redelivered"),
-        Err(_) => tracing::warn!("{what} timed out; the job will be redelivered"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "{what} failed; the job may be redelivered"),
+        Err(_) => tracing::warn!("{what} timed out; the job may be redelivered"),
     }
 }

@@ -136,8 +136,13 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
     Ok(args.images as f64 / seconds)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // As the worker binary does: before the runtime's threads start.
+    gpu_worker::memory::reuse_freed_memory();
+    tokio::runtime::Runtime::new()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let demos = (1..=6)
         .map(|i| {
