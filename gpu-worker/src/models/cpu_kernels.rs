@@ -17,6 +17,39 @@ fn has_avx512() -> bool {
 /// Channels per register-held accumulator block (one AVX-512 vector).
 const LANES: usize = 16;
 
+/// Defines `pub fn $name` running `$body` compiled with AVX-512 + FMA when the CPU has them,
+/// and `fn $baseline`, the same body for the baseline instruction set, which `$name` runs
+/// otherwise.
+macro_rules! with_avx512 {
+    (
+        $(#[$doc:meta])*
+        pub fn $name:ident / $baseline:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+    ) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,fma")]
+            fn avx512($($arg: $ty),*) {
+                $baseline($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if has_avx512() {
+                // SAFETY: `avx512` only needs AVX-512F and FMA, which the CPU was just checked
+                // to have.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512($($arg),*);
+                }
+                return;
+            }
+            $baseline($($arg),*)
+        }
+
+        #[inline(always)]
+        fn $baseline($($arg: $ty),*) $body
+    };
+}
+
 /// `a + s·t`, fused into one rounding when the build has FMA.
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, s: f32, t: f32) -> f32 {
@@ -173,62 +206,33 @@ impl Depthwise<'_> {
     }
 }
 
-/// `v = act(v + bias)` over pixels of `bias.len()` channels.
-pub fn bias_act_in_place(data: &mut [f32], bias: &[f32], act: Act) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: `bias_act_avx512` only needs AVX-512F, which the CPU was just checked to have.
-        #[allow(unsafe_code)]
-        unsafe {
-            bias_act_avx512(data, bias, act);
+with_avx512! {
+    /// `v = act(v + bias)` over pixels of `bias.len()` channels.
+    pub fn bias_act_in_place / bias_act_baseline(data: &mut [f32], bias: &[f32], act: Act) {
+        for px in data.chunks_exact_mut(bias.len()) {
+            for (v, &b) in px.iter_mut().zip(bias) {
+                *v += b;
+            }
+            act.apply_slice(px);
         }
-        return;
     }
-    bias_act_with(data, bias, act);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-fn bias_act_avx512(data: &mut [f32], bias: &[f32], act: Act) {
-    bias_act_with(data, bias, act);
-}
-
-#[inline(always)]
-fn bias_act_with(data: &mut [f32], bias: &[f32], act: Act) {
-    for px in data.chunks_exact_mut(bias.len()) {
-        for (v, &b) in px.iter_mut().zip(bias) {
-            *v += b;
+with_avx512! {
+    /// `v = act(v + o)` over pairs of values.
+    pub fn add_act_in_place / add_act_baseline(data: &mut [f32], other: &[f32], act: Act) {
+        for (v, &o) in data.iter_mut().zip(other) {
+            *v += o;
         }
-        act.apply_slice(px);
+        act.apply_slice(data);
     }
 }
 
-/// `v = act(v + o)` over pairs of values.
-pub fn add_act_in_place(data: &mut [f32], other: &[f32], act: Act) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: `add_act_avx512` only needs AVX-512F, which the CPU was just checked to have.
-        #[allow(unsafe_code)]
-        unsafe {
-            add_act_avx512(data, other, act);
-        }
-        return;
+with_avx512! {
+    /// `v = act(v)` over every value.
+    pub fn act_in_place / act_baseline(data: &mut [f32], act: Act) {
+        act.apply_slice(data);
     }
-    add_act_with(data, other, act);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-fn add_act_avx512(data: &mut [f32], other: &[f32], act: Act) {
-    add_act_with(data, other, act);
-}
-
-#[inline(always)]
-fn add_act_with(data: &mut [f32], other: &[f32], act: Act) {
-    for (v, &o) in data.iter_mut().zip(other) {
-        *v += o;
-    }
-    act.apply_slice(data);
 }
 
 /// Max or average pooling (VALID) over an NHWC input `[B, h, w, c]`.
@@ -301,26 +305,6 @@ impl Pool<'_> {
             }
         }
     }
-}
-
-/// `v = act(v)` over every value.
-pub fn act_in_place(data: &mut [f32], act: Act) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        // SAFETY: `act_avx512` only needs AVX-512F, which the CPU was just checked to have.
-        #[allow(unsafe_code)]
-        unsafe {
-            act_avx512(data, act);
-        }
-        return;
-    }
-    act.apply_slice(data);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,fma")]
-fn act_avx512(data: &mut [f32], act: Act) {
-    act.apply_slice(data);
 }
 
 /// `dst += a · b` on the calling thread, for row-major `a` `[m, k]`, `b` `[k, n]` and `dst`
@@ -430,11 +414,11 @@ mod tests {
         assert_eq!(fast, base);
         let (mut fast, mut base) = (x.clone(), x.clone());
         add_act_in_place(&mut fast, &filter, Act::Relu);
-        add_act_with(&mut base[..filter.len()], &filter, Act::Relu);
+        add_act_baseline(&mut base[..filter.len()], &filter, Act::Relu);
         assert_eq!(fast[..filter.len()], base[..filter.len()]);
         let (mut fast, mut base) = (x.clone(), x.clone());
         bias_act_in_place(&mut fast, &bias, Act::Relu6);
-        bias_act_with(&mut base, &bias, Act::Relu6);
+        bias_act_baseline(&mut base, &bias, Act::Relu6);
         assert_eq!(fast, base);
     }
 

@@ -132,12 +132,32 @@ impl Act {
     }
 }
 
-fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The values of a contiguous f32 CPU tensor.
+pub(crate) fn cpu_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [f32]> {
     let data = storage.as_slice::<f32>()?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
         None => bail!("{what}: input must be contiguous"),
     }
+}
+
+/// The values of a contiguous f32 CPU tensor, for an in-place op.
+fn cpu_f32_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a mut [f32]> {
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{what}: input must be contiguous");
+    };
+    let CpuStorage::F32(data) = storage else {
+        bail!("{what}: input must be f32");
+    };
+    Ok(&mut data[start..end])
 }
 
 // ------------------------------------------------------------------------------------ im2col
@@ -382,13 +402,7 @@ impl InplaceOp2 for BiasAct {
         l2: &Layout,
     ) -> Result<()> {
         let bias = cpu_f32(s2, l2, "bias")?;
-        let Some((start, end)) = l1.contiguous_offsets() else {
-            bail!("bias-act: input must be contiguous");
-        };
-        let CpuStorage::F32(data) = s1 else {
-            bail!("bias-act: input must be f32");
-        };
-        par_bias_act(&mut data[start..end], bias, self.0);
+        par_bias_act(cpu_f32_mut(s1, l1, "bias-act")?, bias, self.0);
         Ok(())
     }
 }
@@ -508,13 +522,7 @@ impl InplaceOp2 for AddAct {
         l2: &Layout,
     ) -> Result<()> {
         let other = cpu_f32(s2, l2, "add operand")?;
-        let Some((start, end)) = l1.contiguous_offsets() else {
-            bail!("add-act: input must be contiguous");
-        };
-        let CpuStorage::F32(data) = s1 else {
-            bail!("add-act: input must be f32");
-        };
-        let data = &mut data[start..end];
+        let data = cpu_f32_mut(s1, l1, "add-act")?;
         if data.len() != other.len() {
             bail!("add-act: {} values plus {}", data.len(), other.len());
         }
@@ -533,13 +541,7 @@ impl InplaceOp1 for ActOnly {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            bail!("act: input must be contiguous");
-        };
-        let CpuStorage::F32(data) = storage else {
-            bail!("act: input must be f32");
-        };
-        data[start..end]
+        cpu_f32_mut(storage, layout, "act")?
             .par_chunks_mut(PAR_CHUNK)
             .for_each(|d| cpu_kernels::act_in_place(d, self.0));
         Ok(())

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::{
     cpu_kernels,
     layers::{Conv, DepthwiseConv},
-    ops::{Act, Padding, Window},
+    ops::{Act, Padding, Window, cpu_f32},
 };
 
 /// Bytes of depthwise output per tile (about half of a core's L2 cache).
@@ -86,14 +86,6 @@ struct FusedSeparable {
     tile_rows: usize,
 }
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("separable: {what} must be contiguous"),
-    }
-}
-
 impl CustomOp3 for FusedSeparable {
     fn name(&self) -> &'static str {
         "separable-fused-nhwc"
@@ -112,14 +104,14 @@ impl CustomOp3 for FusedSeparable {
         let (cin, cout) = l2.shape().dims2()?;
         let win = self.win;
         let taps = win.kh * win.kw * c;
-        let packed = contiguous(s3, l3, "packed parameters")?;
+        let packed = cpu_f32(s3, l3, "separable parameters")?;
         if cin != c || packed.len() != taps + c + cout {
             bail!("separable: parameters do not match {c} input channels");
         }
         let (depthwise_filter, rest) = packed.split_at(taps);
         let (depthwise_bias, pointwise_bias) = rest.split_at(c);
         let depthwise = cpu_kernels::Depthwise {
-            x: contiguous(s1, l1, "input")?,
+            x: cpu_f32(s1, l1, "separable input")?,
             filter: depthwise_filter,
             bias: depthwise_bias,
             act: self.depthwise_act,
@@ -128,7 +120,7 @@ impl CustomOp3 for FusedSeparable {
             c,
             win,
         };
-        let pointwise_filter = contiguous(s2, l2, "pointwise filter")?;
+        let pointwise_filter = cpu_f32(s2, l2, "pointwise filter")?;
         let (ho, wo) = win.out_hw(h, w)?;
         let mut out = vec![0f32; b * ho * wo * cout];
         out.par_chunks_mut(self.tile_rows * wo * cout)
