@@ -19,18 +19,20 @@ const LANES: usize = 16;
 
 /// Defines `pub fn $name` running `$body` compiled with AVX-512 + FMA when the CPU has them,
 /// and `fn $baseline`, the same body for the baseline instruction set, which `$name` runs
-/// otherwise.
+/// otherwise. The body sees `$fma`: whether its build has fused multiply-adds.
 macro_rules! with_avx512 {
     (
         $(#[$doc:meta])*
-        pub fn $name:ident / $baseline:ident($($arg:ident: $ty:ty),* $(,)?) $body:block
+        pub fn $name:ident / $baseline:ident<const $fma:ident: bool>(
+            $($arg:ident: $ty:ty),* $(,)?
+        ) $body:block
     ) => {
         $(#[$doc])*
         pub fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,fma")]
             fn avx512($($arg: $ty),*) {
-                $baseline($($arg),*)
+                $baseline::<true>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             if has_avx512() {
@@ -42,11 +44,11 @@ macro_rules! with_avx512 {
                 }
                 return;
             }
-            $baseline($($arg),*)
+            $baseline::<false>($($arg),*)
         }
 
         #[inline(always)]
-        fn $baseline($($arg: $ty),*) $body
+        fn $baseline<const $fma: bool>($($arg: $ty),*) $body
     };
 }
 
@@ -71,26 +73,22 @@ pub struct Depthwise<'a> {
     pub win: Window,
 }
 
+with_avx512! {
+    /// Output row `oy` of image `bi` of a depthwise convolution into `dst` (`wo * c` floats).
+    pub fn depthwise_row / depthwise_row_with<const FMA: bool>(
+        kernel: &Depthwise<'_>,
+        bi: usize,
+        oy: usize,
+        dst: &mut [f32],
+    ) {
+        kernel.row_with::<FMA>(bi, oy, dst);
+    }
+}
+
 impl Depthwise<'_> {
     /// Output row `oy` of image `bi` into `dst` (`wo * c` floats).
     pub fn row(&self, bi: usize, oy: usize, dst: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: `row_avx512` only needs AVX-512F and FMA, which the CPU was just checked
-            // to have.
-            #[allow(unsafe_code)]
-            unsafe {
-                self.row_avx512(bi, oy, dst);
-            }
-            return;
-        }
-        self.row_with::<false>(bi, oy, dst);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma")]
-    fn row_avx512(&self, bi: usize, oy: usize, dst: &mut [f32]) {
-        self.row_with::<true>(bi, oy, dst);
+        depthwise_row(self, bi, oy, dst);
     }
 
     #[inline(always)]
@@ -208,7 +206,7 @@ impl Depthwise<'_> {
 
 with_avx512! {
     /// `v = act(v + bias)` over pixels of `bias.len()` channels.
-    pub fn bias_act_in_place / bias_act_baseline(data: &mut [f32], bias: &[f32], act: Act) {
+    pub fn bias_act_in_place / bias_act_baseline<const FMA: bool>(data: &mut [f32], bias: &[f32], act: Act) {
         for px in data.chunks_exact_mut(bias.len()) {
             for (v, &b) in px.iter_mut().zip(bias) {
                 *v += b;
@@ -220,7 +218,7 @@ with_avx512! {
 
 with_avx512! {
     /// `v = act(v + o)` over pairs of values.
-    pub fn add_act_in_place / add_act_baseline(data: &mut [f32], other: &[f32], act: Act) {
+    pub fn add_act_in_place / add_act_baseline<const FMA: bool>(data: &mut [f32], other: &[f32], act: Act) {
         for (v, &o) in data.iter_mut().zip(other) {
             *v += o;
         }
@@ -230,7 +228,7 @@ with_avx512! {
 
 with_avx512! {
     /// `v = act(v)` over every value.
-    pub fn act_in_place / act_baseline(data: &mut [f32], act: Act) {
+    pub fn act_in_place / act_baseline<const FMA: bool>(data: &mut [f32], act: Act) {
         act.apply_slice(data);
     }
 }
@@ -247,25 +245,22 @@ pub struct Pool<'a> {
     pub max: bool,
 }
 
+with_avx512! {
+    /// Output row `oy` of image `bi` of a pooling into `dst` (`wo * c` floats).
+    pub fn pool_row / pool_row_with<const FMA: bool>(
+        kernel: &Pool<'_>,
+        bi: usize,
+        oy: usize,
+        dst: &mut [f32],
+    ) {
+        kernel.row_with(bi, oy, dst);
+    }
+}
+
 impl Pool<'_> {
     /// Output row `oy` of image `bi` into `dst` (`wo * c` floats).
     pub fn row(&self, bi: usize, oy: usize, dst: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: `row_avx512` only needs AVX-512F, which the CPU was just checked to have.
-            #[allow(unsafe_code)]
-            unsafe {
-                self.row_avx512(bi, oy, dst);
-            }
-            return;
-        }
-        self.row_with(bi, oy, dst);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma")]
-    fn row_avx512(&self, bi: usize, oy: usize, dst: &mut [f32]) {
-        self.row_with(bi, oy, dst);
+        pool_row(self, bi, oy, dst);
     }
 
     /// Taps are visited row by row, left to right; the average multiplies the sum by `1/k²`.
@@ -414,11 +409,11 @@ mod tests {
         assert_eq!(fast, base);
         let (mut fast, mut base) = (x.clone(), x.clone());
         add_act_in_place(&mut fast, &filter, Act::Relu);
-        add_act_baseline(&mut base[..filter.len()], &filter, Act::Relu);
+        add_act_baseline::<false>(&mut base[..filter.len()], &filter, Act::Relu);
         assert_eq!(fast[..filter.len()], base[..filter.len()]);
         let (mut fast, mut base) = (x.clone(), x.clone());
         bias_act_in_place(&mut fast, &bias, Act::Relu6);
-        bias_act_baseline(&mut base, &bias, Act::Relu6);
+        bias_act_baseline::<false>(&mut base, &bias, Act::Relu6);
         assert_eq!(fast, base);
     }
 

@@ -138,12 +138,7 @@ impl DepthwiseConv {
             .get((3, 3, channels, 1), name)?
             .reshape((3, 3, channels))?;
         let bias = Tensor::zeros(channels, filter.dtype(), filter.device())?;
-        Ok(Self {
-            filter,
-            bias,
-            stride,
-            act: Act::None,
-        })
+        Self::new(filter, bias, stride, Act::None)
     }
 
     /// Folds an inference batch norm `y = (x - mean) / sqrt(var + eps) * gamma + beta` into
