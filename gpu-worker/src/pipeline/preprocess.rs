@@ -69,8 +69,8 @@ pub fn pad_resize_into(
     out: &mut [f32],
 ) {
     let (w, h) = (region.width as usize, region.height as usize);
-    out.fill(0.0);
     if w == 0 || h == 0 || size == 0 || out.len() != size * size * 3 {
+        out.fill(0.0);
         return;
     }
     let s = w.max(h);
@@ -86,26 +86,8 @@ pub fn pad_resize_into(
     };
     let raw = img.as_raw();
     let stride = img.width() as usize * 3;
-    // Value of padded-square pixel (y, x), channel c.
-    let px = |y: usize, x: usize, c: usize| -> f64 {
-        match (y.checked_sub(oy), x.checked_sub(ox)) {
-            (Some(iy), Some(ix)) if iy < h && ix < w => {
-                let off = (region.y as usize + iy) * stride + (region.x as usize + ix) * 3 + c;
-                raw.get(off).map_or(0.0, |&v| f64::from(v))
-            }
-            _ => 0.0,
-        }
-    };
-    if s == size {
-        for y in 0..size {
-            for x in 0..size {
-                for c in 0..3 {
-                    out[(y * size + x) * 3 + c] = norm.apply(c, px(y, x, c) as f32);
-                }
-            }
-        }
-        return;
-    }
+    // When no resize is needed (`s == size`) the ratio is 1 and every weight 0, so each value
+    // is exactly its source pixel.
     let ratio = s as f64 / size as f64;
     // Byte offset within an image row of padded-square column `x`; `None` in the padding.
     let column = |x: usize| {
