@@ -1,6 +1,6 @@
 //! `gateway` binary: parse configuration, connect, serve until SIGTERM / Ctrl-C.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -10,11 +10,7 @@ use facematch_core::{
     store::Store,
     telemetry,
 };
-use gateway::{
-    AppState, app,
-    config::Args,
-    fetch::{FetchConfig, Fetcher},
-};
+use gateway::{AppState, app, config::Args, fetch::FetchConfig};
 use poem::{Server, listener::TcpListener};
 
 #[tokio::main]
@@ -35,15 +31,14 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(forward_logs(lines, publisher.clone()));
     let store = Store::open(&args.redis.redis_url, &args.redis.key_prefix)
         .context("invalid FACEMATCH_REDIS_URL")?;
-    let fetcher = Fetcher::new(FetchConfig::new(args.max_body, args.allow_private_urls))
-        .context("cannot build the URL fetcher")?;
-    let state = AppState {
+    let state = AppState::new(
         store,
-        publisher: publisher.clone(),
-        fetcher,
-        max_body: args.max_body,
-        in_flight: Arc::new(tokio::sync::Semaphore::new(args.max_in_flight)),
-    };
+        publisher.clone(),
+        FetchConfig::new(args.max_body, args.allow_private_urls),
+        args.max_body,
+        args.max_in_flight,
+    )
+    .context("cannot build the URL fetcher")?;
     tracing::info!(
         listen = %args.listen,
         amqp = %redact_url(&args.amqp.amqp_url),

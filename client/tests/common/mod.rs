@@ -7,7 +7,7 @@ use std::{
     io::Cursor,
     path::{Path, PathBuf},
     process::Output,
-    sync::{Arc, OnceLock},
+    sync::OnceLock,
     time::Duration,
 };
 
@@ -17,10 +17,7 @@ use facematch_core::{
     config::{AmqpArgs, RedisArgs, TelemetryArgs},
     store::Store,
 };
-use gateway::{
-    AppState, app,
-    fetch::{FetchConfig, Fetcher},
-};
+use gateway::{AppState, app, fetch::FetchConfig};
 use gpu_worker::{
     Alignment, FacePipeline, PipelineOptions, decode_image,
     service::{self, ServeArgs},
@@ -103,13 +100,14 @@ impl System {
         } = Namespace::new(&format!("cli-{tag}")).await;
         let publisher = Publisher::start(AMQP_URL, topology.clone());
         assert!(publisher.wait_ready(Duration::from_secs(10)).await);
-        let state = AppState {
-            store: store.clone(),
-            publisher: publisher.clone(),
-            fetcher: Fetcher::new(FetchConfig::new(16 << 20, false)).expect("fetcher"),
-            max_body: 16 << 20,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(64)),
-        };
+        let state = AppState::new(
+            store.clone(),
+            publisher.clone(),
+            FetchConfig::new(16 << 20, false),
+            16 << 20,
+            64,
+        )
+        .expect("fetcher");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

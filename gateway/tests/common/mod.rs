@@ -4,11 +4,7 @@
 
 pub mod http_server;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Once},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Once, time::Duration};
 
 use facematch_core::testing::{Namespace, remove_namespace};
 use facematch_core::{
@@ -23,10 +19,7 @@ use facematch_core::{
     store::{Store, redis},
     telemetry,
 };
-use gateway::{
-    AppState, app,
-    fetch::{FetchConfig, Fetcher},
-};
+use gateway::{AppState, app, fetch::FetchConfig};
 use poem::{EndpointExt, endpoint::BoxEndpoint, test::TestClient};
 
 pub const AMQP_URL: &str = facematch_core::testing::TEST_AMQP_URL;
@@ -89,13 +82,14 @@ impl Env {
         } = Namespace::new(tag).await;
         let publisher = Publisher::start(options.amqp_url.clone(), topology.clone());
         publisher.wait_ready(Duration::from_secs(10)).await;
-        let state = AppState {
-            store: store.clone(),
-            publisher: publisher.clone(),
-            fetcher: Fetcher::new(options.fetch).expect("fetcher"),
-            max_body: options.max_body,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(options.max_in_flight)),
-        };
+        let state = AppState::new(
+            store.clone(),
+            publisher.clone(),
+            options.fetch,
+            options.max_body,
+            options.max_in_flight,
+        )
+        .expect("fetcher");
         let endpoint = app(state).map_to_response().boxed();
         Self {
             id,

@@ -6,7 +6,7 @@ use std::{
     collections::BTreeMap,
     io::Cursor,
     path::PathBuf,
-    sync::{Arc, Once, OnceLock},
+    sync::{Once, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -18,10 +18,7 @@ use facematch_core::{
     store::{Store, redis},
     telemetry,
 };
-use gateway::{
-    AppState, app,
-    fetch::{FetchConfig, Fetcher},
-};
+use gateway::{AppState, app, fetch::FetchConfig};
 use gpu_worker::{
     Alignment, FacePipeline, PipelineOptions, decode_image,
     service::{self, ServeArgs},
@@ -157,13 +154,14 @@ impl System {
         } = Namespace::new(tag).await;
         let publisher = Publisher::start(AMQP_URL, topology.clone());
         assert!(publisher.wait_ready(Duration::from_secs(10)).await);
-        let state = AppState {
-            store: store.clone(),
-            publisher: publisher.clone(),
-            fetcher: Fetcher::new(FetchConfig::new(16 << 20, false)).expect("fetcher"),
-            max_body: 16 << 20,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(64)),
-        };
+        let state = AppState::new(
+            store.clone(),
+            publisher.clone(),
+            FetchConfig::new(16 << 20, false),
+            16 << 20,
+            64,
+        )
+        .expect("fetcher");
         Self {
             id,
             topology,
