@@ -168,8 +168,9 @@ impl DepthwiseConv {
         &self.bias
     }
 
-    pub fn stride(&self) -> usize {
-        self.stride
+    /// The 3×3 SAME window of this layer over an `h×w` input.
+    pub fn window(&self, h: usize, w: usize) -> Window {
+        Window::new(h, w, 3, 3, self.stride, Padding::Same)
     }
 
     pub fn act(&self) -> Act {
@@ -180,7 +181,6 @@ impl DepthwiseConv {
 impl Module for DepthwiseConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, h, w, _) = x.dims4()?;
-        let win = Window::new(h, w, 3, 3, self.stride, Padding::Same);
-        ops::depthwise_conv2d(x, &self.filter, &self.bias, self.act, win)
+        ops::depthwise_conv2d(x, &self.filter, &self.bias, self.act, self.window(h, w))
     }
 }

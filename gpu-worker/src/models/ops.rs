@@ -382,7 +382,7 @@ impl CustomOp2 for BiasAct {
 
 /// [`cpu_kernels::bias_act_in_place`] over chunks of about 64k values, in parallel.
 fn par_bias_act(data: &mut [f32], bias: &[f32], act: Act) {
-    if let Some(per_chunk) = (64 * 1024usize).checked_div(bias.len()) {
+    if let Some(per_chunk) = PAR_CHUNK.checked_div(bias.len()) {
         let len = per_chunk.max(1) * bias.len();
         data.par_chunks_mut(len)
             .for_each(|chunk| cpu_kernels::bias_act_in_place(chunk, bias, act));

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::{
     cpu_kernels,
     layers::{Conv, DepthwiseConv},
-    ops::{Act, Padding, Window, cpu_f32},
+    ops::{Act, Window, cpu_f32},
 };
 
 /// Bytes of depthwise output per tile (about half of a core's L2 cache).
@@ -61,7 +61,7 @@ impl Separable {
 impl Module for Separable {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, c) = x.dims4()?;
-        let win = Window::new(h, w, 3, 3, self.depthwise.stride(), Padding::Same);
+        let win = self.depthwise.window(h, w);
         let (ho, wo) = win.out_hw(h, w)?;
         let tile_pixels = (TILE_BYTES / (4 * c.max(1))).max(MIN_TILE_PIXELS);
         if !matches!(x.device(), Device::Cpu) || b * ho * wo < 2 * tile_pixels {
@@ -147,6 +147,7 @@ impl CustomOp3 for FusedSeparable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::ops::Padding;
 
     fn values(shape: &[usize], seed: usize) -> Tensor {
         let n: usize = shape.iter().product();
