@@ -1,5 +1,6 @@
 //! Test support shared by the crates' integration tests (feature `test-support`): a TCP
-//! proxy a test can cut and restore to simulate a broker or Redis outage.
+//! proxy a test can cut and restore (a broker or Redis outage) or stall and resume (a link
+//! that stays open but carries nothing).
 
 use std::{
     net::SocketAddr,
@@ -10,6 +11,7 @@ use std::{
 };
 
 use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::watch,
 };
@@ -20,6 +22,28 @@ pub struct Proxy {
     pub addr: SocketAddr,
     open: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
+    stalled: watch::Sender<bool>,
+}
+
+/// Copies `from` to `to`, holding each chunk while the proxy is stalled.
+async fn forward(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    mut stalled: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if stalled.wait_for(|s| !*s).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -29,7 +53,8 @@ impl Proxy {
         let addr = listener.local_addr().expect("addr");
         let open = Arc::new(AtomicBool::new(true));
         let (cuts, _) = watch::channel(0u64);
-        let (open2, cuts2) = (open.clone(), cuts.clone());
+        let (stalled, _) = watch::channel(false);
+        let (open2, cuts2, stalled2) = (open.clone(), cuts.clone(), stalled.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !open2.load(Ordering::SeqCst) {
@@ -37,18 +62,37 @@ impl Proxy {
                     continue;
                 }
                 let mut cut = cuts2.subscribe();
+                let (up, down) = (stalled2.subscribe(), stalled2.subscribe());
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
                         return;
                     };
+                    let (in_read, in_write) = inbound.split();
+                    let (out_read, out_write) = outbound.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = forward(in_read, out_write, up) => {}
+                        _ = forward(out_read, in_write, down) => {}
                         _ = cut.changed() => {}
                     }
                 });
             }
         });
-        Self { addr, open, cuts }
+        Self {
+            addr,
+            open,
+            cuts,
+            stalled,
+        }
+    }
+
+    /// Keeps every connection open but forwards nothing, either way, until [`Self::resume`].
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Forwards again what a stall held back.
+    pub fn resume(&self) {
+        self.stalled.send_replace(false);
     }
 
     /// Closes every forwarded connection and refuses new ones.
