@@ -88,7 +88,11 @@ fn load_samples() -> Vec<(image::RgbImage, Value)> {
 #[test]
 fn demo_images_match_golden_in_batches() {
     let samples = load_samples();
-    let p = pipeline(PipelineOptions::default());
+    // The golden descriptors are face-api's, made with its crop.
+    let p = pipeline(PipelineOptions {
+        align: Alignment::FaceApi,
+        ..PipelineOptions::default()
+    });
     let images: Vec<image::RgbImage> = samples.iter().map(|(img, _)| img.clone()).collect();
     // Batches of 4 and 2, so both a multi-image batch and a ragged tail are covered.
     let mut faces = Vec::new();

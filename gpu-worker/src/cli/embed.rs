@@ -20,8 +20,8 @@ pub struct EmbedArgs {
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     #[arg(long, env = "FACEMATCH_DEVICE", default_value = "auto")]
     device: String,
-    /// Descriptor crop: `faceapi` (golden-exact) or `dlib` (similarity-transform chip).
-    #[arg(long, env = "FACEMATCH_ALIGN", default_value = "faceapi")]
+    /// Descriptor crop: `dlib` (dlib's face chip, the network's own) or `faceapi`.
+    #[arg(long, env = "FACEMATCH_ALIGN", default_value = "dlib")]
     align: Alignment,
     /// Images per forward pass.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]

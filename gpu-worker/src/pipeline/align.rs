@@ -1,26 +1,25 @@
-//! Landmark decoding and the two crops for the descriptor net:
-//! - [`Alignment::FaceApi`] (default, golden-exact): face-api's axis-aligned square around
-//!   the eyes and mouth (`landmarks.align(null, {useDlibAlignment: true})`).
-//! - [`Alignment::Dlib`]: dlib's `get_face_chip_details(shape, 150, 0.25)` +
-//!   `extract_image_chip`: a least-squares similarity transform (rotation, scale,
-//!   translation) of dlib's mean face onto 33 landmarks, sampled bilinearly.
+//! Landmark decoding and the choice between the two crops for the descriptor net:
+//! - [`Alignment::Dlib`] (default): dlib's `get_face_chip(shape, 150, 0.25)`, the chip the
+//!   recognition network was trained on and whose threshold (0.6) is dlib's; see
+//!   [`super::dlib_chip`].
+//! - [`Alignment::FaceApi`]: face-api's axis-aligned square around the eyes and mouth
+//!   (`landmarks.align(null, {useDlibAlignment: true})`); reproduces face-api's descriptors.
 
 use std::{fmt, str::FromStr};
-
-use image::RgbImage;
 
 use super::{
     detection::{BBox, clip_box},
     preprocess::CropRect,
 };
 
-/// How the descriptor crop is chosen.
+/// How the descriptor crop is chosen. Descriptors made with one are not comparable with the
+/// other's, so a store holds faces of one alignment only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Alignment {
-    /// face-api's square crop, no rotation; reproduces the golden descriptors.
-    #[default]
+    /// face-api's square crop, no rotation; reproduces face-api's golden descriptors.
     FaceApi,
     /// dlib's similarity-transform face chip (150 px, padding 0.25).
+    #[default]
     Dlib,
 }
 
@@ -98,153 +97,6 @@ pub fn faceapi_crop(pts: &Landmarks, landmark_crop: CropRect, w: u32, h: u32) ->
     clip_box(&b, w, h)
 }
 
-/// dlib's mean face (`mean_face_shape_x/y`) for landmarks 27–54 and 60–64, in 0..1.
-const DLIB_TEMPLATE: [(usize, f64, f64); 33] = [
-    (27, 0.490127, 0.203352),
-    (28, 0.490127, 0.307009),
-    (29, 0.490127, 0.409805),
-    (30, 0.490127, 0.515625),
-    (31, 0.36688, 0.587326),
-    (32, 0.426036, 0.609345),
-    (33, 0.490127, 0.628106),
-    (34, 0.554217, 0.609345),
-    (35, 0.613373, 0.587326),
-    (36, 0.121737, 0.216423),
-    (37, 0.187122, 0.178758),
-    (38, 0.265825, 0.179852),
-    (39, 0.334606, 0.231733),
-    (40, 0.260918, 0.245099),
-    (41, 0.182743, 0.244077),
-    (42, 0.645647, 0.231733),
-    (43, 0.714428, 0.179852),
-    (44, 0.793132, 0.178758),
-    (45, 0.858516, 0.216423),
-    (46, 0.79751, 0.244077),
-    (47, 0.719335, 0.245099),
-    (48, 0.254149, 0.780233),
-    (49, 0.340985, 0.745405),
-    (50, 0.428858, 0.727388),
-    (51, 0.490127, 0.742578),
-    (52, 0.551395, 0.727388),
-    (53, 0.639268, 0.745405),
-    (54, 0.726104, 0.780233),
-    (60, 0.290379, 0.784792),
-    (61, 0.428096, 0.778746),
-    (62, 0.490127, 0.785343),
-    (63, 0.552157, 0.778746),
-    (64, 0.689874, 0.784792),
-];
-
-/// A 2-D similarity transform `q ↦ [[a, -b], [b, a]]·q + t`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Similarity {
-    pub a: f64,
-    pub b: f64,
-    pub tx: f64,
-    pub ty: f64,
-}
-
-impl Similarity {
-    pub fn apply(&self, p: [f64; 2]) -> [f64; 2] {
-        [
-            self.a * p[0] - self.b * p[1] + self.tx,
-            self.b * p[0] + self.a * p[1] + self.ty,
-        ]
-    }
-
-    /// Uniform scale factor.
-    pub fn scale(&self) -> f64 {
-        self.a.hypot(self.b)
-    }
-}
-
-/// Least-squares similarity mapping `from[i]` onto `to[i]` (Umeyama 1991). In 2-D the
-/// rotation-only solution has this closed form, which equals dlib's SVD route whenever the
-/// best fit is a proper rotation (always, for a face template onto landmarks).
-pub fn fit_similarity(from: &[[f64; 2]], to: &[[f64; 2]]) -> Similarity {
-    let n = from.len().min(to.len()).max(1) as f64;
-    let centroid = |v: &[[f64; 2]]| {
-        let (sx, sy) = v
-            .iter()
-            .fold((0.0, 0.0), |(sx, sy), p| (sx + p[0], sy + p[1]));
-        [sx / n, sy / n]
-    };
-    let (mf, mt) = (centroid(from), centroid(to));
-    let (mut var, mut a, mut b) = (0.0, 0.0, 0.0);
-    for (f, t) in from.iter().zip(to) {
-        let (fx, fy) = (f[0] - mf[0], f[1] - mf[1]);
-        let (tx, ty) = (t[0] - mt[0], t[1] - mt[1]);
-        var += fx * fx + fy * fy;
-        a += fx * tx + fy * ty;
-        b += fx * ty - fy * tx;
-    }
-    let (a, b) = if var > 0.0 {
-        (a / var, b / var)
-    } else {
-        (1.0, 0.0)
-    };
-    Similarity {
-        a,
-        b,
-        tx: mt[0] - (a * mf[0] - b * mf[1]),
-        ty: mt[1] - (b * mf[0] + a * mf[1]),
-    }
-}
-
-/// The chip-to-image transform of dlib's `get_face_chip_details(landmarks, size, padding)`.
-pub fn dlib_chip_transform(pts: &Landmarks, size: usize, padding: f64) -> Similarity {
-    let (from, to): (Vec<[f64; 2]>, Vec<[f64; 2]>) = DLIB_TEMPLATE
-        .iter()
-        .map(|&(i, mx, my)| {
-            let t = |m: f64| (padding + m) / (1.0 + 2.0 * padding) * size as f64;
-            ([t(mx), t(my)], pts[i])
-        })
-        .unzip();
-    fit_similarity(&from, &to)
-}
-
-/// Samples a `size`×`size` RGB chip (values 0..255, rounded like dlib's u8 chips) at
-/// `image = transform(col, row)`, bilinearly, black outside the image. When the chip is
-/// smaller than the face (scale > 1) each pixel averages ⌈scale⌉² sub-samples, standing in
-/// for dlib's pyramid down-sampling (an approximation).
-pub fn extract_chip(img: &RgbImage, transform: &Similarity, size: usize) -> Vec<f32> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let raw = img.as_raw();
-    let n = transform.scale().ceil().clamp(1.0, 8.0) as usize;
-    let mut out = vec![0f32; size * size * 3];
-    let sample = |x: f64, y: f64, acc: &mut [f64; 3]| {
-        let (x0, y0) = (x.floor(), y.floor());
-        if x0 < 0.0 || y0 < 0.0 || x0 + 1.0 >= w as f64 || y0 + 1.0 >= h as f64 {
-            return;
-        }
-        let (xi, yi) = (x0 as usize, y0 as usize);
-        let (dx, dy) = (x - x0, y - y0);
-        for (c, a) in acc.iter_mut().enumerate() {
-            let p = |yy: usize, xx: usize| f64::from(raw[(yy * w + xx) * 3 + c]);
-            let top = p(yi, xi) * (1.0 - dx) + p(yi, xi + 1) * dx;
-            let bot = p(yi + 1, xi) * (1.0 - dx) + p(yi + 1, xi + 1) * dx;
-            *a += top * (1.0 - dy) + bot * dy;
-        }
-    };
-    for r in 0..size {
-        for col in 0..size {
-            let mut acc = [0f64; 3];
-            for sy in 0..n {
-                for sx in 0..n {
-                    let off = |s: usize| (s as f64 + 0.5) / n as f64 - 0.5;
-                    let p = transform.apply([col as f64 + off(sx), r as f64 + off(sy)]);
-                    sample(p[0], p[1], &mut acc);
-                }
-            }
-            for (c, a) in acc.iter().enumerate() {
-                out[(r * size + col) * 3 + c] =
-                    (a / (n * n) as f64).round().clamp(0.0, 255.0) as f32;
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,50 +106,7 @@ mod tests {
         assert_eq!("faceapi".parse::<Alignment>(), Ok(Alignment::FaceApi));
         assert_eq!("DLIB".parse::<Alignment>(), Ok(Alignment::Dlib));
         assert!("x".parse::<Alignment>().is_err());
-        assert_eq!(Alignment::default().to_string(), "faceapi");
-    }
-
-    #[test]
-    fn similarity_recovers_a_known_transform() {
-        let truth = Similarity {
-            a: 1.2 * 0.5f64.cos(),
-            b: 1.2 * 0.5f64.sin(),
-            tx: 30.0,
-            ty: -7.0,
-        };
-        let from: Vec<[f64; 2]> = (0..10)
-            .map(|i| [i as f64 * 3.0, (i * i) as f64 * 0.7])
-            .collect();
-        let to: Vec<[f64; 2]> = from.iter().map(|&p| truth.apply(p)).collect();
-        let fit = fit_similarity(&from, &to);
-        for (x, y) in [
-            (fit.a, truth.a),
-            (fit.b, truth.b),
-            (fit.tx, truth.tx),
-            (fit.ty, truth.ty),
-        ] {
-            assert!((x - y).abs() < 1e-9, "{fit:?} vs {truth:?}");
-        }
-        assert!((fit.scale() - 1.2).abs() < 1e-9);
-    }
-
-    #[test]
-    fn dlib_template_maps_to_itself() {
-        // Landmarks placed exactly on the 150/0.25 template give the identity transform.
-        let mut pts = [[0f64; 2]; 68];
-        for &(i, mx, my) in &DLIB_TEMPLATE {
-            pts[i] = [(0.25 + mx) / 1.5 * 150.0, (0.25 + my) / 1.5 * 150.0];
-        }
-        let t = dlib_chip_transform(&pts, 150, 0.25);
-        assert!(
-            (t.a - 1.0).abs() < 1e-9 && t.b.abs() < 1e-9 && t.tx.abs() < 1e-9 && t.ty.abs() < 1e-9
-        );
-        let img = RgbImage::from_fn(200, 200, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        let chip = extract_chip(&img, &t, 150);
-        assert_eq!(
-            &chip[(10 * 150 + 20) * 3..(10 * 150 + 20) * 3 + 3],
-            &[20.0, 10.0, 7.0]
-        );
+        assert_eq!(Alignment::default().to_string(), "dlib");
     }
 
     #[test]
