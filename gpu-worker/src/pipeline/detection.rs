@@ -1,8 +1,8 @@
 //! SSD post-processing as face-api does it: box decoding against the stored anchors, greedy
-//! NMS, mapping to image pixels (undoing the bottom/right padding), and the clip-then-floor
-//! crop used for the landmark net.
+//! NMS, mapping to image pixels (undoing the bottom/right padding, or the centring on a larger
+//! canvas of the second pass), and the clip-then-floor crop used for the landmark net.
 
-use super::preprocess::CropRect;
+use super::preprocess::{Canvas, CropRect};
 
 /// Box in image pixels (floats), top-left corner and size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,6 +110,24 @@ pub fn to_image_box(b: [f32; 4], w: u32, h: u32, input: usize) -> BBox {
     }
 }
 
+/// Maps a normalised `(ymin, xmin, ymax, xmax)` box of a [`Canvas`] the `w`×`h` image was
+/// centred on back to image pixels, clipped to the image.
+pub fn canvas_box_to_image(b: [f32; 4], canvas: Canvas, w: u32, h: u32) -> BBox {
+    let side = f64::from(canvas.side);
+    let b = b.map(f64::from);
+    let (w, h) = (f64::from(w), f64::from(h));
+    let x = |v: f64| (v * side - f64::from(canvas.x)).clamp(0.0, w);
+    let y = |v: f64| (v * side - f64::from(canvas.y)).clamp(0.0, h);
+    let (left, top) = (x(b[1].min(b[3])), y(b[0].min(b[2])));
+    let (right, bottom) = (x(b[1].max(b[3])), y(b[0].max(b[2])));
+    BBox {
+        x: left,
+        y: top,
+        width: right - left,
+        height: bottom - top,
+    }
+}
+
 /// face-api `Box.clipAtImageBorders` then floor; `None` when nothing is left.
 pub fn clip_box(b: &BBox, w: u32, h: u32) -> Option<CropRect> {
     let (iw, ih) = (f64::from(w), f64::from(h));
@@ -192,6 +210,33 @@ mod tests {
                 height: 256.0
             }
         );
+    }
+
+    #[test]
+    fn canvas_boxes_map_back_and_clip() {
+        // A 100×50 image centred on a 200 px canvas sits at (50, 75).
+        let canvas = Canvas::centred(100, 50, 2.0, 0);
+        assert_eq!(
+            canvas,
+            Canvas {
+                side: 200,
+                x: 50,
+                y: 75
+            }
+        );
+        let b = canvas_box_to_image([0.40, 0.30, 0.60, 0.55], canvas, 100, 50);
+        assert!(
+            (b.x - 10.0).abs() < 1e-4 && (b.y - 5.0).abs() < 1e-4,
+            "{b:?}"
+        );
+        assert!(
+            (b.width - 50.0).abs() < 1e-4 && (b.height - 40.0).abs() < 1e-4,
+            "{b:?}"
+        );
+        assert_eq!(Canvas::centred(100, 50, 2.0, 512).side, 512);
+        // Whatever lies in the black border is cut off.
+        let b = canvas_box_to_image([0.0, 0.0, 1.0, 1.0], canvas, 100, 50);
+        assert_eq!((b.x, b.y, b.width, b.height), (0.0, 0.0, 100.0, 50.0));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 
 pub mod align;
 pub mod detection;
+pub mod dlib_chip;
+pub mod plausible;
 pub mod preprocess;
 
 use std::{
@@ -25,7 +27,8 @@ use rayon::prelude::*;
 pub use self::{
     align::Alignment,
     detection::BBox,
-    preprocess::{CropRect, Normalize},
+    plausible::FaceCheck,
+    preprocess::{Canvas, CropRect, Normalize},
 };
 use crate::{
     error::ModelError,
@@ -80,7 +83,8 @@ impl std::ops::AddAssign for StageTimings {
     }
 }
 
-/// Pipeline settings; the defaults are face-api's.
+/// Pipeline settings; the detector's defaults are face-api's, plus a second detection pass
+/// for faces that fill the frame, and dlib's descriptor crop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PipelineOptions {
     /// Descriptor crop.
@@ -93,16 +97,46 @@ pub struct PipelineOptions {
     pub iou_threshold: f64,
     /// Most faces per landmark/descriptor forward pass (bounds memory).
     pub face_chunk: usize,
+    /// Detection once more, on a padded copy, of the images where the first pass found no
+    /// face; `None` turns it off (face-api's behaviour).
+    pub second_pass: Option<SecondPass>,
+    /// Drops detections whose landmarks do not look like a face's
+    /// ([`plausible::is_plausible_face`]); `None` keeps every detection (face-api).
+    pub face_check: Option<FaceCheck>,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
-            align: Alignment::FaceApi,
+            align: Alignment::Dlib,
             min_confidence: 0.5,
             max_results: 100,
             iou_threshold: 0.5,
             face_chunk: 32,
+            second_pass: Some(SecondPass::default()),
+            face_check: Some(FaceCheck::default()),
+        }
+    }
+}
+
+/// The second detection pass: each image the first pass found no face in is centred on
+/// black squares of the given sizes and detected again on all of them; overlapping faces
+/// found on several are merged by NMS.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SecondPass {
+    /// The canvases, each as (side over the image's longer side, least side in pixels).
+    pub canvases: &'static [(f64, u32)],
+    /// Score a face must exceed on a canvas (strict `>`).
+    pub min_confidence: f32,
+}
+
+impl Default for SecondPass {
+    fn default() -> Self {
+        Self {
+            // 2× and 3× put a face that fills the image at a half and a third of the input;
+            // the 512 px floor keeps a thumbnail from being blown up (and blurred) to 512.
+            canvases: &[(2.0, 0), (3.0, 0), (2.0, 512)],
+            min_confidence: 0.5,
         }
     }
 }
@@ -210,6 +244,9 @@ impl FacePipeline {
         for chunk in pending.chunks_mut(self.options.face_chunk.max(1)) {
             self.locate_landmarks(images, chunk)?;
         }
+        if let Some(check) = &self.options.face_check {
+            pending.retain(|p| plausible::is_plausible_face(&p.landmarks, &p.bbox, check));
+        }
         timings.landmarks = t.elapsed();
 
         for chunk in pending.chunks(self.options.face_chunk.max(1)) {
@@ -227,44 +264,98 @@ impl FacePipeline {
         Ok((result, timings))
     }
 
-    /// SSD on the whole batch, then decoding and NMS per image.
+    /// SSD on the whole batch; then, for the images where it found nothing, SSD once more on
+    /// each of them centred on larger black canvases ([`PipelineOptions::second_pass`]), all
+    /// such copies of the batch in one forward pass. face-api's SSD misses faces that fill
+    /// the frame (tight crops, thumbnails): on a canvas they shrink to a size its anchors
+    /// cover.
     fn detect(&self, images: &[RgbImage]) -> Result<Vec<Pending>, ModelError> {
-        let x = batch_input(images.len(), SSD_INPUT, &self.device, |i, out| {
+        let whole: Vec<(usize, Option<Canvas>)> = (0..images.len()).map(|i| (i, None)).collect();
+        let mut pending = self.detect_pass(images, &whole, self.options.min_confidence)?;
+        let Some(pass) = self.options.second_pass else {
+            return Ok(pending);
+        };
+        let copies: Vec<(usize, Option<Canvas>)> = (0..images.len())
+            .filter(|&i| images[i].width() > 0 && images[i].height() > 0)
+            .filter(|&i| !pending.iter().any(|p| p.image == i))
+            .flat_map(|i| {
+                let (w, h) = images[i].dimensions();
+                pass.canvases.iter().map(move |&(factor, min_side)| {
+                    (i, Some(Canvas::centred(w, h, factor, min_side)))
+                })
+            })
+            .collect();
+        if copies.is_empty() {
+            return Ok(pending);
+        }
+        let mut found = self.detect_pass(images, &copies, pass.min_confidence)?;
+        // One face seen on several canvases: keep the best-scored box (face-api's order).
+        found.sort_by(|a, b| a.image.cmp(&b.image).then(b.score.total_cmp(&a.score)));
+        let mut kept: Vec<Pending> = Vec::new();
+        for p in found {
+            let overlaps = kept
+                .iter()
+                .any(|k| k.image == p.image && k.bbox.iou(&p.bbox) > self.options.iou_threshold);
+            if !overlaps {
+                kept.push(p);
+            }
+        }
+        pending.extend(kept);
+        Ok(pending)
+    }
+
+    /// One SSD forward pass over the given images (whole, or centred on a canvas), then
+    /// decoding and NMS per copy.
+    fn detect_pass(
+        &self,
+        images: &[RgbImage],
+        copies: &[(usize, Option<Canvas>)],
+        min_confidence: f32,
+    ) -> Result<Vec<Pending>, ModelError> {
+        let x = batch_input(copies.len(), SSD_INPUT, &self.device, |k, out| {
+            let (i, canvas) = copies[k];
             let img = &images[i];
-            preprocess::pad_resize_into(
-                img,
-                CropRect::full(img),
-                false,
-                SSD_INPUT,
-                Normalize::Ssd,
-                out,
-            );
+            let full = CropRect::full(img);
+            match canvas {
+                None => {
+                    preprocess::pad_resize_into(img, full, false, SSD_INPUT, Normalize::Ssd, out)
+                }
+                Some(c) => {
+                    preprocess::canvas_resize_into(img, full, c, SSD_INPUT, Normalize::Ssd, out)
+                }
+            }
         })?;
         let out = self.detector.forward(&x)?;
         let enc = out.box_encodings.flatten_all()?.to_vec1::<f32>()?;
         let scores = out.scores.flatten_all()?.to_vec1::<f32>()?;
         let anchors = self.detector.anchors();
         let n = anchors.len();
+        let o = &self.options;
         let mut pending = Vec::new();
-        for (i, img) in images.iter().enumerate() {
+        for (k, &(i, canvas)) in copies.iter().enumerate() {
+            let img = &images[i];
             if img.width() == 0 || img.height() == 0 {
                 continue;
             }
-            let s = &scores[i * n..(i + 1) * n];
-            let e = &enc[i * n * 4..(i + 1) * n * 4];
+            let s = &scores[k * n..(k + 1) * n];
+            let e = &enc[k * n * 4..(k + 1) * n * 4];
             let boxes: Vec<[f32; 4]> = anchors
                 .iter()
                 .zip(e.chunks_exact(4))
                 .map(|(a, c)| detection::decode_box([c[0], c[1], c[2], c[3]], *a))
                 .collect();
-            let o = &self.options;
-            for k in detection::nms(s, &boxes, o.min_confidence, o.max_results, o.iou_threshold) {
-                let bbox = detection::to_image_box(boxes[k], img.width(), img.height(), SSD_INPUT);
+            for j in detection::nms(s, &boxes, min_confidence, o.max_results, o.iou_threshold) {
+                let bbox = match canvas {
+                    None => detection::to_image_box(boxes[j], img.width(), img.height(), SSD_INPUT),
+                    Some(c) => {
+                        detection::canvas_box_to_image(boxes[j], c, img.width(), img.height())
+                    }
+                };
                 // A box wholly outside the image (only possible in the padding) has no pixels.
                 if let Some(crop) = detection::clip_box(&bbox, img.width(), img.height()) {
                     pending.push(Pending {
                         image: i,
-                        score: s[k],
+                        score: s[j],
                         bbox,
                         crop,
                         landmarks: [[0.0; 2]; 68],
@@ -333,8 +424,8 @@ impl FacePipeline {
                         Some(out)
                     }
                     Alignment::Dlib => {
-                        let tr = align::dlib_chip_transform(&f.landmarks, size, 0.25);
-                        let mut chip = align::extract_chip(img, &tr, size);
+                        let details = dlib_chip::ChipDetails::for_face(&f.landmarks, size, 0.25);
+                        let mut chip = dlib_chip::extract_chip(img, &details);
                         for (i, v) in chip.iter_mut().enumerate() {
                             *v = Normalize::MeanRgb.apply(i % 3, *v);
                         }

@@ -68,22 +68,62 @@ pub fn pad_resize_into(
     norm: Normalize,
     out: &mut [f32],
 ) {
+    let (w, h) = (region.width, region.height);
+    let (before, _) = if h < w {
+        square_padding(h, w, centered)
+    } else {
+        square_padding(w, h, centered)
+    };
+    let (ox, oy) = if h < w { (0, before) } else { (before, 0) };
+    let canvas = Canvas {
+        side: w.max(h),
+        x: ox,
+        y: oy,
+    };
+    canvas_resize_into(img, region, canvas, size, norm, out);
+}
+
+/// A black square the region is placed on before the resize: its side and where the
+/// region's top-left corner sits in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canvas {
+    pub side: u32,
+    pub x: u32,
+    pub y: u32,
+}
+
+impl Canvas {
+    /// A square `factor` times the image's longer side, and at least `min_side`, with the
+    /// image in its centre.
+    pub fn centred(width: u32, height: u32, factor: f64, min_side: u32) -> Self {
+        let side = (f64::from(width.max(height)) * factor.max(1.0)).round() as u32;
+        let side = side.max(min_side);
+        Self {
+            side,
+            x: (side - width) / 2,
+            y: (side - height) / 2,
+        }
+    }
+}
+
+/// Writes the `size`×`size`×3 network input for `region` of `img` placed on `canvas`
+/// (black elsewhere), resized and normalised. `out.len()` must be `size*size*3`; an empty
+/// region or canvas gives zeros.
+pub fn canvas_resize_into(
+    img: &RgbImage,
+    region: CropRect,
+    canvas: Canvas,
+    size: usize,
+    norm: Normalize,
+    out: &mut [f32],
+) {
     let (w, h) = (region.width as usize, region.height as usize);
-    if w == 0 || h == 0 || size == 0 || out.len() != size * size * 3 {
+    let s = canvas.side as usize;
+    if w == 0 || h == 0 || s == 0 || size == 0 || out.len() != size * size * 3 {
         out.fill(0.0);
         return;
     }
-    let s = w.max(h);
-    let (before, _) = if h < w {
-        square_padding(h as u32, w as u32, centered)
-    } else {
-        square_padding(w as u32, h as u32, centered)
-    };
-    let (oy, ox) = if h < w {
-        (before as usize, 0)
-    } else {
-        (0, before as usize)
-    };
+    let (ox, oy) = (canvas.x as usize, canvas.y as usize);
     let raw = img.as_raw();
     let stride = img.width() as usize * 3;
     // When no resize is needed (`s == size`) the ratio is 1 and every weight 0, so each value

@@ -1,0 +1,249 @@
+//! Detection recall on tight face crops and thumbnails, and false faces on photos without
+//! faces (issue: "find every face a user would see").
+//!
+//! Crops: every face the pipeline finds in the six demo images, cut as a square around its
+//! box enlarged ×1.0, ×1.2 and ×1.6 (clipped to the photo), resized so the longer side is
+//! 112, 150 and 250 px, in colour and in grey, each saved as a JPEG (quality 90) and decoded
+//! again as the worker would. A crop counts as found when the pipeline finds a face in it, and
+//! as matched when one of those faces is within 0.6 of its source face.
+//! No-face images: every file in `--no-face DIR` (see `perf/recall/make-no-face.py`).
+//!
+//! `cargo run --release -p facematch-perf --bin recall -- --no-face /tmp/no-face`
+//! (`--first-pass-only` measures face-api's single pass for comparison).
+
+use std::{collections::BTreeMap, path::PathBuf, time::Instant};
+
+use anyhow::Context;
+use candle_core::Device;
+use clap::Parser;
+use gpu_worker::{Alignment, FacePipeline, PipelineOptions, decode_image, pipeline::SecondPass};
+use image::{DynamicImage, RgbImage, codecs::jpeg::JpegEncoder, imageops::FilterType};
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Folder of images without faces.
+    #[arg(long)]
+    no_face: Option<PathBuf>,
+    #[arg(long, default_value = "model-weights")]
+    weights_dir: PathBuf,
+    /// Descriptor crop.
+    #[arg(long, default_value = "dlib")]
+    align: Alignment,
+    /// Only face-api's single detection pass (no second pass on a padded copy).
+    #[arg(long)]
+    first_pass_only: bool,
+    /// Score a face must exceed in the second pass [default: the pipeline's].
+    #[arg(long)]
+    second_pass_min_confidence: Option<f32>,
+    /// Keep every detection, plausible landmarks or not.
+    #[arg(long)]
+    no_face_check: bool,
+    /// Images per pipeline call.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Also write every crop to this folder (JPEG), to look at or to feed other tools.
+    #[arg(long)]
+    save_crops: Option<PathBuf>,
+}
+
+const FRAMINGS: [f64; 3] = [1.0, 1.2, 1.6];
+const SIZES: [u32; 3] = [112, 150, 250];
+const THRESHOLD: f32 = 0.6;
+
+struct Crop {
+    framing: f64,
+    size: u32,
+    grey: bool,
+    source: [f32; 128],
+    image: RgbImage,
+}
+
+/// Encodes as a quality-90 JPEG and decodes with the worker's decoder.
+fn through_jpeg(img: &RgbImage) -> anyhow::Result<RgbImage> {
+    let mut bytes = Vec::new();
+    JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(img)?;
+    Ok(decode_image(&bytes)?)
+}
+
+fn crops_of(photo: &RgbImage, bbox: [f32; 4], source: [f32; 128]) -> anyhow::Result<Vec<Crop>> {
+    let mut out = Vec::new();
+    let (cx, cy) = (bbox[0] + bbox[2] / 2.0, bbox[1] + bbox[3] / 2.0);
+    for framing in FRAMINGS {
+        let side = f64::from(bbox[2].max(bbox[3])) * framing;
+        let x0 = (f64::from(cx) - side / 2.0).max(0.0).round() as u32;
+        let y0 = (f64::from(cy) - side / 2.0).max(0.0).round() as u32;
+        let x1 = ((f64::from(cx) + side / 2.0).round() as u32).min(photo.width());
+        let y1 = ((f64::from(cy) + side / 2.0).round() as u32).min(photo.height());
+        let cut = image::imageops::crop_imm(photo, x0, y0, x1 - x0, y1 - y0).to_image();
+        for size in SIZES {
+            let scale = f64::from(size) / f64::from(cut.width().max(cut.height()));
+            let (w, h) = (
+                (f64::from(cut.width()) * scale).round().max(1.0) as u32,
+                (f64::from(cut.height()) * scale).round().max(1.0) as u32,
+            );
+            let colour = image::imageops::resize(&cut, w, h, FilterType::CatmullRom);
+            let grey = DynamicImage::ImageLuma8(DynamicImage::ImageRgb8(colour.clone()).to_luma8())
+                .to_rgb8();
+            for (is_grey, img) in [(false, colour), (true, grey)] {
+                out.push(Crop {
+                    framing,
+                    size,
+                    grey: is_grey,
+                    source,
+                    image: through_jpeg(&img)?,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn distance(a: &[f32; 128], b: &[f32; 128]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f32>()
+        .sqrt()
+}
+
+#[derive(Default)]
+struct Tally {
+    crops: usize,
+    found: usize,
+    one_face: usize,
+    matched: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let defaults = PipelineOptions::default();
+    let options = PipelineOptions {
+        align: args.align,
+        second_pass: defaults
+            .second_pass
+            .filter(|_| !args.first_pass_only)
+            .map(|p| SecondPass {
+                min_confidence: args.second_pass_min_confidence.unwrap_or(p.min_confidence),
+                ..p
+            }),
+        face_check: defaults.face_check.filter(|_| !args.no_face_check),
+        ..defaults
+    };
+    let pipeline = FacePipeline::load(&args.weights_dir, &Device::Cpu, options)
+        .context("loading the weights (run scripts/fetch-weights.sh first)")?;
+
+    let mut crops = Vec::new();
+    for i in 1..=6 {
+        let path = args.weights_dir.join(format!("demo/sample{i}.jpg"));
+        let photo =
+            decode_image(&std::fs::read(&path).with_context(|| path.display().to_string())?)?;
+        for face in pipeline.run(std::slice::from_ref(&photo))?.remove(0) {
+            crops.extend(crops_of(&photo, face.bbox, face.descriptor)?);
+        }
+    }
+
+    if let Some(dir) = &args.save_crops {
+        std::fs::create_dir_all(dir)?;
+        for (k, c) in crops.iter().enumerate() {
+            let name = format!(
+                "crop{k:03}_x{:.1}_{}px_{}.jpg",
+                c.framing,
+                c.size,
+                if c.grey { "grey" } else { "colour" }
+            );
+            c.image.save(dir.join(name))?;
+        }
+    }
+
+    let mut tallies: BTreeMap<(u32, u32, bool), Tally> = BTreeMap::new();
+    let started = Instant::now();
+    for chunk in crops.chunks(args.batch.max(1)) {
+        let images: Vec<RgbImage> = chunk.iter().map(|c| c.image.clone()).collect();
+        for (crop, faces) in chunk.iter().zip(pipeline.run(&images)?) {
+            let t = tallies
+                .entry(((crop.framing * 10.0) as u32, crop.size, crop.grey))
+                .or_default();
+            t.crops += 1;
+            t.found += usize::from(!faces.is_empty());
+            t.one_face += usize::from(faces.len() == 1);
+            t.matched += usize::from(
+                faces
+                    .iter()
+                    .any(|f| distance(&f.descriptor, &crop.source) <= THRESHOLD),
+            );
+        }
+    }
+    let per_crop = started.elapsed().as_secs_f64() * 1000.0 / crops.len().max(1) as f64;
+
+    println!(
+        "| framing | size | colour | crops | face found | exactly one | matches source at 0.6 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut total = Tally::default();
+    for ((framing, size, grey), t) in &tallies {
+        println!(
+            "| ×{:.1} | {size} px | {} | {} | {} ({:.1} %) | {} | {} ({:.1} %) |",
+            f64::from(*framing) / 10.0,
+            if *grey { "grey" } else { "colour" },
+            t.crops,
+            t.found,
+            100.0 * t.found as f64 / t.crops as f64,
+            t.one_face,
+            t.matched,
+            100.0 * t.matched as f64 / t.crops as f64,
+        );
+        total.crops += t.crops;
+        total.found += t.found;
+        total.one_face += t.one_face;
+        total.matched += t.matched;
+    }
+    println!(
+        "| **all** | | | {} | {} ({:.2} %) | {} | {} ({:.2} %) |",
+        total.crops,
+        total.found,
+        100.0 * total.found as f64 / total.crops.max(1) as f64,
+        total.one_face,
+        total.matched,
+        100.0 * total.matched as f64 / total.crops.max(1) as f64,
+    );
+    println!(
+        "\npipeline time per crop (batch {}): {per_crop:.1} ms",
+        args.batch
+    );
+
+    if let Some(dir) = &args.no_face {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let mut false_faces = 0;
+        println!("\n| no-face image | size | faces found (scores) |\n|---|---|---|");
+        for path in &files {
+            let img =
+                decode_image(&std::fs::read(path)?).with_context(|| path.display().to_string())?;
+            let faces = pipeline.run(std::slice::from_ref(&img))?.remove(0);
+            false_faces += faces.len();
+            let scores: Vec<String> = faces.iter().map(|f| format!("{:.2}", f.score)).collect();
+            println!(
+                "| {} | {}×{} | {} {} |",
+                path.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                img.width(),
+                img.height(),
+                faces.len(),
+                if scores.is_empty() {
+                    String::new()
+                } else {
+                    format!("({})", scores.join(", "))
+                },
+            );
+        }
+        println!(
+            "\nfalse faces on {} no-face images: {false_faces}",
+            files.len()
+        );
+    }
+    Ok(())
+}
