@@ -50,6 +50,11 @@ impl Keys {
     pub fn facelog(&self) -> String {
         format!("{}facelog", self.prefix)
     }
+
+    /// `alignment` — string: the descriptor crop every face of this store was made with.
+    pub fn alignment(&self) -> String {
+        format!("{}alignment", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -67,6 +72,7 @@ mod tests {
             keys.faces(h),
             keys.matches(h),
             keys.facelog(),
+            keys.alignment(),
         ] {
             assert!(key.starts_with("t1:"), "{key}");
         }

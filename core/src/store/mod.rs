@@ -2,6 +2,7 @@
 //!
 //! Every operation runs under a timeout so a dead Redis is an error, not a hang.
 
+mod alignment;
 mod gateway_ops;
 mod keys;
 mod model;

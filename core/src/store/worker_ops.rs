@@ -11,8 +11,9 @@ use crate::ImageHash;
 /// Length of a face descriptor.
 pub const DESCRIPTOR_LEN: usize = 128;
 
-/// Appends a job's faces to `facelog` once. KEYS: image, faces, facelog. ARGV: hash, faces
-/// JSON, width, height, model, now, then one 512-byte descriptor per face. Returns
+/// Appends a job's faces to `facelog` once, each entry with the descriptor crop it was made
+/// with. KEYS: image, faces, facelog. ARGV: hash, faces JSON, width, height, model, now,
+/// alignment, then one 512-byte descriptor per face. Returns
 /// `{'done'}` when the job already finished, else `{'ids', 'id1,id2,…'}` — the ids of the
 /// first (and only) append, whichever delivery made it.
 const APPEND_FACES: &str = r#"
@@ -21,11 +22,12 @@ if state == 'done' then return {'done'} end
 local logged = redis.call('HGET', KEYS[1], 'log_ids')
 if logged then return {'ids', logged} end
 local ids = {}
-for i = 7, #ARGV do
-  ids[#ids + 1] = redis.call('XADD', KEYS[3], '*', 'h', ARGV[1], 'i', tostring(i - 7), 'd', ARGV[i])
+for i = 8, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[3], '*', 'h', ARGV[1], 'i', tostring(i - 8), 'd', ARGV[i],
+    'a', ARGV[7])
 end
 local joined = table.concat(ids, ',')
-redis.call('HSET', KEYS[1], 'log_ids', joined, 'faces', #ARGV - 6, 'width', ARGV[3],
+redis.call('HSET', KEYS[1], 'log_ids', joined, 'faces', #ARGV - 7, 'width', ARGV[3],
   'height', ARGV[4], 'model', ARGV[5], 'updated_at', ARGV[6])
 if not state then
   redis.call('HSET', KEYS[1], 'state', 'queued', 'created_at', ARGV[6])
@@ -108,6 +110,8 @@ pub struct ImageMeta {
     pub width: u32,
     pub height: u32,
     pub model: String,
+    /// The descriptor crop (`dlib` or `faceapi`), stored with each `facelog` entry.
+    pub alignment: String,
 }
 
 fn descriptor_bytes(d: &[f32]) -> Vec<u8> {
@@ -147,7 +151,8 @@ impl Store {
                 .arg(meta.width)
                 .arg(meta.height)
                 .arg(&meta.model)
-                .arg(now_ms());
+                .arg(now_ms())
+                .arg(&meta.alignment);
             for face in faces {
                 call.arg(descriptor_bytes(&face.descriptor));
             }

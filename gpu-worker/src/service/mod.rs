@@ -23,7 +23,7 @@ use clap::Args;
 use facematch_core::{
     amqp::Topology,
     config::{AmqpArgs, RedisArgs, TelemetryArgs, redact_url},
-    store::Store,
+    store::{Store, StoreError},
 };
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -69,8 +69,9 @@ pub struct ServeArgs {
     #[arg(long, env = "FACEMATCH_THRESHOLD", default_value_t = 0.6)]
     pub threshold: f32,
 
-    /// Descriptor crop: `faceapi` (golden-exact) or `dlib`.
-    #[arg(long, env = "FACEMATCH_ALIGN", default_value = "faceapi")]
+    /// Descriptor crop: `dlib` (dlib's face chip, the network's own) or `faceapi`. A store
+    /// holds descriptors of one crop: the worker refuses to start against the other's.
+    #[arg(long, env = "FACEMATCH_ALIGN", default_value = "dlib")]
     pub align: Alignment,
 
     /// Images decoded at once [default: the number of CPUs].
@@ -97,11 +98,47 @@ pub enum ServeError {
     Metrics(SocketAddr, std::io::Error),
     #[error("threshold must be a positive number, got {0}")]
     Threshold(f32),
+    #[error(
+        "the faces stored under this Redis key prefix were made with FACEMATCH_ALIGN={stored}, \
+         this worker is set to FACEMATCH_ALIGN={configured}: descriptors of the two crops are \
+         not comparable. Start the worker with --align {stored} (FACEMATCH_ALIGN={stored}), or \
+         give it another FACEMATCH_KEY_PREFIX or Redis for {configured} descriptors"
+    )]
+    AlignmentMismatch {
+        stored: String,
+        configured: Alignment,
+    },
+    #[error("cannot read the store's descriptor crop: {0}")]
+    AlignmentUnknown(facematch_core::store::StoreError),
 }
 
 /// The version of the models, stored with every image's faces.
 pub fn model_id(align: Alignment) -> String {
     format!("face-api-1.7.15/ssd_mobilenetv1+landmark68+recognition/{align}")
+}
+
+/// Refuses a crop other than the one the store's faces were made with (recording ours when
+/// the store is empty), so one store never mixes descriptors of the two crops. Waits while
+/// Redis is unreachable; `Ok(false)` when shut down meanwhile.
+async fn check_alignment(
+    store: &Store,
+    configured: Alignment,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<bool, ServeError> {
+    loop {
+        match store.store_alignment(&configured.to_string()).await {
+            Ok(stored) if stored == configured.to_string() => return Ok(true),
+            Ok(stored) => return Err(ServeError::AlignmentMismatch { stored, configured }),
+            Err(e @ (StoreError::Unavailable(_) | StoreError::Timeout(_))) => {
+                tracing::warn!(error = %e, "waiting for Redis to read the store's descriptor crop");
+            }
+            Err(e) => return Err(ServeError::AlignmentUnknown(e)),
+        }
+        if *shutdown.borrow() {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Runs until `shutdown` turns true: stops consuming, finishes and acks the batch in hand,
@@ -128,6 +165,9 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
     let store = Store::open(&args.redis.redis_url, &args.redis.key_prefix)?;
+    if !check_alignment(&store, args.align, &shutdown).await? {
+        return Ok(()); // shut down while waiting for Redis
+    }
     let engine = Engine::start(pipeline).map_err(ServeError::Thread)?;
     let metrics = Metrics::default();
     let metrics_server = metrics_server::start(args.metrics_listen, metrics.clone())
@@ -150,6 +190,7 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
         engine,
         threshold: args.threshold,
         model: model_id(args.align),
+        alignment: args.align.to_string(),
         metrics,
         shutdown: shutdown.clone(),
     };

@@ -29,6 +29,8 @@ pub struct Processor {
     pub engine: Engine,
     pub threshold: f32,
     pub model: String,
+    /// The descriptor crop, stored with every face.
+    pub alignment: String,
     pub metrics: Metrics,
     pub shutdown: watch::Receiver<bool>,
 }
@@ -150,6 +152,7 @@ impl Processor {
                 width: *width,
                 height: *height,
                 model: self.model.clone(),
+                alignment: self.alignment.clone(),
             };
             let result = self
                 .retry("storing faces", || {

@@ -191,7 +191,7 @@ impl System {
             max_batch: Some(max_batch),
             max_wait_ms: 50,
             threshold: 0.6,
-            align: Alignment::FaceApi,
+            align: Alignment::default(),
             decode_threads: Some(2),
             metrics_listen: "127.0.0.1:0".parse().expect("addr"),
         }

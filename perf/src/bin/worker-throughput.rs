@@ -85,7 +85,7 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
         max_batch: Some(batch),
         max_wait_ms: 20,
         threshold: 0.6,
-        align: Alignment::FaceApi,
+        align: Alignment::default(),
         decode_threads: None,
         metrics_listen: "127.0.0.1:0".parse()?,
     };

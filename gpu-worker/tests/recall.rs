@@ -1,0 +1,183 @@
+//! Faces a user would see: a tight thumbnail of a face (which face-api's single detection
+//! pass misses) is found and matched end to end; photos without a face (a cat the detector
+//! scores 0.93 as a face, a coffee cup) give no face; and a worker refuses a store whose faces
+//! were made with the other descriptor crop.
+
+mod system;
+
+use std::time::Duration;
+
+use facematch_core::store::redis;
+use gpu_worker::{
+    Alignment, FacePipeline, PipelineOptions, decode_image,
+    service::{self, ServeError},
+};
+use image::{ImageFormat, RgbImage, imageops::FilterType};
+use system::{System, demo, encode, weights_dir};
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn pipeline(options: PipelineOptions) -> FacePipeline {
+    FacePipeline::load(&weights_dir(), &candle_core::Device::Cpu, options).expect("weights")
+}
+
+/// Face `face` of demo image `sample`: the square around its detected box, resized to
+/// `size`×`size` — a profile picture or dataset thumbnail.
+fn tight_crop(sample: u32, face: usize, size: u32) -> RgbImage {
+    let img = decode_image(&demo(sample)).expect("demo decodes");
+    let faces = pipeline(PipelineOptions::default())
+        .run(std::slice::from_ref(&img))
+        .expect("pipeline");
+    let [x, y, w, h] = faces[0][face].bbox;
+    let side = w.max(h);
+    let (cx, cy) = (x + w / 2.0, y + h / 2.0);
+    let x0 = (cx - side / 2.0).max(0.0) as u32;
+    let y0 = (cy - side / 2.0).max(0.0) as u32;
+    let x1 = ((cx + side / 2.0) as u32).min(img.width());
+    let y1 = ((cy + side / 2.0) as u32).min(img.height());
+    let crop = image::imageops::crop_imm(&img, x0, y0, x1 - x0, y1 - y0).to_image();
+    image::imageops::resize(&crop, size, size, FilterType::CatmullRom)
+}
+
+fn test_image(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
+    let crop = tight_crop(1, 0, 150);
+    let first_only = pipeline(PipelineOptions {
+        second_pass: None,
+        ..PipelineOptions::default()
+    });
+    assert!(
+        first_only.run(std::slice::from_ref(&crop)).expect("run")[0].is_empty(),
+        "face-api's single pass misses a face that fills the frame"
+    );
+    let faces = pipeline(PipelineOptions::default())
+        .run(&[crop])
+        .expect("run");
+    assert_eq!(faces[0].len(), 1, "the second pass finds it");
+    let [x, y, w, h] = faces[0][0].bbox;
+    assert!(
+        x >= 0.0 && y >= 0.0 && x + w <= 150.0 && y + h <= 150.0,
+        "box clipped to the image"
+    );
+    assert!(
+        w > 75.0 && h > 75.0,
+        "the face fills most of the thumbnail: {w}×{h}"
+    );
+}
+
+#[test]
+fn a_cat_scored_as_a_face_is_refused_by_the_landmark_check() {
+    let cat = decode_image(&test_image("cat.jpg")).expect("decode");
+    let unchecked = pipeline(PipelineOptions {
+        face_check: None,
+        ..PipelineOptions::default()
+    });
+    assert!(
+        !unchecked.run(std::slice::from_ref(&cat)).expect("run")[0].is_empty(),
+        "face-api's detector takes the cat for a face"
+    );
+    let faces = pipeline(PipelineOptions::default())
+        .run(&[cat])
+        .expect("run");
+    assert!(
+        faces[0].is_empty(),
+        "{:?}",
+        faces[0].iter().map(|f| f.score).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tight_thumbnail_matches_its_photo_and_photos_without_faces_give_none() {
+    system::within(async {
+        let sys = System::new("recall").await;
+        let worker = sys.start_worker(sys.worker_args(4));
+        let photo = sys.upload("photo.jpg", demo(1)).await;
+        let thumb = sys
+            .upload(
+                "thumb.png",
+                encode(&tight_crop(1, 0, 150), ImageFormat::Png),
+            )
+            .await;
+        let cat = sys.upload("cat.jpg", test_image("cat.jpg")).await;
+        let coffee = sys.upload("coffee.jpg", test_image("coffee.jpg")).await;
+
+        let thumb_status = sys.wait_final(thumb, WAIT).await;
+        assert_eq!(thumb_status["state"], "done", "{thumb_status}");
+        assert_eq!(thumb_status["face_count"], 1, "{thumb_status}");
+        assert_eq!(sys.wait_final(photo, WAIT).await["state"], "done");
+        assert_eq!(sys.matches(photo).await, vec!["thumb.png"]);
+        assert_eq!(sys.matches(thumb).await, vec!["photo.jpg"]);
+        for (name, hash) in [("cat", cat), ("coffee", coffee)] {
+            let status = sys.wait_final(hash, WAIT).await;
+            assert_eq!(status["state"], "done", "{name}: {status}");
+            assert_eq!(status["faces"], serde_json::json!([]), "{name}: {status}");
+            assert!(sys.matches(hash).await.is_empty(), "{name} matches nothing");
+        }
+        worker.stop().await;
+        sys.cleanup().await;
+    })
+    .await;
+}
+
+/// Runs a worker until it returns (it should refuse at once); shut down after 60 s otherwise.
+async fn start_and_wait(args: service::ServeArgs) -> Result<(), ServeError> {
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(service::run(args, shutdown));
+    let guard = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let _ = stop.send(true);
+    });
+    let result = task.await.expect("worker task");
+    guard.abort();
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_a_store_made_with_the_other_crop() {
+    system::within(async {
+        let sys = System::new("align").await;
+        // A store whose faces were made with face-api's crop.
+        let mut faceapi = sys.worker_args(4);
+        faceapi.align = Alignment::FaceApi;
+        let worker = sys.start_worker(faceapi);
+        let photo = sys.upload("photo.jpg", demo(2)).await;
+        assert_eq!(sys.wait_final(photo, WAIT).await["state"], "done");
+        worker.stop().await;
+
+        let mut dlib = sys.worker_args(4);
+        dlib.align = Alignment::Dlib;
+        let err = start_and_wait(dlib.clone()).await.expect_err("refused");
+        assert!(
+            matches!(err, ServeError::AlignmentMismatch { .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("FACEMATCH_ALIGN=faceapi") && message.contains("FACEMATCH_ALIGN=dlib"),
+            "{message}"
+        );
+
+        // A store from before crops were recorded: the oldest face's image names its model.
+        let mut conn = sys.store.conn().await.expect("redis");
+        let _: i64 = redis::cmd("DEL")
+            .arg(sys.store.keys().alignment())
+            .query_async(&mut conn)
+            .await
+            .expect("del");
+        let err = start_and_wait(dlib).await.expect_err("still refused");
+        assert!(
+            matches!(err, ServeError::AlignmentMismatch { .. }),
+            "{err:?}"
+        );
+        sys.cleanup().await;
+    })
+    .await;
+}
