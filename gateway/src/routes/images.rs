@@ -37,7 +37,7 @@ pub struct FaceDoc {
     pub landmarks: Vec<Vec<f32>>,
 }
 
-/// What is known about one image.
+/// What is known about one image. Fields without a value are left out, never `null`.
 #[derive(Debug, Object)]
 pub struct ImageDoc {
     pub hash: String,
@@ -45,18 +45,25 @@ pub struct ImageDoc {
     pub state: String,
     /// Every filename / URL of this image.
     pub names: Vec<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub width: Option<u32>,
+    #[oai(skip_serializing_if_is_none)]
     pub height: Option<u32>,
     /// Number of faces, once `done`.
+    #[oai(skip_serializing_if_is_none)]
     pub face_count: Option<u32>,
     pub faces: Vec<FaceDoc>,
     /// Which models produced the faces.
+    #[oai(skip_serializing_if_is_none)]
     pub model: Option<String>,
     /// Why processing failed, when `failed`.
+    #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
     /// Unix milliseconds.
+    #[oai(skip_serializing_if_is_none)]
     pub created_at: Option<u64>,
     /// Unix milliseconds.
+    #[oai(skip_serializing_if_is_none)]
     pub updated_at: Option<u64>,
 }
 
@@ -107,6 +114,8 @@ impl ImageApi {
     async fn image(
         &self,
         state: Data<&AppState>,
+        /// The image's hash: 32 lowercase hex characters.
+        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
         /// Seconds to wait for a final state.
         wait: Query<Option<u64>>,
