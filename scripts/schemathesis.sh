@@ -39,4 +39,23 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-"$ST" run "http://127.0.0.1:$PORT/openapi.json" --checks all --exclude-path /scan/url "$@"
+# One real image, so GET /images/{hash} is checked on a 200 and not only on 404s. No worker
+# runs, so it is marked final by hand: a long-poll on it answers at once.
+hash=$(curl -fsS --data-binary @model-weights/demo/sample1.jpg \
+  "http://127.0.0.1:$PORT/scan/image/sample1.jpg" | sed -E 's/.*"hash":"([0-9a-f]{32})".*/\1/')
+redis-cli HSET "$id:image:$hash" state failed error "fixture: never processed" >/dev/null
+config=$(mktemp --suffix=.toml)
+trap 'rm -f "$config"; cleanup' EXIT
+cat >"$config" <<EOF
+[[operations]]
+include-name = "GET /images/{hash}"
+parameters = { "hash" = "$hash" }
+
+# Schema-valid bytes that are not an image are rightly 415: a JSON schema cannot say "an image".
+[[operations]]
+include-name = "POST /scan/image/{filename}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "415", "429", "5xx"]
+EOF
+
+"$ST" --config-file "$config" run "http://127.0.0.1:$PORT/openapi.json" --checks all \
+  --exclude-path /scan/url "$@"

@@ -93,6 +93,8 @@ impl<'a> ApiExtractor<'a> for ImageUpload {
                 content_type: "application/octet-stream",
                 schema: MetaSchemaRef::Inline(Box::new(MetaSchema {
                     format: Some("binary"),
+                    // An empty body is refused (400 empty_body).
+                    min_length: Some(1),
                     ..MetaSchema::new("string")
                 })),
             }],

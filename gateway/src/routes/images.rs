@@ -108,7 +108,7 @@ pub struct ImageApi;
 impl ImageApi {
     /// Image status
     ///
-    /// With `wait=SECONDS` (at most 60), waits until the image is `done` or `failed`, or the
+    /// With `wait=SECONDS` (0 to 60), waits until the image is `done` or `failed`, or the
     /// time is up, then answers its current status.
     #[oai(path = "/images/:hash", method = "get")]
     async fn image(
@@ -117,7 +117,8 @@ impl ImageApi {
         /// The image's hash: 32 lowercase hex characters.
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
-        /// Seconds to wait for a final state.
+        /// Seconds to wait for a final state (0 to 60).
+        #[oai(validator(minimum(value = "0"), maximum(value = "60")))]
         wait: Query<Option<u64>>,
     ) -> Result<Json<ImageDoc>, ApiError> {
         let hash = parse_hash(&hash)?;
