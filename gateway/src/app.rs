@@ -1,10 +1,14 @@
 //! Assembles the HTTP application: the API, its OpenAPI spec and docs UI, and the access log
-//! that also turns every error (unknown route included) into the JSON error shape.
+//! that also turns every error (unknown route, wrong method, malformed parameter included)
+//! into the JSON error shape, with an `Allow` header on 405.
 
 use std::time::Instant;
 
 use facematch_core::amqp::trace_context;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    http::{HeaderValue, StatusCode, header},
+};
 use poem_openapi::OpenApiService;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -63,11 +67,17 @@ async fn access_log<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
         let _ = span.set_parent(trace_context::extract(&parent));
     }
     let started = Instant::now();
-    let resp = match next.call(req).instrument(span.clone()).await {
+    let mut resp = match next.call(req).instrument(span.clone()).await {
         Ok(out) => out.into_response(),
         Err(e) if e.is_from_response() => e.into_response(),
-        Err(e) => ApiError::from_status(e.status(), e.to_string()).into_response(),
+        Err(e) => json_error(e).into_response(),
     };
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(allow) = allowed_methods(&path)
+    {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
     let status = resp.status().as_u16();
     span.record("http.status_code", status);
     crate::metrics::request(
@@ -82,4 +92,27 @@ async fn access_log<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
         tracing::debug!(target: "gateway::access", %method, %path, status, ms, user_agent, "request handled");
     });
     Ok(resp)
+}
+
+/// poem's own errors as our JSON errors; a parameter that does not parse or validate gets the
+/// same code the handler would give it.
+fn json_error(e: poem::Error) -> ApiError {
+    if let Some(param) = e.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        let code = match param.name {
+            "hash" => "invalid_hash",
+            "filename" => "invalid_filename",
+            _ => "invalid_parameter",
+        };
+        return ApiError::bad_request(code, e.to_string());
+    }
+    ApiError::from_status(e.status(), e.to_string())
+}
+
+/// The methods a route template answers, for the `Allow` header of a 405.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    match crate::metrics::route_label(path) {
+        "/scan/image/{filename}" | "/scan/url" => Some("POST"),
+        "other" => None,
+        _ => Some("GET, HEAD"),
+    }
 }

@@ -1,6 +1,6 @@
 //! The gateway's command line / environment (DESIGN §8).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 use facematch_core::config::{AmqpArgs, RedisArgs, TelemetryArgs};
@@ -30,9 +30,57 @@ pub struct Args {
     #[arg(long, env = "FACEMATCH_ALLOW_PRIVATE_URLS", default_value_t = false)]
     pub allow_private_urls: bool,
 
-    /// Scans handled at once; more get 429.
+    /// Scans handled at once (counted from before the body is read); more get 429.
     #[arg(long, env = "FACEMATCH_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
+
+    /// Request and download bytes held in memory at once, over all requests; a request that
+    /// would go over it gets 429 (e.g. 64MiB).
+    #[arg(long, env = "FACEMATCH_MAX_BUFFERED", default_value = "64MiB", value_parser = parse_size)]
+    pub max_buffered: usize,
+
+    /// Longest time a client may take to send a request's headers (also the keep-alive idle
+    /// limit), e.g. 10s.
+    #[arg(long, env = "FACEMATCH_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Client connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "FACEMATCH_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Longest time a client may take to send a request body, e.g. 120s.
+    #[arg(long, env = "FACEMATCH_BODY_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Slowest average body upload accepted after the first 5 seconds, in bytes per second
+    /// (e.g. 16KiB); slower clients get 408.
+    #[arg(long, env = "FACEMATCH_MIN_BODY_RATE", default_value = "16KiB", value_parser = parse_size)]
+    pub min_body_rate: usize,
+
+    /// How long an image may stay `queued` before a re-upload of the same bytes publishes its
+    /// job again (its message may have been lost), e.g. 15m.
+    #[arg(long, env = "FACEMATCH_REQUEUE_AFTER", default_value = "15m", value_parser = parse_duration)]
+    pub requeue_after: Duration,
+}
+
+/// Parses `500ms`, `10s`, `15m`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration"))?;
+    let ms: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        other => return Err(format!("unknown duration unit {other:?}")),
+    };
+    num.checked_mul(ms)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 /// Parses `16MiB`, `500KB`, `2GB`, `1048576` (binary and decimal units).
@@ -57,7 +105,9 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use std::time::Duration;
+
+    use super::{parse_duration, parse_size};
 
     #[test]
     fn sizes() {
@@ -66,5 +116,15 @@ mod tests {
         assert_eq!(parse_size("1048576"), Ok(1 << 20));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3 weeks").is_err());
     }
 }

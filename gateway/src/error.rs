@@ -14,6 +14,12 @@ use facematch_core::store::StoreError;
 #[derive(Debug, Clone, Object)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
+    /// The image concerned, when the answer is about one (`may_be_queued`).
+    #[oai(skip_serializing_if_is_none)]
+    pub hash: Option<String>,
+    /// That image's state now (`pending` while its job may or may not be queued).
+    #[oai(skip_serializing_if_is_none)]
+    pub state: Option<String>,
 }
 
 /// What went wrong, for machines (`code`) and people (`message`).
@@ -29,8 +35,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// Seconds to send as `Retry-After` (503 answers).
+    /// Seconds to send as `Retry-After` (429 and 503 answers).
     pub retry_after: Option<u32>,
+    /// The image concerned and its state, for an answer about one.
+    pub image: Option<(String, &'static str)>,
 }
 
 impl ApiError {
@@ -40,6 +48,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            image: None,
         }
     }
 
@@ -51,12 +60,27 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    pub fn too_large(limit: usize) -> Self {
+    /// 413 for an uploaded image over `FACEMATCH_MAX_BODY`.
+    pub fn image_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("the image is larger than the limit of {limit} bytes"),
         )
+    }
+
+    /// 413 for a JSON request body over its limit.
+    pub fn json_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the JSON body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// 408 for a body that came too slowly or took too long.
+    pub fn body_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", message)
     }
 
     pub fn unsupported(message: impl Into<String>) -> Self {
@@ -82,6 +106,35 @@ impl ApiError {
         }
     }
 
+    /// 429 when the memory budget for bodies and downloads is spent.
+    pub fn memory_busy() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "the gateway's memory for request bodies is in use; retry shortly",
+            )
+        }
+    }
+
+    /// 503 for a job sent to the broker whose confirm did not come: it may be queued (and
+    /// would then be processed with its names); a retry is safe.
+    pub fn may_be_queued(
+        hash: impl ToString,
+        state: &'static str,
+        why: impl std::fmt::Display,
+    ) -> Self {
+        Self {
+            code: "may_be_queued",
+            image: Some((hash.to_string(), state)),
+            ..Self::unavailable(format!(
+                "{why}; the image may or may not be queued: its names are recorded, and \
+                 uploading it again is safe"
+            ))
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             retry_after: Some(2),
@@ -94,6 +147,7 @@ impl ApiError {
         let code = match status {
             StatusCode::BAD_REQUEST => "bad_request",
             StatusCode::NOT_FOUND => "not_found",
+            StatusCode::REQUEST_TIMEOUT => "timeout",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
@@ -121,7 +175,11 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        if let Some((hash, state)) = self.image {
+            body["hash"] = hash.into();
+            body["state"] = state.into();
+        }
         let mut resp = Response::builder()
             .status(self.status)
             .content_type("application/json; charset=utf-8")
@@ -142,13 +200,20 @@ impl From<ApiError> for poem::Error {
     }
 }
 
-const DOCUMENTED: [(u16, &str); 8] = [
+const DOCUMENTED: [(u16, &str); 9] = [
     (
         400,
         "Malformed input: bad JSON, URL, filename or hash, or an empty body",
     ),
     (404, "Unknown image or route"),
-    (413, "The image is larger than FACEMATCH_MAX_BODY"),
+    (
+        408,
+        "The body came too slowly (FACEMATCH_MIN_BODY_RATE) or took too long (FACEMATCH_BODY_TIMEOUT)",
+    ),
+    (
+        413,
+        "The body is over its limit: FACEMATCH_MAX_BODY for an image, 64 KiB for JSON",
+    ),
     (
         415,
         "Not a JPEG/PNG/WebP/GIF/BMP image, or absurd dimensions",
@@ -157,9 +222,16 @@ const DOCUMENTED: [(u16, &str); 8] = [
         422,
         "URL rejected: scheme, port, address, size or content type",
     ),
-    (429, "The gateway's in-flight limit is reached; retry later"),
+    (
+        429,
+        "The gateway's in-flight or memory limit is reached; see Retry-After",
+    ),
     (500, "Stored data is corrupt"),
-    (503, "The broker or Redis is unavailable; see Retry-After"),
+    (
+        503,
+        "The broker or Redis is unavailable, or the broker did not confirm in time \
+         (`may_be_queued`, with `hash` and `state`); see Retry-After",
+    ),
 ];
 
 impl ApiResponse for ApiError {

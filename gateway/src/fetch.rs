@@ -1,6 +1,7 @@
 //! Downloads an image for `/scan/url`, safely: http/https only, allowed ports only, every
 //! address checked (IP literals here, names in [`GuardedResolver`]), at most three redirects
-//! each re-checked, connect and total timeouts, body streamed and cut at the size limit.
+//! each re-checked, connect and total timeouts, body streamed and cut at the size limit, its
+//! memory reserved in the gateway's budget as it grows.
 
 use std::{collections::HashMap, error::Error as StdError, net::IpAddr, time::Duration};
 
@@ -8,7 +9,10 @@ use futures_util::StreamExt;
 use reqwest::redirect;
 use url::{Host, Url};
 
-use crate::ssrf::{ForbiddenAddress, GuardedResolver, forbidden_reason};
+use crate::{
+    limits::{BoundedBuffer, Overflow, Reservation},
+    ssrf::{ForbiddenAddress, GuardedResolver, forbidden_reason},
+};
 
 /// Longest URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
@@ -57,6 +61,9 @@ pub enum FetchError {
     /// The server could not be fetched or answered an error (422).
     #[error("{0}")]
     Failed(String),
+    /// The gateway's memory budget is spent (429).
+    #[error("the gateway's memory for downloads is in use; retry shortly")]
+    Busy,
 }
 
 /// Parses and checks a URL against the policy, without any network access.
@@ -146,8 +153,13 @@ impl Fetcher {
         &self.config
     }
 
-    /// Downloads `url` (already checked with [`check_url`]) up to the size limit.
-    pub async fn fetch(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+    /// Downloads `url` (already checked with [`check_url`]) up to the size limit, growing
+    /// `reservation` as the body grows; returns the body and the reservation covering it.
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        reservation: Reservation,
+    ) -> Result<(Vec<u8>, Reservation), FetchError> {
         let limit = self.config.max_bytes;
         let resp = self
             .client
@@ -161,19 +173,21 @@ impl Fetcher {
                 resp.status()
             )));
         }
-        if resp.content_length().is_some_and(|n| n > limit as u64) {
-            return Err(FetchError::TooLarge(limit));
-        }
-        let mut body = Vec::new();
+        let overflow = |o| match o {
+            Overflow::TooLarge => FetchError::TooLarge(limit),
+            Overflow::Budget => FetchError::Busy,
+        };
+        let declared = match resp.content_length().map(usize::try_from) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => return Err(FetchError::TooLarge(limit)),
+            None => None,
+        };
+        let mut body = BoundedBuffer::new(reservation, limit, declared).map_err(overflow)?;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(classify)?;
-            if body.len() + chunk.len() > limit {
-                return Err(FetchError::TooLarge(limit));
-            }
-            body.extend_from_slice(&chunk);
+            body.push(&chunk.map_err(classify)?).map_err(overflow)?;
         }
-        Ok(body)
+        Ok(body.into_parts())
     }
 }
 

@@ -2,13 +2,16 @@
 //! in Redis, queues them for the workers with publisher confirms, and answers matches.
 
 mod app;
+pub mod body;
 pub mod config;
 mod enqueue;
 pub mod error;
 mod extract;
 pub mod fetch;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod sniff;
 pub mod ssrf;
 pub mod state;

@@ -10,8 +10,13 @@ use facematch_core::{
     store::Store,
     telemetry,
 };
-use gateway::{AppState, app, config::Args, fetch::FetchConfig};
-use poem::{Server, listener::TcpListener};
+use gateway::{
+    AppState, app,
+    config::Args,
+    fetch::FetchConfig,
+    limits::Limits,
+    server::{ServerConfig, serve},
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -38,19 +43,36 @@ async fn main() -> anyhow::Result<()> {
         args.max_body,
         args.max_in_flight,
     )
-    .context("cannot build the URL fetcher")?;
+    .context("cannot build the URL fetcher")?
+    .with_limits(Limits {
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+        min_body_rate: args.min_body_rate,
+        max_buffered: args.max_buffered,
+    })
+    .with_requeue_after(args.requeue_after);
     tracing::info!(
         listen = %args.listen,
         amqp = %redact_url(&args.amqp.amqp_url),
         redis = %redact_url(&args.redis.redis_url),
         key_prefix = %args.redis.key_prefix,
         max_body = args.max_body,
+        max_buffered = args.max_buffered,
+        header_timeout = ?args.header_timeout,
+        body_timeout = ?args.body_timeout,
+        min_body_rate = args.min_body_rate,
+        requeue_after = ?args.requeue_after,
         "gateway starting"
     );
-    Server::new(TcpListener::bind(args.listen))
-        .run_with_graceful_shutdown(app(state), shutdown_signal(), Some(Duration::from_secs(10)))
+    let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .context("HTTP server failed")?;
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let config = ServerConfig {
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
+        grace: Duration::from_secs(10),
+    };
+    serve(listener, app(state), config, shutdown_signal()).await;
     tracing::info!("gateway stopped");
     publisher.close().await;
     telemetry.shutdown();

@@ -1,5 +1,7 @@
 //! The gateway's Prometheus metrics: requests by route and status, latency, publish confirms
-//! and failures, scans in flight. One registry per process, like Prometheus' default one.
+//! and failures, scans in flight, bytes buffered. One registry per process, like Prometheus'
+//! default one. Every label value comes from a fixed set (route templates, the standard
+//! methods, outcomes), so no client can add series.
 
 use std::sync::OnceLock;
 
@@ -31,9 +33,21 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// The method as a label: one of the standard methods, or `other`.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("other")
+}
+
 /// Records one answered request.
 pub fn request(method: &str, path: &str, status: u16, seconds: f64) {
     let route = route_label(path);
+    let method = method_label(method);
     let status = status.to_string();
     registry().inc(
         "facematch_gateway_requests_total",
@@ -57,6 +71,16 @@ pub fn publish(outcome: &str) {
         "Jobs published to the broker, by outcome.",
         &[("outcome", outcome)],
         1.0,
+    );
+}
+
+/// Moves the gauge of request and download bytes held in memory.
+pub fn buffered(by: f64) {
+    registry().add(
+        "facematch_gateway_buffered_bytes",
+        "Request body and download bytes reserved in memory now.",
+        &[],
+        by,
     );
 }
 
@@ -96,7 +120,7 @@ pub fn render() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::route_label;
+    use super::{method_label, route_label};
 
     #[test]
     fn labels_are_route_templates() {
@@ -104,5 +128,12 @@ mod tests {
         assert_eq!(route_label("/match/0123/details"), "/match/{hash}/details");
         assert_eq!(route_label("/images/abc"), "/images/{hash}");
         assert_eq!(route_label("/etc/passwd"), "other");
+    }
+
+    #[test]
+    fn labels_are_standard_methods() {
+        assert_eq!(method_label("POST"), "POST");
+        assert_eq!(method_label("FROBNICATE"), "other");
+        assert_eq!(method_label("get"), "other");
     }
 }

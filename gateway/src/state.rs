@@ -1,11 +1,17 @@
 //! What every handler shares.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use facematch_core::{amqp::Publisher, store::Store};
 use tokio::sync::Semaphore;
 
-use crate::fetch::{FetchConfig, Fetcher};
+use crate::{
+    fetch::{FetchConfig, Fetcher},
+    limits::{Budget, Limits},
+};
+
+/// How long an image may stay `queued` before a re-upload publishes it again.
+pub const DEFAULT_REQUEUE_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// Shared by every request (cheap to clone).
 #[derive(Debug, Clone)]
@@ -15,13 +21,19 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// Largest image accepted, upload or download, in bytes.
     pub max_body: usize,
-    /// Scans being handled at once; a request finding none free gets 429.
+    /// Scans being handled at once (taken before the body is read); none free gives 429.
     pub in_flight: Arc<Semaphore>,
+    /// Timeouts, minimum body rate and memory budget.
+    pub limits: Limits,
+    /// The memory budget itself, shared by every body and download.
+    pub budget: Budget,
+    /// How long an image may stay `queued` before a re-upload publishes it again.
+    pub requeue_after: Duration,
 }
 
 impl AppState {
     /// The state for a gateway that downloads URLs under `fetch` and handles at most
-    /// `max_in_flight` scans at once.
+    /// `max_in_flight` scans at once, with the default [`Limits`] and re-queue bound.
     pub fn new(
         store: Store,
         publisher: Publisher,
@@ -35,6 +47,26 @@ impl AppState {
             fetcher: Fetcher::new(fetch)?,
             max_body,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            budget: Budget::new(Limits::default().max_buffered),
+            limits: Limits::default(),
+            requeue_after: DEFAULT_REQUEUE_AFTER,
         })
+    }
+
+    /// The same state under other limits (a fresh memory budget of `limits.max_buffered`).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Self {
+            budget: Budget::new(limits.max_buffered),
+            limits,
+            ..self
+        }
+    }
+
+    /// The same state with another re-queue bound.
+    pub fn with_requeue_after(self, requeue_after: Duration) -> Self {
+        Self {
+            requeue_after,
+            ..self
+        }
     }
 }

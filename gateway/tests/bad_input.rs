@@ -75,6 +75,10 @@ async fn bad_url_requests() {
     for (body, status, code) in [
         ("{not json", 400, "invalid_json"),
         ("{}", 400, "invalid_json"),
+        (r#"["http://127.0.0.1/a.png"]"#, 400, "invalid_json"),
+        (r#""http://127.0.0.1/a.png""#, 400, "invalid_json"),
+        ("42", 400, "invalid_json"),
+        ("null", 400, "invalid_json"),
         (r#"{"url": ""}"#, 400, "invalid_url"),
         (r#"{"url": "no scheme"}"#, 400, "invalid_url"),
         (r#"{"url": "ftp://example.com/a.jpg"}"#, 422, "url_rejected"),
@@ -88,6 +92,46 @@ async fn bad_url_requests() {
         assert_eq!(error_code(&json), code, "{body}: {json}");
     }
     assert_untouched(&env).await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_oversized_json_body_is_413_about_json() {
+    let env = Env::new("big-json").await;
+    let body = format!(r#"{{"url": "http://127.0.0.1/{}"}}"#, "a".repeat(100_000));
+    let resp = env
+        .client
+        .post("/scan/url")
+        .content_type("application/json")
+        .body(body)
+        .send()
+        .await;
+    assert_eq!(resp.0.status().as_u16(), 413);
+    let text = resp.0.into_body().into_string().await.expect("body");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json error");
+    assert_eq!(error_code(&json), "payload_too_large");
+    let message = json["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("JSON"), "{message}");
+    assert!(!message.contains("image"), "{message}");
+    assert_untouched(&env).await;
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_status_document_has_no_nulls() {
+    let env = Env::new("no-nulls").await;
+    let (status, body) = env.upload("n.png", png(90)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, doc) = env
+        .get(&format!("/images/{}", body["hash"].as_str().expect("h")))
+        .await;
+    assert_eq!(status, 200);
+    let fields = doc.as_object().expect("an object");
+    for (key, value) in fields {
+        assert!(!value.is_null(), "{key} is null in {doc}");
+    }
+    assert!(fields.contains_key("created_at"), "{doc}");
+    assert!(!fields.contains_key("error"), "{doc}");
     env.cleanup().await;
 }
 

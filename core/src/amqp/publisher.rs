@@ -1,6 +1,13 @@
 //! A self-healing publisher: one supervised connection with a confirm channel for jobs and a
 //! plain channel for log lines. While the broker is unreachable every publish fails fast with
 //! [`PublishError::Unavailable`]; a background task reconnects with backoff.
+//!
+//! A link can also stall: the TCP connection stays up but nothing comes back. The supervisor
+//! therefore probes the confirm channel every second (a passive declare of the exchange jobs
+//! go to, which needs a round trip) and drops a link that does not answer within
+//! [`PROBE_TIMEOUT`]: readiness fails within about four seconds of a stall and comes back by
+//! itself once a fresh connection answers. A publish that was sent but not confirmed
+//! ([`PublishError::may_be_queued`]) may still reach the queue when a stalled link resumes.
 
 use std::{
     sync::{
@@ -11,8 +18,9 @@ use std::{
 };
 
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    types::FieldTable,
 };
 use tokio::sync::{Notify, RwLock};
 use tracing::Instrument;
@@ -22,20 +30,36 @@ use super::{JobMeta, SCAN_ROUTING_KEY, Topology};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long the broker may take to answer a probe before the link counts as stalled.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why a publish did not end with the broker's ack.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the message broker is unavailable")]
     Unavailable,
+    /// Sent (or buffered for sending) but not confirmed in time: it may still be queued.
     #[error("the broker did not confirm within {0:?}")]
     Timeout(Duration),
+    /// Sent, then the link failed before the confirm: it may have been queued.
+    #[error("the link to the broker failed before it confirmed: {0}")]
+    Lost(lapin::Error),
     #[error("the broker refused the message")]
     Nacked,
     #[error("the broker could not route the message to a queue")]
     Unroutable,
     #[error("publishing failed: {0}")]
     Amqp(#[from] lapin::Error),
+}
+
+impl PublishError {
+    /// Whether the message may have reached the queue despite the error (the broker got it
+    /// but its answer was lost or late); otherwise it certainly was not queued.
+    pub fn may_be_queued(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Lost(_))
+    }
 }
 
 struct Live {
@@ -130,7 +154,7 @@ impl Publisher {
             let result = self.confirm(&live, &meta.properties(), body).await;
             if matches!(
                 result,
-                Err(PublishError::Amqp(_) | PublishError::Timeout(_))
+                Err(PublishError::Amqp(_) | PublishError::Timeout(_) | PublishError::Lost(_))
             ) {
                 self.inner.broken.notify_one();
             }
@@ -161,11 +185,11 @@ impl Publisher {
                     properties.clone(),
                 )
                 .await?;
-            confirm.await
+            confirm.await.map_err(PublishError::Lost)
         };
         match tokio::time::timeout(CONFIRM_TIMEOUT, publish).await {
             Err(_) => Err(PublishError::Timeout(CONFIRM_TIMEOUT)),
-            Ok(Err(e)) => Err(PublishError::Amqp(e)),
+            Ok(Err(e)) => Err(e),
             Ok(Ok(Confirmation::Ack(None))) => Ok(()),
             Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable),
             Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
@@ -208,6 +232,24 @@ async fn connect(inner: &Inner) -> Result<Live, lapin::Error> {
     })
 }
 
+/// One round trip on the confirm channel: a passive declare of the jobs exchange.
+async fn probe(live: &Live, topology: &Topology) -> bool {
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let declare = live.jobs.exchange_declare(
+        topology.to_worker().into(),
+        ExchangeKind::Direct,
+        passive,
+        FieldTable::default(),
+    );
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, declare).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Keeps one live connection while any handle exists: connect, watch, reconnect with backoff.
 async fn supervise(weak: std::sync::Weak<Inner>) {
     let mut backoff = Duration::from_millis(100);
@@ -221,7 +263,8 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
                 let live = Arc::new(live);
                 *inner.live.write().await = Some(live.clone());
                 drop(inner);
-                // Watch: a publish failure notifies at once; the status poll catches silent loss.
+                // Watch: a publish failure notifies at once, the status check catches a closed
+                // link, the probe a stalled one.
                 loop {
                     let Some(inner) = weak.upgrade() else { return };
                     let notified = inner.broken.notified();
@@ -231,20 +274,31 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
                     if !healthy {
                         break;
                     }
+                    let next_probe = async {
+                        tokio::time::sleep(PROBE_EVERY).await;
+                        probe(&live, &inner.topology).await
+                    };
                     tokio::select! {
                         () = notified => {}
-                        () = tokio::time::sleep(Duration::from_millis(200)) => continue,
-                    }
-                    let still =
-                        live.connection.status().connected() && live.jobs.status().connected();
-                    if !still {
-                        break;
+                        answered = next_probe => if !answered {
+                            tracing::warn!(
+                                target: "facematch::amqp",
+                                timeout = ?PROBE_TIMEOUT,
+                                "the message broker stopped answering; dropping the link"
+                            );
+                            break;
+                        },
                     }
                 }
                 let Some(inner) = weak.upgrade() else { return };
                 *inner.live.write().await = None;
                 tracing::warn!(target: "facematch::amqp", "lost the message broker; reconnecting");
-                let _ = live.connection.close(320, "reconnecting".into()).await;
+                // A stalled link would never answer the close.
+                let _ = tokio::time::timeout(
+                    CLOSE_TIMEOUT,
+                    live.connection.close(320, "reconnecting".into()),
+                )
+                .await;
             }
             Ok(Err(e)) => {
                 tracing::warn!(target: "facematch::amqp", error = %e, ?backoff, "cannot reach the message broker");

@@ -21,14 +21,27 @@ impl Keys {
         &self.prefix
     }
 
-    /// `name:{name}` — string: a filename or URL → the hash it points at.
-    pub fn name(&self, name: &str) -> String {
-        format!("{}name:{name}", self.prefix)
+    /// `file:{name}` — string: a filename → the hash of its latest upload.
+    ///
+    /// Filenames and URLs live in separate namespaces (`file:` / `url:`, `files:` / `urls:`), so
+    /// no filename, whatever its spelling, can ever be read as a URL or rebind one.
+    pub fn file_name(&self, name: &str) -> String {
+        format!("{}file:{name}", self.prefix)
     }
 
-    /// `names:{hash}` — set: every filename / URL of one image.
-    pub fn names(&self, hash: ImageHash) -> String {
-        format!("{}names:{hash}", self.prefix)
+    /// `url:{url}` — string: a scanned URL → the hash it is bound to forever.
+    pub fn url(&self, url: &str) -> String {
+        format!("{}url:{url}", self.prefix)
+    }
+
+    /// `files:{hash}` — set: every filename of one image.
+    pub fn file_names(&self, hash: ImageHash) -> String {
+        format!("{}files:{hash}", self.prefix)
+    }
+
+    /// `urls:{hash}` — set: every URL bound to one image.
+    pub fn urls(&self, hash: ImageHash) -> String {
+        format!("{}urls:{hash}", self.prefix)
     }
 
     /// `image:{hash}` — hash: state, face count, size, model, error, timestamps.
@@ -66,8 +79,10 @@ mod tests {
         let keys = Keys::new("t1:");
         let h = ImageHash::of(b"a");
         for key in [
-            keys.name("x.jpg"),
-            keys.names(h),
+            keys.file_name("x.jpg"),
+            keys.url("http://host/x.jpg"),
+            keys.file_names(h),
+            keys.urls(h),
             keys.image(h),
             keys.faces(h),
             keys.matches(h),
@@ -77,5 +92,9 @@ mod tests {
             assert!(key.starts_with("t1:"), "{key}");
         }
         assert_eq!(keys.image(h), format!("t1:image:{h}"));
+        assert_ne!(
+            keys.file_name("http://host/x.jpg"),
+            keys.url("http://host/x.jpg")
+        );
     }
 }

@@ -14,11 +14,15 @@ pub enum ImageState {
     Queued,
     /// Faces stored and matched.
     Done,
-    /// Permanently failed (undecodable, too large); `error` says why.
+    /// Failed (undecodable, too large, or dead-lettered); `error` says why.
     Failed,
 }
 
 impl ImageState {
+    /// How the `error` of a `failed` image starts when the broker dead-lettered its job (its
+    /// deliveries ran out, not its decode): a re-upload of such an image is queued again.
+    pub const DEAD_LETTERED: &'static str = "dead-lettered:";
+
     /// The spelling stored in Redis.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -37,7 +37,7 @@ pub struct FaceDoc {
     pub landmarks: Vec<Vec<f32>>,
 }
 
-/// What is known about one image.
+/// What is known about one image. Fields without a value are left out, never `null`.
 #[derive(Debug, Object)]
 pub struct ImageDoc {
     pub hash: String,
@@ -45,18 +45,25 @@ pub struct ImageDoc {
     pub state: String,
     /// Every filename / URL of this image.
     pub names: Vec<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub width: Option<u32>,
+    #[oai(skip_serializing_if_is_none)]
     pub height: Option<u32>,
     /// Number of faces, once `done`.
+    #[oai(skip_serializing_if_is_none)]
     pub face_count: Option<u32>,
     pub faces: Vec<FaceDoc>,
     /// Which models produced the faces.
+    #[oai(skip_serializing_if_is_none)]
     pub model: Option<String>,
     /// Why processing failed, when `failed`.
+    #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
     /// Unix milliseconds.
+    #[oai(skip_serializing_if_is_none)]
     pub created_at: Option<u64>,
     /// Unix milliseconds.
+    #[oai(skip_serializing_if_is_none)]
     pub updated_at: Option<u64>,
 }
 
@@ -101,14 +108,17 @@ pub struct ImageApi;
 impl ImageApi {
     /// Image status
     ///
-    /// With `wait=SECONDS` (at most 60), waits until the image is `done` or `failed`, or the
+    /// With `wait=SECONDS` (0 to 60), waits until the image is `done` or `failed`, or the
     /// time is up, then answers its current status.
     #[oai(path = "/images/:hash", method = "get")]
     async fn image(
         &self,
         state: Data<&AppState>,
+        /// The image's hash: 32 lowercase hex characters.
+        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
-        /// Seconds to wait for a final state.
+        /// Seconds to wait for a final state (0 to 60).
+        #[oai(validator(minimum(value = "0"), maximum(value = "60")))]
         wait: Query<Option<u64>>,
     ) -> Result<Json<ImageDoc>, ApiError> {
         let hash = parse_hash(&hash)?;

@@ -47,6 +47,8 @@ impl MatchApi {
     async fn matches(
         &self,
         state: Data<&AppState>,
+        /// The image's hash: 32 lowercase hex characters.
+        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
     ) -> Result<Json<Vec<String>>, ApiError> {
         let hash = parse_hash(&hash)?;
@@ -60,6 +62,8 @@ impl MatchApi {
     async fn match_details(
         &self,
         state: Data<&AppState>,
+        /// The image's hash: 32 lowercase hex characters.
+        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
     ) -> Result<Json<Vec<MatchEntry>>, ApiError> {
         let hash = parse_hash(&hash)?;

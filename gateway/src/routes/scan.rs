@@ -1,22 +1,21 @@
 //! `POST /scan/image/{filename}` and `POST /scan/url`: hash, record and queue an image.
 
-use facematch_core::{ImageHash, amqp::Source};
+use facematch_core::{ImageHash, amqp::Source, store::Claim};
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::{
-    enqueue::enqueue,
+    enqueue::{Job, NotQueued, claim, enqueue, publish_claimed, unconfirmed_answer},
     error::ApiError,
     extract::{AnyJson, ImageUpload},
     fetch::{FetchError, check_url},
-    metrics::InFlight,
     sniff::sniff,
     state::AppState,
 };
 
-/// Longest filename accepted, in bytes.
+/// Longest filename accepted, in characters.
 pub const MAX_FILENAME: usize = 255;
 
 /// The answer to a scan: the image's identity.
@@ -42,22 +41,13 @@ fn check_filename(name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name == "." || name == ".." {
         return bad("the filename is empty");
     }
-    if name.len() > MAX_FILENAME {
-        return bad("the filename is longer than 255 bytes");
+    if name.chars().count() > MAX_FILENAME {
+        return bad("the filename is longer than 255 characters");
     }
     if name.chars().any(char::is_control) {
         return bad("the filename contains control characters");
     }
     Ok(())
-}
-
-fn permit(state: &AppState) -> Result<InFlight, ApiError> {
-    state
-        .in_flight
-        .clone()
-        .try_acquire_owned()
-        .map(InFlight::new)
-        .map_err(|_| ApiError::busy())
 }
 
 fn checked_image(bytes: &[u8], from_url: bool) -> Result<&'static str, ApiError> {
@@ -82,55 +72,112 @@ impl ScanApi {
         &self,
         state: Data<&AppState>,
         /// A label for the image; names are not unique and may repeat across images.
+        #[oai(validator(
+            min_length = 1,
+            max_length = 255,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+        ))]
         filename: Path<String>,
         body: ImageUpload,
     ) -> Result<Json<ScanAnswer>, ApiError> {
         check_filename(&filename)?;
-        let _permit = permit(&state)?;
-        let bytes = body.0;
+        // `_held` keeps the scan slot and the body's memory reservation until the answer.
+        let ImageUpload { bytes, held: _held } = body;
         let mime = checked_image(&bytes, false)?;
         let hash = ImageHash::of(&bytes);
         tracing::debug!(%hash, filename = %filename.0, size = bytes.len(), mime, "upload");
-        enqueue(&state, hash, &filename, Source::Upload, mime, &bytes).await?;
-        state.store.record_name(&filename, hash).await?;
-        Ok(Json(ScanAnswer {
-            hash: hash.to_string(),
-        }))
+        let job = Job {
+            hash,
+            name: &filename,
+            source: Source::Upload,
+            mime,
+            body: &bytes,
+        };
+        match enqueue(&state, job).await {
+            Ok(()) => {
+                state.store.record_file_name(&filename, hash).await?;
+                Ok(Json(ScanAnswer {
+                    hash: hash.to_string(),
+                }))
+            }
+            Err(NotQueued::Refused(e)) => Err(e),
+            Err(NotQueued::Unconfirmed(why)) => {
+                state.store.record_file_name(&filename, hash).await?;
+                Err(unconfirmed_answer(&state, hash, why).await)
+            }
+        }
     }
 
     /// Scan an image by URL
     ///
     /// The gateway downloads the image (http/https, public addresses, size-limited). A URL
-    /// already scanned answers its hash at once, without downloading again.
+    /// already scanned answers its hash at once, without downloading again, unless its job
+    /// must be queued again (see `POST /scan/image/{filename}`).
     #[oai(path = "/scan/url", method = "post")]
     async fn scan_url(
         &self,
         state: Data<&AppState>,
         body: AnyJson<ScanUrlRequest>,
     ) -> Result<Json<ScanAnswer>, ApiError> {
-        let raw = body.0.url.trim().to_owned();
+        // `_held` keeps the scan slot until the answer; the JSON's own bytes are gone.
+        let AnyJson { value, held: _held } = body;
+        let raw = value.url.trim().to_owned();
         let url = check_url(&raw, state.fetcher.config()).map_err(fetch_error)?;
         let key = url.as_str();
-        if let Some(hash) = state.store.hash_of_name(key).await? {
-            tracing::debug!(%hash, url = key, "url already scanned");
-            return Ok(Json(ScanAnswer {
-                hash: hash.to_string(),
-            }));
-        }
-        let _permit = permit(&state)?;
-        let bytes = state
+        let known = match state.store.hash_of_url(key).await? {
+            Some(bound) => {
+                let claim = claim(&state, bound).await?;
+                if !claim.must_publish() {
+                    tracing::debug!(hash = %bound, url = key, "url already scanned");
+                    return Ok(Json(ScanAnswer {
+                        hash: bound.to_string(),
+                    }));
+                }
+                Some((bound, claim))
+            }
+            None => None,
+        };
+        let (bytes, _reservation) = state
             .fetcher
-            .fetch(&url)
+            .fetch(&url, state.budget.reservation())
             .instrument(tracing::info_span!("url.fetch", url = key))
             .await
             .map_err(fetch_error)?;
         let mime = checked_image(&bytes, true)?;
         let hash = ImageHash::of(&bytes);
-        enqueue(&state, hash, key, Source::Url, mime, &bytes).await?;
-        let bound = state.store.record_url(key, hash).await?;
-        Ok(Json(ScanAnswer {
-            hash: bound.to_string(),
-        }))
+        let claim = match known {
+            None => claim(&state, hash).await?,
+            Some((bound, claim)) if bound == hash => claim,
+            Some((bound, claim)) => {
+                if claim == Claim::New {
+                    let _ = state.store.release_claim(bound).await;
+                }
+                return Err(ApiError::url_rejected(format!(
+                    "the url is bound to image {bound}, whose job must be queued again, but it \
+                     now serves other bytes"
+                )));
+            }
+        };
+        let job = Job {
+            hash,
+            name: key,
+            source: Source::Url,
+            mime,
+            body: &bytes,
+        };
+        match publish_claimed(&state, claim, job).await {
+            Ok(()) => {
+                let bound = state.store.record_url(key, hash).await?;
+                Ok(Json(ScanAnswer {
+                    hash: bound.to_string(),
+                }))
+            }
+            Err(NotQueued::Refused(e)) => Err(e),
+            Err(NotQueued::Unconfirmed(why)) => {
+                state.store.record_url(key, hash).await?;
+                Err(unconfirmed_answer(&state, hash, why).await)
+            }
+        }
     }
 }
 
@@ -148,6 +195,7 @@ fn fetch_error(e: FetchError) -> ApiError {
             "url_fetch_failed",
             m,
         ),
+        FetchError::Busy => ApiError::memory_busy(),
     }
 }
 
@@ -159,7 +207,16 @@ mod tests {
     fn filenames() {
         assert!(check_filename("a photo (1).jpg").is_ok());
         assert!(check_filename("été.png").is_ok());
-        for bad in ["", ".", "..", "a\nb", "a\u{0}b", &"x".repeat(256)] {
+        assert!(check_filename(&"é".repeat(255)).is_ok(), "255 characters");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a\nb",
+            "a\u{0}b",
+            "a\u{85}b",
+            &"x".repeat(256),
+        ] {
             assert!(check_filename(bad).is_err(), "{bad:?}");
         }
     }

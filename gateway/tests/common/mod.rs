@@ -19,7 +19,12 @@ use facematch_core::{
     store::{Store, redis},
     telemetry,
 };
-use gateway::{AppState, app, fetch::FetchConfig};
+use gateway::{
+    AppState, app,
+    fetch::FetchConfig,
+    limits::Limits,
+    server::{ServerConfig, serve},
+};
 use poem::{EndpointExt, endpoint::BoxEndpoint, test::TestClient};
 
 pub const AMQP_URL: &str = facematch_core::testing::TEST_AMQP_URL;
@@ -42,6 +47,8 @@ pub struct Options {
     pub max_body: usize,
     pub fetch: FetchConfig,
     pub max_in_flight: usize,
+    pub limits: Limits,
+    pub requeue_after: Duration,
 }
 
 impl Default for Options {
@@ -53,6 +60,8 @@ impl Default for Options {
             max_body: 1 << 20,
             fetch,
             max_in_flight: 64,
+            limits: Limits::default(),
+            requeue_after: gateway::state::DEFAULT_REQUEUE_AFTER,
         }
     }
 }
@@ -64,6 +73,8 @@ pub struct Env {
     pub store: Store,
     pub publisher: Publisher,
     pub client: TestClient<BoxEndpoint<'static, poem::Response>>,
+    /// The state behind `client`, to serve the same gateway on a real socket.
+    pub state: AppState,
     inspector: Connection,
 }
 
@@ -89,16 +100,35 @@ impl Env {
             options.max_body,
             options.max_in_flight,
         )
-        .expect("fetcher");
-        let endpoint = app(state).map_to_response().boxed();
+        .expect("fetcher")
+        .with_limits(options.limits)
+        .with_requeue_after(options.requeue_after);
+        let endpoint = app(state.clone()).map_to_response().boxed();
         Self {
             id,
             topology,
             store,
             publisher,
             client: TestClient::new(endpoint),
+            state,
             inspector,
         }
+    }
+
+    /// Serves this gateway on 127.0.0.1 (random port) with the real server; returns its
+    /// address. The server stops when the test's runtime ends.
+    pub async fn listen(&self, config: ServerConfig) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(serve(
+            listener,
+            app(self.state.clone()),
+            config,
+            std::future::pending(),
+        ));
+        addr
     }
 
     /// POSTs raw bytes as an upload; returns status and parsed JSON.
