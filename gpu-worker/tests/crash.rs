@@ -1,16 +1,17 @@
 //! The worker binary killed (SIGKILL) or stopped (SIGTERM) mid-work: nothing is lost or
-//! doubled, and the final matches equal an uninterrupted run.
+//! doubled, and the final matches equal an uninterrupted run — also when it is killed again
+//! and again just after it starts consuming (a crash loop).
 
 mod system;
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use facematch_core::{ImageHash, store::ImageState};
 use image::ImageFormat;
-use system::{System, assert_same_matches, demo, face_crop, no_face, weights_dir};
+use system::{Process, System, assert_same_matches, demo, face_crop, no_face};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -30,30 +31,12 @@ fn images() -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn spawn_worker(sys: &System) -> Process {
+    spawn_worker_batch(sys, 1)
 }
 
-fn spawn_worker(sys: &System) -> Process {
-    Process(
-        Command::new(env!("CARGO_BIN_EXE_gpu-worker"))
-            .env("FACEMATCH_AMQP_PREFIX", format!("{}.", sys.id))
-            .env("FACEMATCH_KEY_PREFIX", format!("{}:", sys.id))
-            .env("FACEMATCH_WEIGHTS_DIR", weights_dir())
-            .env("FACEMATCH_DEVICE", "cpu")
-            .env("FACEMATCH_MAX_BATCH", "1")
-            .env("FACEMATCH_METRICS_LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gpu-worker"),
-    )
+fn spawn_worker_batch(sys: &System, max_batch: usize) -> Process {
+    sys.spawn_worker_process(max_batch, &[])
 }
 
 async fn states(sys: &System, hashes: &[ImageHash]) -> Vec<ImageState> {
@@ -136,6 +119,39 @@ async fn sigkill_with_unacked_deliveries_loses_and_doubles_nothing() {
         let _restarted = spawn_worker(&sys);
         let table = check_complete(&sys, &hashes).await;
         assert_same_matches(&reference_run().await, &table);
+        sys.cleanup().await;
+    })
+    .await;
+}
+
+/// The crash loop: every accepted job is prefetched by each worker and returned by each
+/// kill, so the broker's own delivery count passes any small limit; only attempts that were
+/// really running count, and innocent jobs all end `done`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_leaves_every_accepted_job_done() {
+    const KILLS: usize = 6;
+    system::within(async {
+        let sys = System::new("crash-loop").await;
+        let hashes = upload_all(&sys).await;
+        assert!(hashes.len() >= 8, "at least 8 accepted jobs");
+        for _ in 0..KILLS {
+            let mut worker = spawn_worker_batch(&sys, 4);
+            sys.wait_scan_consumers(1, WAIT).await;
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            worker.0.kill().expect("SIGKILL");
+            let _ = worker.0.wait();
+            sys.wait_scan_consumers(0, WAIT).await;
+        }
+        let at_end = states(&sys, &hashes).await;
+        eprintln!("after {KILLS} kills: {at_end:?}");
+        for h in &hashes {
+            let attempts = sys.attempts(*h).await;
+            assert!(attempts <= KILLS as u32 + 1, "{h}: {attempts} attempts");
+        }
+
+        let _survivor = spawn_worker_batch(&sys, 4);
+        check_complete(&sys, &hashes).await;
+        assert_eq!(sys.dead_letters().await, 0, "nothing dead-lettered");
         sys.cleanup().await;
     })
     .await;

@@ -222,7 +222,8 @@ async fn hostile_images_fail_alone_and_the_worker_goes_on() {
             .await,
         ];
         let good = sys.publish_raw("good.png", &good).await;
-        let worker = sys.start_worker(sys.worker_args(4));
+        let (args, metrics_base) = sys.worker_args_with_metrics(4);
+        let worker = sys.start_worker(args);
         for h in bad {
             let status = sys.wait_final(h, WAIT).await;
             assert_eq!(status["state"], "failed", "{status}");
@@ -236,13 +237,28 @@ async fn hostile_images_fail_alone_and_the_worker_goes_on() {
             status["state"], "done",
             "the rest of the batch completes: {status}"
         );
-        // A message that is not a job (no message_id) is dead-lettered, not retried.
+        // A message that is not a job (no message_id) is dead-lettered, not retried: rejected
+        // by the scan consumer, then dropped (logged) by the dead-letter consumer.
         sys.publish_malformed(b"not a job").await;
         let deadline = std::time::Instant::now() + WAIT;
-        while sys.dead_letters().await < 1 {
+        loop {
+            let text = reqwest::get(format!("{metrics_base}/metrics"))
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            let metrics = facematch_core::testing::parse_prometheus(&text).expect("prometheus");
+            let malformed = metrics
+                .get(r#"facematch_worker_jobs_total{outcome="malformed"}"#)
+                .copied()
+                .unwrap_or(0.0);
+            if malformed >= 2.0 && sys.dead_letters().await == 0 {
+                break;
+            }
             assert!(
                 std::time::Instant::now() < deadline,
-                "malformed message not dead-lettered"
+                "malformed message not dead-lettered and dropped: {malformed}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

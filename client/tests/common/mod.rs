@@ -148,6 +148,7 @@ impl System {
             align: Alignment::default(),
             decode_threads: Some(2),
             metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+            limits: gpu_worker::service::JobLimits::default(),
         };
         let (stop, shutdown) = watch::channel(false);
         let task = tokio::spawn(service::run(args, shutdown));

@@ -1,4 +1,12 @@
 //! Exchange and queue names (DESIGN §3) and their idempotent declaration.
+//!
+//! Poison messages are counted by the workers themselves (crashes while processing *that*
+//! image, kept in Redis): the broker's delivery limit also counts every return caused by a
+//! worker crash or a lost connection, so it would dead-letter innocent jobs. The scan queue
+//! therefore carries only a last-resort [`DELIVERY_LIMIT`]. A queue's arguments cannot change
+//! once declared (a redeclare fails with `PRECONDITION_FAILED`), so the queue with the new limit
+//! has a new name, `facematch.scan.v2`; the first version (`facematch.scan`, limit 5) is
+//! retired by the workers: unbound from `toWorker` and drained ([`Topology::retire_legacy`]).
 
 use lapin::{
     Channel, ExchangeKind,
@@ -9,8 +17,14 @@ use lapin::{
 /// Routing key of scan jobs on `toWorker`.
 pub const SCAN_ROUTING_KEY: &str = "scan";
 
-/// How many deliveries a job gets before it is dead-lettered as poison.
-pub const DELIVERY_LIMIT: i32 = 5;
+/// The broker's backstop: deliveries (returns after crashes and lost connections included)
+/// before a job is dead-lettered. Far above what the workers' own poison budget
+/// (`FACEMATCH_MAX_ATTEMPTS`) and any outage reach; it only bounds a job if Redis, and so the
+/// workers' own count, is unavailable while a message keeps coming back.
+pub const DELIVERY_LIMIT: i32 = 100;
+
+/// The first scan queue's delivery limit, which counted crash and disconnect returns.
+const LEGACY_DELIVERY_LIMIT: i32 = 5;
 
 /// Every exchange and queue name, under an optional prefix (empty = the seed's names).
 #[derive(Debug, Clone, Default)]
@@ -31,8 +45,13 @@ impl Topology {
         format!("{}toWorker", self.prefix)
     }
 
-    /// The durable quorum queue workers consume.
+    /// The durable quorum queue workers consume (version 2: only a backstop delivery limit).
     pub fn scan_queue(&self) -> String {
+        format!("{}facematch.scan.v2", self.prefix)
+    }
+
+    /// The first version of the scan queue (delivery limit 5); workers unbind and drain it.
+    pub fn legacy_scan_queue(&self) -> String {
         format!("{}facematch.scan", self.prefix)
     }
 
@@ -132,6 +151,74 @@ impl Topology {
         Ok(())
     }
 
+    /// If the first version of the scan queue exists (a deployment from before
+    /// `facematch.scan.v2`), unbinds it from `toWorker` so new jobs go to the new queue only,
+    /// and returns its name: its messages are accepted jobs, so the caller drains it too. Uses
+    /// a channel of its own, since a passive declare of a missing queue closes its channel.
+    pub async fn retire_legacy(
+        &self,
+        connection: &lapin::Connection,
+    ) -> Result<Option<String>, lapin::Error> {
+        let channel = connection.create_channel().await?;
+        let queue = self.legacy_scan_queue();
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        if channel
+            .queue_declare(queue.clone().into(), passive, FieldTable::default())
+            .await
+            .is_err()
+        {
+            return Ok(None); // not there: nothing to retire (the channel is closed by now)
+        }
+        channel
+            .queue_unbind(
+                queue.clone().into(),
+                self.to_worker().into(),
+                SCAN_ROUTING_KEY.into(),
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = channel.close(200, "legacy queue retired".into()).await;
+        Ok(Some(queue))
+    }
+
+    /// Declares the first version of the scan queue as old deployments did (bound, delivery
+    /// limit 5): for tests of the migration.
+    pub async fn declare_legacy(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_exchange().into()),
+        );
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(LEGACY_DELIVERY_LIMIT),
+        );
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(self.legacy_scan_queue().into(), durable, args)
+            .await?;
+        channel
+            .queue_bind(
+                self.legacy_scan_queue().into(),
+                self.to_worker().into(),
+                SCAN_ROUTING_KEY.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Consumes the `logs` exchange: a fresh exclusive, auto-delete, server-named queue bound
     /// with each routing-key pattern (`#`, `*.worker.*`, …), without acks.
     pub async fn subscribe_logs(
@@ -178,7 +265,11 @@ impl Topology {
     /// Deletes everything this topology declared (test clean-up).
     pub async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-        for queue in [self.scan_queue(), self.dead_queue()] {
+        for queue in [
+            self.scan_queue(),
+            self.legacy_scan_queue(),
+            self.dead_queue(),
+        ] {
             channel
                 .queue_delete(queue.into(), QueueDeleteOptions::default())
                 .await?;

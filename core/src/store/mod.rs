@@ -3,6 +3,7 @@
 //! Every operation runs under a timeout so a dead Redis is an error, not a hang.
 
 mod alignment;
+mod attempts;
 mod gateway_ops;
 mod keys;
 mod model;
@@ -14,6 +15,7 @@ use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts, redis::RedisEr
 use tracing::Instrument;
 
 pub use self::{
+    attempts::DEAD_LETTERED,
     gateway_ops::Claim,
     keys::Keys,
     model::{FaceBox, FaceRecord, ImageState, ImageStatus, MatchDetail},

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::consumer::Received;
-use crate::decode_image;
+use crate::decode::{DecodeLimits, decode_image_with};
 
 /// One job of a batch, ready for the engine (or already failed).
 #[derive(Debug)]
@@ -25,13 +25,17 @@ pub struct DecodedJob {
     pub span: tracing::Span,
 }
 
-/// Decodes a batch, at most `limiter`'s permits at once.
-pub async fn decode_batch(deliveries: Vec<Received>, limiter: Arc<Semaphore>) -> Vec<DecodedJob> {
+/// Decodes a batch, at most `limiter`'s permits at once, each image within `limits`.
+pub async fn decode_batch(
+    deliveries: Vec<Received>,
+    limiter: Arc<Semaphore>,
+    limits: DecodeLimits,
+) -> Vec<DecodedJob> {
     let tasks: Vec<_> = deliveries
         .into_iter()
         .map(|received| {
             let limiter = limiter.clone();
-            tokio::spawn(async move { decode_one(received, limiter).await })
+            tokio::spawn(async move { decode_one(received, limiter, limits).await })
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
@@ -44,7 +48,11 @@ pub async fn decode_batch(deliveries: Vec<Received>, limiter: Arc<Semaphore>) ->
     out
 }
 
-async fn decode_one(received: Received, limiter: Arc<Semaphore>) -> DecodedJob {
+async fn decode_one(
+    received: Received,
+    limiter: Arc<Semaphore>,
+    limits: DecodeLimits,
+) -> DecodedJob {
     let Received { at, delivery } = received;
     let meta = JobMeta::from_properties(&delivery.properties);
     let span = match &meta {
@@ -66,9 +74,11 @@ async fn decode_one(received: Received, limiter: Arc<Semaphore>) -> DecodedJob {
     let decode_span = tracing::info_span!(parent: &span, "decode", bytes = bytes.len());
     let image = async {
         let _permit = limiter.acquire_owned().await;
-        tokio::task::spawn_blocking(move || decode_image(&bytes).map_err(|e| e.to_string()))
-            .await
-            .unwrap_or_else(|e| Err(format!("decoder crashed: {e}")))
+        tokio::task::spawn_blocking(move || {
+            decode_image_with(&bytes, &limits).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("decoder crashed: {e}")))
     }
     .instrument(decode_span)
     .await;

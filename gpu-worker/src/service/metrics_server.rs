@@ -1,4 +1,5 @@
-//! The worker's small HTTP port: `/metrics` (Prometheus text) and `/healthz`.
+//! The worker's small HTTP port: `/metrics` (Prometheus text) and `/healthz` (503 once the
+//! broker link has made no progress for a while, see [`super::health`]).
 
 use std::net::SocketAddr;
 
@@ -8,7 +9,7 @@ use poem::{
     web::Data,
 };
 
-use super::Metrics;
+use super::{Metrics, health::BrokerHealth};
 
 #[handler]
 fn render_metrics(Data(metrics): Data<&Metrics>) -> poem::Response {
@@ -18,12 +19,24 @@ fn render_metrics(Data(metrics): Data<&Metrics>) -> poem::Response {
 }
 
 #[handler]
-fn healthz() -> &'static str {
-    "ok"
+fn healthz(Data(health): Data<&BrokerHealth>) -> poem::Response {
+    if health.is_live() {
+        return poem::Response::builder().body("ok");
+    }
+    poem::Response::builder()
+        .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+        .body(format!(
+            "the broker link has made no progress for {} s",
+            health.silent_for().as_secs()
+        ))
 }
 
 /// Binds `addr` and serves in the background; returns the bound address.
-pub async fn start(addr: SocketAddr, metrics: Metrics) -> std::io::Result<SocketAddr> {
+pub async fn start(
+    addr: SocketAddr,
+    metrics: Metrics,
+    health: BrokerHealth,
+) -> std::io::Result<SocketAddr> {
     let acceptor = TcpListener::bind(addr).into_acceptor().await?;
     let bound = acceptor
         .local_addr()
@@ -33,7 +46,8 @@ pub async fn start(addr: SocketAddr, metrics: Metrics) -> std::io::Result<Socket
     let app = Route::new()
         .at("/metrics", get(render_metrics))
         .at("/healthz", get(healthz))
-        .data(metrics);
+        .data(metrics)
+        .data(health);
     tokio::spawn(async move {
         if let Err(e) = Server::new_with_acceptor(acceptor).run(app).await {
             tracing::error!(error = %e, "metrics server stopped");

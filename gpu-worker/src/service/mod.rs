@@ -2,18 +2,24 @@
 //! faces and matches exactly once, ack. Pipeline:
 //!
 //! ```text
-//! consumer ─(prefetch)─▶ batcher + decoder ─(capacity 1)─▶ processor ─▶ engine thread
+//! consumer ─(prefetch)─▶ batcher + planner + decoder ─(capacity 1)─▶ processor ─▶ engine thread
+//! dead-letter consumer ─▶ marks dead-lettered jobs failed
 //! ```
 //!
-//! The capacity-1 channel lets the next batch be decoded while the current one runs.
+//! The capacity-1 channel lets the next batch be decoded while the current one runs; the
+//! batcher reserves its slot before decoding, so at most two batches of decoded pixels exist
+//! at once (each within `FACEMATCH_MAX_BATCH_PIXELS`).
 
 mod batcher;
 mod consumer;
+mod dead_letters;
 mod decode_stage;
 pub mod engine;
+pub mod health;
 pub mod index;
 mod metrics;
 mod metrics_server;
+mod plan;
 mod processor;
 mod quantized;
 
@@ -30,12 +36,12 @@ use tokio::sync::{Semaphore, mpsc, watch};
 pub use self::metrics::Metrics;
 use self::{
     batcher::next_batch,
-    consumer::{ConsumerConfig, consume},
+    consumer::{ConsumerConfig, Feed, consume},
     decode_stage::decode_batch,
     engine::Engine,
     processor::Processor,
 };
-use crate::{Alignment, FacePipeline, PipelineOptions, select_device};
+use crate::{Alignment, FacePipeline, PipelineOptions, decode::DecodeLimits, select_device};
 
 /// `gpu-worker serve` settings (DESIGN §8).
 #[derive(Debug, Clone, Args)]
@@ -81,6 +87,36 @@ pub struct ServeArgs {
     /// Address of the worker's `/metrics` and `/healthz`.
     #[arg(long, env = "FACEMATCH_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     pub metrics_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub limits: JobLimits,
+}
+
+/// What one job may cost the worker: the poison budget and the pixel budgets.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JobLimits {
+    /// Times processing of an image may start without finishing (the worker crashed or
+    /// inference failed while it ran) before it is failed as poison and dead-lettered.
+    #[arg(long, env = "FACEMATCH_MAX_ATTEMPTS", default_value_t = 10)]
+    pub max_attempts: u32,
+
+    /// Largest canvas of one image, in pixels (width × height as declared); larger fail.
+    #[arg(long, env = "FACEMATCH_MAX_IMAGE_PIXELS", default_value_t = crate::decode::MAX_PIXELS)]
+    pub max_image_pixels: u64,
+
+    /// Most canvas pixels decoded for one batch; a batch over it is split.
+    #[arg(long, env = "FACEMATCH_MAX_BATCH_PIXELS", default_value_t = 64_000_000)]
+    pub max_batch_pixels: u64,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        Self {
+            max_attempts: 10,
+            max_image_pixels: crate::decode::MAX_PIXELS,
+            max_batch_pixels: 64_000_000,
+        }
+    }
 }
 
 /// Why the service could not start.
@@ -110,6 +146,8 @@ pub enum ServeError {
     },
     #[error("cannot read the store's descriptor crop: {0}")]
     AlignmentUnknown(facematch_core::store::StoreError),
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
 }
 
 /// The version of the models, stored with every image's faces.
@@ -147,6 +185,18 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
     if !(args.threshold.is_finite() && args.threshold > 0.0) {
         return Err(ServeError::Threshold(args.threshold));
     }
+    for (name, value) in [
+        (
+            "FACEMATCH_MAX_ATTEMPTS",
+            u64::from(args.limits.max_attempts),
+        ),
+        ("FACEMATCH_MAX_IMAGE_PIXELS", args.limits.max_image_pixels),
+        ("FACEMATCH_MAX_BATCH_PIXELS", args.limits.max_batch_pixels),
+    ] {
+        if value == 0 {
+            return Err(ServeError::Zero(name));
+        }
+    }
     let device = select_device(&args.device)?;
     let pipeline = FacePipeline::load(
         &args.weights_dir,
@@ -170,9 +220,11 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
     }
     let engine = Engine::start(pipeline).map_err(ServeError::Thread)?;
     let metrics = Metrics::default();
-    let metrics_server = metrics_server::start(args.metrics_listen, metrics.clone())
-        .await
-        .map_err(|e| ServeError::Metrics(args.metrics_listen, e))?;
+    let health = health::BrokerHealth::new();
+    let metrics_server =
+        metrics_server::start(args.metrics_listen, metrics.clone(), health.clone())
+            .await
+            .map_err(|e| ServeError::Metrics(args.metrics_listen, e))?;
     tracing::info!(
         device = ?device,
         max_batch,
@@ -193,6 +245,11 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
         alignment: args.align.to_string(),
         metrics,
         shutdown: shutdown.clone(),
+        max_attempts: args.limits.max_attempts,
+        batch_pixels: args.limits.max_batch_pixels,
+    };
+    let limits = DecodeLimits {
+        max_pixels: args.limits.max_image_pixels,
     };
     // Load the whole index before taking jobs (retried while Redis is down).
     if processor.catch_up(None).await.is_err() {
@@ -201,24 +258,45 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
 
     let prefetch = u16::try_from(max_batch * 2).unwrap_or(u16::MAX);
     let (deliveries_tx, mut deliveries) = mpsc::channel(usize::from(prefetch));
+    let topology = Topology::new(args.amqp.amqp_prefix.clone());
     let consumer = tokio::spawn(consume(
         ConsumerConfig {
             amqp_url: args.amqp.amqp_url.clone(),
-            topology: Topology::new(args.amqp.amqp_prefix.clone()),
+            topology: topology.clone(),
             prefetch,
+            feed: Feed::Scan,
+            health,
         },
         deliveries_tx,
+        shutdown.clone(),
+    ));
+    let (dead_tx, dead_rx) = mpsc::channel(16);
+    let dead_consumer = tokio::spawn(consume(
+        ConsumerConfig {
+            amqp_url: args.amqp.amqp_url.clone(),
+            topology,
+            prefetch: 16,
+            feed: Feed::Dead,
+            // Its own link's progress; `/healthz` reports the scan link's.
+            health: health::BrokerHealth::new(),
+        },
+        dead_tx,
         shutdown,
     ));
+    let dead_letters = tokio::spawn(dead_letters::mark_failed(processor.clone(), dead_rx));
 
     let (batches_tx, mut batches) = mpsc::channel(1);
     let limiter = Arc::new(Semaphore::new(decode_threads));
     let max_wait = Duration::from_millis(args.max_wait_ms);
+    let planner = processor.clone();
     let batcher = tokio::spawn(async move {
         while let Some(batch) = next_batch(&mut deliveries, max_batch, max_wait).await {
-            let decoded = decode_batch(batch, limiter.clone()).await;
-            if batches_tx.send(decoded).await.is_err() {
-                break;
+            for group in planner.plan(batch).await {
+                // Reserve the slot first: only then decode, so decoded batches never pile up.
+                let Ok(slot) = batches_tx.reserve().await else {
+                    return;
+                };
+                slot.send(decode_batch(group, limiter.clone(), limits).await);
             }
         }
     });
@@ -231,9 +309,11 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
     // The consumer returns on shutdown and closes the deliveries channel; the batcher and the
     // processor then drain what is in hand before the connection closes.
     let connection = consumer.await.ok().flatten();
+    let dead_connection = dead_consumer.await.ok().flatten();
     let _ = batcher.await;
     let _ = worker.await;
-    if let Some(connection) = connection {
+    let _ = dead_letters.await;
+    for connection in [connection, dead_connection].into_iter().flatten() {
         let close = connection.close(200, "worker shutting down".into());
         if tokio::time::timeout(consumer::BROKER_REPLY, close)
             .await

@@ -1,7 +1,8 @@
 //! Running a decoded batch to the end: inference on the engine, faces appended to `facelog`
 //! once, the index caught up to the batch's own entries, matches searched and written both
 //! ways, then ack. Redis failures are transient (retried in place with backoff, never acked);
-//! undecodable images are permanent failures of their job alone.
+//! undecodable images are permanent failures of their job alone. Each job's attempt is counted
+//! in Redis just before inference (the workers' poison budget, see `plan`).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -33,11 +34,15 @@ pub struct Processor {
     pub alignment: String,
     pub metrics: Metrics,
     pub shutdown: watch::Receiver<bool>,
+    /// Starts of processing without finishing before a job is failed as poison.
+    pub max_attempts: u32,
+    /// Most canvas pixels in one batch (an image over it runs alone).
+    pub batch_pixels: u64,
 }
 
 /// A Redis step gave up because the worker is shutting down.
 #[derive(Debug)]
-struct Abandoned;
+pub(super) struct Abandoned;
 
 fn to_record(face: &Face) -> FaceRecord {
     let [x, y, width, height] = face.bbox;
@@ -56,7 +61,7 @@ fn to_record(face: &Face) -> FaceRecord {
 
 impl Processor {
     /// Retries a Redis step until it succeeds or the worker shuts down.
-    async fn retry<T, F, Fut>(&self, what: &str, mut step: F) -> Result<T, Abandoned>
+    pub(super) async fn retry<T, F, Fut>(&self, what: &str, mut step: F) -> Result<T, Abandoned>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
@@ -115,6 +120,26 @@ impl Processor {
                 (Ok(_), Ok(_)) => ready.push(job),
             }
         }
+        // Count the attempt of every job about to run; a redelivery of a finished job stops here.
+        let mut started = Vec::with_capacity(ready.len());
+        for job in ready {
+            let Ok(meta) = &job.meta else { continue };
+            let hash = meta.hash;
+            match self
+                .retry("counting an attempt", || self.store.begin_attempt(hash))
+                .instrument(tracing::info_span!(parent: &job.span, "store.begin_attempt"))
+                .await
+            {
+                Ok(Some(_)) => started.push(job),
+                Ok(None) => {
+                    tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
+                    self.metrics.job("duplicate");
+                    ack(&job).await;
+                }
+                Err(Abandoned) => return,
+            }
+        }
+        let mut ready = started;
         if ready.is_empty() {
             return;
         }
@@ -236,7 +261,7 @@ impl Processor {
     }
 
     /// Hands a batch back to the broker after a failure that is not the input's fault as far as
-    /// we know; the queue's delivery limit dead-letters a job that keeps failing.
+    /// we know; each job's counted attempt fails it as poison once it keeps failing.
     async fn requeue(&self, batch: &[DecodedJob]) {
         let nacks = batch.iter().map(|job| {
             self.metrics.job("requeued");

@@ -133,6 +133,16 @@ impl Worker {
     }
 }
 
+/// A worker binary (or any child) killed when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// One isolated system: gateway + prefixes; workers are added per test.
 pub struct System {
     pub id: String,
@@ -194,7 +204,38 @@ impl System {
             align: Alignment::default(),
             decode_threads: Some(2),
             metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+            limits: service::JobLimits::default(),
         }
+    }
+
+    /// Worker settings with `/metrics` and `/healthz` on a free port; returns their base URL.
+    pub fn worker_args_with_metrics(&self, max_batch: usize) -> (ServeArgs, String) {
+        let mut args = self.worker_args(max_batch);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        args.metrics_listen = format!("127.0.0.1:{port}").parse().expect("addr");
+        (args, format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Starts the `gpu-worker` binary for this system (CPU, `max_batch`, extra `env`).
+    pub fn spawn_worker_process(&self, max_batch: usize, env: &[(&str, String)]) -> Process {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-worker"));
+        command
+            .env("FACEMATCH_AMQP_PREFIX", format!("{}.", self.id))
+            .env("FACEMATCH_KEY_PREFIX", format!("{}:", self.id))
+            .env("FACEMATCH_WEIGHTS_DIR", weights_dir())
+            .env("FACEMATCH_DEVICE", "cpu")
+            .env("FACEMATCH_MAX_BATCH", max_batch.to_string())
+            .env("FACEMATCH_METRICS_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Process(command.spawn().expect("start gpu-worker"))
     }
 
     pub fn start_worker(&self, args: ServeArgs) -> Worker {
@@ -260,13 +301,26 @@ impl System {
             .expect("subscribe to logs")
     }
 
+    /// The test's direct broker connection (declaring, inspecting, publishing around the
+    /// gateway).
+    pub fn inspector(&self) -> &Connection {
+        &self.inspector
+    }
+
     /// Messages waiting in the dead-letter queue.
     pub async fn dead_letters(&self) -> u32 {
+        self.queue(&self.topology.dead_queue())
+            .await
+            .message_count()
+    }
+
+    /// A queue's counters (messages ready, consumers); panics if it does not exist.
+    pub async fn queue(&self, name: &str) -> facematch_core::amqp::lapin::Queue {
         use facematch_core::amqp::lapin::{options::QueueDeclareOptions, types::FieldTable};
         let channel = self.inspector.create_channel().await.expect("channel");
-        channel
+        let queue = channel
             .queue_declare(
-                self.topology.dead_queue().into(),
+                name.into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..QueueDeclareOptions::default()
@@ -274,8 +328,45 @@ impl System {
                 FieldTable::default(),
             )
             .await
-            .expect("dead queue")
-            .message_count()
+            .unwrap_or_else(|e| panic!("queue {name}: {e}"));
+        let _ = channel.close(200, "inspected".into()).await;
+        queue
+    }
+
+    /// Waits until the scan queue has `n` consumers (panics after `timeout`).
+    pub async fn wait_scan_consumers(&self, n: u32, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let have = self
+                .queue(&self.topology.scan_queue())
+                .await
+                .consumer_count();
+            if have == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "scan queue has {have} consumers, not {n}, after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Sets an image's count of processing attempts, as crashed workers would have left it.
+    pub async fn set_attempts(&self, hash: ImageHash, attempts: u32) {
+        let mut conn = self.store.conn().await.expect("redis");
+        let _: i64 = redis::cmd("HSET")
+            .arg(self.store.keys().image(hash))
+            .arg("attempts")
+            .arg(attempts)
+            .query_async(&mut conn)
+            .await
+            .expect("hset");
+    }
+
+    /// An image's count of processing attempts (0 when none).
+    pub async fn attempts(&self, hash: ImageHash) -> u32 {
+        self.store.attempts(&[hash]).await.expect("redis")[0]
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {

@@ -1,0 +1,90 @@
+//! The workers' own poison-message budget: how many times processing of an image started
+//! without reaching `done` (the worker crashed, or inference failed, while it ran). Kept as the
+//! `attempts` field of `image:{hash}`, so a return caused by a lost connection, or a prefetched
+//! message that never started, costs nothing — unlike the broker's delivery count.
+//!
+//! Also the marking of dead-lettered jobs: a job in `facematch.dead` is `failed` with an
+//! `error` starting with [`DEAD_LETTERED`], which tells the gateway a re-upload may queue it
+//! again.
+
+use deadpool_redis::redis::{self, Script};
+
+use super::{ImageState, Store, StoreError, now_ms};
+use crate::ImageHash;
+
+/// Prefix of the `error` of every job that ended in the dead-letter queue (the gateway
+/// re-queues such an image when it is uploaded again).
+pub const DEAD_LETTERED: &str = ImageState::DEAD_LETTERED;
+
+/// Counts one more attempt unless the image is done. KEYS: image. Returns -1 when done, else
+/// the attempts so far, this one included.
+const BEGIN_ATTEMPT: &str = r#"
+if redis.call('HGET', KEYS[1], 'state') == 'done' then return -1 end
+return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+"#;
+
+/// Marks a job failed as dead-lettered and clears its attempts (so a re-queued job starts
+/// afresh), unless it is done or failed already. KEYS: image. ARGV: error, now. Returns 1 when
+/// it changed the state.
+const DEAD_LETTER: &str = r#"
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'done' or state == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updated_at', ARGV[2])
+if not redis.call('HGET', KEYS[1], 'created_at') then
+  redis.call('HSET', KEYS[1], 'created_at', ARGV[2])
+end
+redis.call('HDEL', KEYS[1], 'attempts')
+return 1
+"#;
+
+impl Store {
+    /// The attempts each image has had so far (0 when none or unknown).
+    pub async fn attempts(&self, hashes: &[ImageHash]) -> Result<Vec<u32>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.timed("redis.attempts", async {
+            let mut conn = self.conn().await?;
+            let mut pipe = redis::pipe();
+            for h in hashes {
+                pipe.hget(self.keys().image(*h), "attempts");
+            }
+            let counts: Vec<Option<u32>> = pipe.query_async(&mut conn).await?;
+            Ok(counts.into_iter().map(Option::unwrap_or_default).collect())
+        })
+        .await
+    }
+
+    /// Counts the start of processing an image; `None` when it is already done.
+    pub async fn begin_attempt(&self, hash: ImageHash) -> Result<Option<u32>, StoreError> {
+        self.timed("redis.begin_attempt", async {
+            let mut conn = self.conn().await?;
+            let n: i64 = Script::new(BEGIN_ATTEMPT)
+                .key(self.keys().image(hash))
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(u32::try_from(n).ok())
+        })
+        .await
+    }
+
+    /// Marks a job `failed` with `error = "dead-lettered: {reason}"` unless it is done or
+    /// failed already (the first reason stands). Returns whether the state changed.
+    pub async fn mark_dead_lettered(
+        &self,
+        hash: ImageHash,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        self.timed("redis.mark_dead_lettered", async {
+            let mut conn = self.conn().await?;
+            let changed: i64 = Script::new(DEAD_LETTER)
+                .key(self.keys().image(hash))
+                .arg(format!("{DEAD_LETTERED} {reason}"))
+                .arg(now_ms())
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+}

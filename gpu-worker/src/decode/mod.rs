@@ -1,0 +1,432 @@
+//! Safe image decoding for untrusted bytes: format sniffing, size and allocation limits,
+//! EXIF orientation, conversion to RGB8. A failure is an error value, never a panic, and
+//! oversized images are refused from their header before any pixel buffer is allocated.
+//!
+//! Sizes are counted on the *canvas* the header declares (a 43-byte GIF may declare a
+//! 16000×3000 screen), against a pixel budget ([`DecodeLimits`]). A JPEG must hold every block
+//! its header declares ([`jpeg_scan`]): decoders fill a cut-off scan with grey, even when an
+//! end-of-image marker was appended, and a face search on filler is a wrong answer; it is then
+//! decoded by zune-jpeg in strict mode, so corrupt entropy data fails too. PNG is decoded straight to 8 bits per sample (16-bit samples are
+//! stripped while decoding), so no 16-bit buffer is ever allocated: at most 5 bytes per pixel.
+
+mod jpeg_scan;
+
+use std::io::Cursor;
+
+use image::{
+    DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage,
+    metadata::Orientation,
+};
+use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+
+/// Largest accepted width or height.
+pub const MAX_DIMENSION: u32 = 16_384;
+/// Largest allocation the decoder may make, and the largest RGB8 result, in bytes.
+pub const MAX_ALLOC: u64 = 512 * 1024 * 1024;
+/// Default pixel budget of one image, on its canvas: 40 Mpx (a 7700×5200 photo).
+pub const MAX_PIXELS: u64 = 40_000_000;
+
+/// Why an image could not be decoded. All are permanent for that input.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty input: zero bytes")]
+    Empty,
+    #[error("not an image: unrecognised or unsupported format")]
+    UnknownFormat,
+    #[error("image too large: {0}")]
+    TooLarge(String),
+    #[error("corrupt or truncated image: {0}")]
+    Corrupt(String),
+    #[error("unsupported image: {0}")]
+    Unsupported(String),
+}
+
+impl From<ImageError> for DecodeError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::Limits(l) => DecodeError::TooLarge(l.to_string()),
+            ImageError::Unsupported(u) => DecodeError::Unsupported(u.to_string()),
+            ImageError::Decoding(d) => DecodeError::Corrupt(d.to_string()),
+            ImageError::IoError(io) => DecodeError::Corrupt(io.to_string()),
+            other => DecodeError::Corrupt(other.to_string()),
+        }
+    }
+}
+
+impl From<zune_jpeg::errors::DecodeErrors> for DecodeError {
+    fn from(e: zune_jpeg::errors::DecodeErrors) -> Self {
+        use zune_jpeg::errors::DecodeErrors;
+        match e {
+            DecodeErrors::LargeDimensions(_) => DecodeError::TooLarge(e.to_string()),
+            DecodeErrors::Unsupported(_) => DecodeError::Unsupported(e.to_string()),
+            other => DecodeError::Corrupt(format!("JPEG: {other}")),
+        }
+    }
+}
+
+impl From<png::DecodingError> for DecodeError {
+    fn from(e: png::DecodingError) -> Self {
+        match e {
+            png::DecodingError::LimitsExceeded => DecodeError::TooLarge(e.to_string()),
+            other => DecodeError::Corrupt(format!("PNG: {other}")),
+        }
+    }
+}
+
+/// How much one image may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest canvas, in pixels (width × height as the header declares them).
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self {
+            max_pixels: MAX_PIXELS,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// Refuses a canvas that is empty or over the limits, before any pixel is allocated.
+    fn check(&self, w: u32, h: u32) -> Result<(), DecodeError> {
+        if w == 0 || h == 0 {
+            return Err(DecodeError::Corrupt(format!("{w}x{h} image has no pixels")));
+        }
+        if w > MAX_DIMENSION || h > MAX_DIMENSION {
+            return Err(DecodeError::TooLarge(format!(
+                "{w}x{h} exceeds {MAX_DIMENSION} pixels a side"
+            )));
+        }
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels > self.max_pixels || pixels * 3 > MAX_ALLOC {
+            return Err(DecodeError::TooLarge(format!(
+                "{w}x{h} canvas is {:.1} Mpx, over the budget of {:.1} Mpx per image",
+                pixels as f64 / 1e6,
+                self.max_pixels.min(MAX_ALLOC / 3) as f64 / 1e6
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether an end-of-image marker (`FF D9`) follows the last start-of-scan (`FF DA`).
+/// Entropy-coded data stuffs every `FF` byte, so neither marker occurs inside a scan.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |m: u8| bytes.windows(2).rposition(|w| w == [0xFF, m]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        (None, Some(_)) => true,
+        _ => false,
+    }
+}
+
+/// Default decoding limits of the image crate (formats other than JPEG and PNG).
+pub fn limits() -> Limits {
+    let mut l = Limits::default();
+    l.max_image_width = Some(MAX_DIMENSION);
+    l.max_image_height = Some(MAX_DIMENSION);
+    l.max_alloc = Some(MAX_ALLOC);
+    l
+}
+
+fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(DecodeError::UnknownFormat);
+    }
+    Ok(reader)
+}
+
+/// The canvas `bytes` declare (width, height), read from the header only.
+pub fn canvas_size(bytes: &[u8]) -> Result<(u32, u32), DecodeError> {
+    let mut reader = reader(bytes)?;
+    reader.limits(limits());
+    Ok(reader.into_decoder()?.dimensions())
+}
+
+/// Decodes `bytes` (JPEG, PNG, WebP, GIF, BMP) into upright RGB8 pixels, within the default
+/// [`DecodeLimits`].
+pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
+    decode_image_with(bytes, &DecodeLimits::default())
+}
+
+/// Decodes `bytes` into upright RGB8 pixels, refusing a canvas over `budget`.
+pub fn decode_image_with(bytes: &[u8], budget: &DecodeLimits) -> Result<RgbImage, DecodeError> {
+    let mut reader = reader(bytes)?;
+    let (mut img, orientation) = match reader.format() {
+        Some(ImageFormat::Jpeg) => decode_jpeg(bytes, budget)?,
+        Some(ImageFormat::Png) => decode_png(bytes, budget)?,
+        _ => {
+            reader.limits(limits());
+            let mut decoder = reader.into_decoder()?;
+            let (w, h) = decoder.dimensions();
+            budget.check(w, h)?;
+            // A missing or unreadable EXIF block is not an error: the image is then upright.
+            let orientation = decoder.orientation().ok();
+            let rgb = match DynamicImage::from_decoder(decoder)? {
+                DynamicImage::ImageRgb8(rgb) => rgb,
+                other => other.to_rgb8(),
+            };
+            (rgb, orientation)
+        }
+    };
+    if let Some(o) = orientation {
+        let mut dynamic = DynamicImage::ImageRgb8(std::mem::take(&mut img));
+        dynamic.apply_orientation(o);
+        img = match dynamic {
+            DynamicImage::ImageRgb8(rgb) => rgb,
+            other => other.to_rgb8(),
+        };
+    }
+    Ok(img)
+}
+
+type Decoded = (RgbImage, Option<Orientation>);
+
+/// zune-jpeg in strict mode, straight to RGB.
+fn decode_jpeg(bytes: &[u8], budget: &DecodeLimits) -> Result<Decoded, DecodeError> {
+    if !jpeg_is_complete(bytes) {
+        return Err(DecodeError::Corrupt(
+            "truncated JPEG: no end-of-image marker".into(),
+        ));
+    }
+    jpeg_scan::check_scans(bytes).map_err(DecodeError::Corrupt)?;
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_max_width(MAX_DIMENSION as usize)
+        .set_max_height(MAX_DIMENSION as usize);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers()?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| DecodeError::Corrupt("JPEG without a frame header".into()))?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    budget.check(w, h)?;
+    let orientation = decoder.exif().and_then(|e| Orientation::from_exif_chunk(e));
+    let pixels = decoder.decode()?;
+    let img = RgbImage::from_raw(w, h, pixels)
+        .ok_or_else(|| DecodeError::Corrupt(format!("JPEG: {w}x{h} decoded to a short buffer")))?;
+    Ok((img, orientation))
+}
+
+/// The png crate, expanded and stripped to 8 bits while decoding, then RGB in place.
+fn decode_png(bytes: &[u8], budget: &DecodeLimits) -> Result<Decoded, DecodeError> {
+    let mut decoder = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: usize::try_from(MAX_ALLOC).unwrap_or(usize::MAX),
+        },
+    );
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info()?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    budget.check(w, h)?;
+    let orientation = reader
+        .info()
+        .exif_metadata
+        .as_deref()
+        .and_then(Orientation::from_exif_chunk);
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| DecodeError::TooLarge(format!("{w}x{h} PNG")))?;
+    let mut buf = vec![0u8; size];
+    let frame = reader.next_frame(&mut buf)?;
+    buf.truncate(frame.buffer_size());
+    let n = (w as usize) * (h as usize);
+    let rgb = match reader.output_color_type().0 {
+        png::ColorType::Rgb => buf,
+        png::ColorType::Rgba => {
+            // Drop alpha in place: the write index (3i) never passes the read index (4i).
+            for i in 0..n {
+                buf.copy_within(4 * i..4 * i + 3, 3 * i);
+            }
+            buf.truncate(3 * n);
+            buf
+        }
+        png::ColorType::Grayscale => buf.iter().flat_map(|&v| [v, v, v]).collect(),
+        png::ColorType::GrayscaleAlpha => buf
+            .chunks_exact(2)
+            .flat_map(|ga| [ga[0], ga[0], ga[0]])
+            .collect(),
+        png::ColorType::Indexed => {
+            return Err(DecodeError::Unsupported("PNG palette not expanded".into()));
+        }
+    };
+    let img = RgbImage::from_raw(w, h, rgb)
+        .ok_or_else(|| DecodeError::Corrupt(format!("PNG: {w}x{h} decoded to a short buffer")))?;
+    Ok((img, orientation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error of a decode that must fail (without printing a decoded image).
+    fn must_fail(result: Result<RgbImage, DecodeError>) -> DecodeError {
+        match result {
+            Err(e) => e,
+            Ok(img) => panic!("decoded a {}x{} image", img.width(), img.height()),
+        }
+    }
+
+    #[test]
+    fn refuses_huge_png_from_header() {
+        let e = must_fail(decode_image(&facematch_core::testing::png_claiming(
+            100_000, 100_000,
+        )));
+        assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
+    }
+
+    #[test]
+    fn clear_errors_for_bad_input() {
+        assert!(matches!(decode_image(&[]), Err(DecodeError::Empty)));
+        assert!(matches!(
+            decode_image(b"hello, not an image"),
+            Err(DecodeError::UnknownFormat)
+        ));
+        let mut png = Vec::new();
+        RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3]))
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .expect("encode");
+        let ok = decode_image(&png).expect("valid png");
+        assert_eq!(
+            (ok.width(), ok.height(), ok.get_pixel(0, 0).0),
+            (8, 8, [1, 2, 3])
+        );
+        let e = must_fail(decode_image(&png[..png.len() / 2]));
+        assert!(matches!(e, DecodeError::Corrupt(_)), "{e}");
+    }
+
+    fn encoded(img: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), format)
+            .expect("encode");
+        out
+    }
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 251) as u8, (y % 241) as u8, 77])
+        })
+    }
+
+    #[test]
+    fn a_truncated_jpeg_with_an_end_marker_appended_fails() {
+        let jpeg = encoded(
+            DynamicImage::ImageRgb8(gradient(320, 240)),
+            ImageFormat::Jpeg,
+        );
+        decode_image(&jpeg).expect("the whole JPEG decodes");
+        for percent in [20, 50, 80, 95, 99] {
+            let mut cut = jpeg[..jpeg.len() * percent / 100].to_vec();
+            cut.extend_from_slice(&[0xFF, 0xD9]);
+            assert!(jpeg_is_complete(&cut), "passes the marker check");
+            match must_fail(decode_image(&cut)) {
+                DecodeError::Corrupt(e) => assert!(e.contains("truncated"), "{percent}%: {e}"),
+                e => panic!("{percent}%: wrong error: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_demo_jpeg_holds_all_its_blocks() {
+        let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../model-weights/demo");
+        let Ok(entries) = std::fs::read_dir(&demo) else {
+            return; // weights not fetched: the golden tests say so
+        };
+        for entry in entries.flatten() {
+            let bytes = std::fs::read(entry.path()).expect("read");
+            if bytes.starts_with(&[0xFF, 0xD8]) {
+                jpeg_scan::check_scans(&bytes)
+                    .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+                decode_image(&bytes).expect("demo decodes");
+            }
+        }
+    }
+
+    /// A 1×1 GIF whose logical screen (the canvas every frame is drawn on) claims 16000×3000.
+    fn gif_canvas_bomb() -> Vec<u8> {
+        let mut gif = encoded(
+            DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+                1,
+                1,
+                image::Rgba([9, 9, 9, 255]),
+            )),
+            ImageFormat::Gif,
+        );
+        gif[6..8].copy_from_slice(&16_000u16.to_le_bytes());
+        gif[8..10].copy_from_slice(&3_000u16.to_le_bytes());
+        gif
+    }
+
+    #[test]
+    fn a_gif_canvas_bomb_is_refused_from_its_header() {
+        let gif = gif_canvas_bomb();
+        assert!(gif.len() < 100, "{} bytes", gif.len());
+        assert_eq!(canvas_size(&gif).expect("header"), (16_000, 3_000));
+        let e = must_fail(decode_image(&gif));
+        assert!(matches!(e, DecodeError::TooLarge(_)), "{e}");
+        // Within a larger budget the canvas is decoded whole, as declared.
+        let big = DecodeLimits {
+            max_pixels: 50_000_000,
+        };
+        let img = decode_image_with(&gif, &big).expect("within budget");
+        assert_eq!(img.dimensions(), (16_000, 3_000));
+    }
+
+    #[test]
+    fn sixteen_bit_pngs_decode_to_8_bits() {
+        let rgb16 = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(64, 48, |x, y| {
+            image::Rgb([(x as u16) << 10, (y as u16) << 10, 0xABCD])
+        });
+        let png = encoded(DynamicImage::ImageRgb16(rgb16), ImageFormat::Png);
+        let img = decode_image(&png).expect("16-bit RGB PNG");
+        assert_eq!(img.dimensions(), (64, 48));
+        assert_eq!(img.get_pixel(5, 7).0, [5 << 2, 7 << 2, 0xAB]);
+        let la16 = image::ImageBuffer::<image::LumaA<u16>, _>::from_pixel(
+            9,
+            4,
+            image::LumaA([0x8000, 0xFFFF]),
+        );
+        let png = encoded(DynamicImage::ImageLumaA16(la16), ImageFormat::Png);
+        assert_eq!(
+            decode_image(&png)
+                .expect("16-bit grey+alpha")
+                .get_pixel(8, 3)
+                .0,
+            [0x80; 3]
+        );
+        let rgba = image::RgbaImage::from_pixel(3, 2, image::Rgba([1, 2, 3, 4]));
+        let png = encoded(DynamicImage::ImageRgba8(rgba), ImageFormat::Png);
+        assert_eq!(
+            decode_image(&png).expect("RGBA").get_pixel(2, 1).0,
+            [1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn the_pixel_budget_counts_the_canvas() {
+        let png = encoded(
+            DynamicImage::ImageRgb8(gradient(200, 100)),
+            ImageFormat::Png,
+        );
+        let small = DecodeLimits { max_pixels: 19_999 };
+        assert!(matches!(
+            decode_image_with(&png, &small),
+            Err(DecodeError::TooLarge(_))
+        ));
+        let exact = DecodeLimits { max_pixels: 20_000 };
+        assert_eq!(
+            decode_image_with(&png, &exact).expect("fits").dimensions(),
+            (200, 100)
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The dead-letter queue's consumer: every job that reaches `facematch.dead` (the broker's
+//! backstop delivery limit, or a worker's reject of a poison job) is marked `failed` with an
+//! `error` that starts with `dead-lettered:` and says why, so nothing accepted stays `queued`
+//! forever, and the gateway knows a re-upload may queue it again. The message is then acked:
+//! its state in Redis is the record.
+
+use facematch_core::{
+    amqp::{JobMeta, header_text, lapin::options::BasicAckOptions},
+    store::Store,
+};
+use tokio::sync::mpsc;
+
+use super::{
+    consumer::{BROKER_REPLY, Received},
+    metrics::Metrics,
+    processor::Processor,
+};
+
+/// Why the broker dead-lettered a message, from its `x-first-death-*` headers.
+pub fn death_reason(delivery: &facematch_core::amqp::lapin::message::Delivery) -> String {
+    let headers = delivery.properties.headers().clone().unwrap_or_default();
+    let reason = header_text(&headers, "x-first-death-reason");
+    let queue = header_text(&headers, "x-first-death-queue").unwrap_or_else(|| "?".into());
+    match reason.as_deref() {
+        Some("delivery_limit") => format!(
+            "returned to {queue} more often than the broker's delivery limit ({}) allows",
+            facematch_core::amqp::DELIVERY_LIMIT
+        ),
+        Some("rejected") => format!("rejected by a worker from {queue} as poison"),
+        Some("expired") => format!("expired in {queue}"),
+        Some("maxlen") => format!("dropped from {queue} by its length limit"),
+        Some(other) => format!("{other} in {queue}"),
+        None => "reason unknown".into(),
+    }
+}
+
+/// Marks each dead-lettered job failed, then acks it; runs until `rx` closes.
+pub async fn mark_failed(processor: Processor, mut rx: mpsc::Receiver<Received>) {
+    let store: &Store = &processor.store;
+    let metrics: &Metrics = &processor.metrics;
+    while let Some(Received { delivery, .. }) = rx.recv().await {
+        match JobMeta::from_properties(&delivery.properties) {
+            Ok(meta) => {
+                let reason = death_reason(&delivery);
+                let marked = processor
+                    .retry("marking a dead-lettered job failed", || {
+                        store.mark_dead_lettered(meta.hash, &reason)
+                    })
+                    .await;
+                match marked {
+                    Ok(true) => {
+                        tracing::warn!(hash = %meta.hash, name = %meta.name, %reason, "job dead-lettered; marked failed");
+                        metrics.job("dead_lettered");
+                    }
+                    Ok(false) => {
+                        tracing::info!(hash = %meta.hash, %reason, "dead-lettered job was already done or failed");
+                    }
+                    // Shutting down with Redis away: leave it in the queue for the next worker.
+                    Err(_) => continue,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, bytes = delivery.data.len(), "a message that is not a job was dead-lettered; dropping it");
+                metrics.job("malformed");
+            }
+        }
+        let ack = delivery.ack(BasicAckOptions::default());
+        if !matches!(tokio::time::timeout(BROKER_REPLY, ack).await, Ok(Ok(_))) {
+            tracing::warn!("ack of a dead letter failed; it will be seen again");
+        }
+    }
+}
