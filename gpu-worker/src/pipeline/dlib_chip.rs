@@ -10,7 +10,7 @@ use image::RgbImage;
 use super::align::Landmarks;
 
 /// dlib's mean face (`mean_face_shape_x/y`) for landmarks 27–54 and 60–64, in 0..1.
-const DLIB_TEMPLATE: [(usize, f64, f64); 33] = [
+pub(super) const DLIB_TEMPLATE: [(usize, f64, f64); 33] = [
     (27, 0.490127, 0.203352),
     (28, 0.490127, 0.307009),
     (29, 0.490127, 0.409805),

@@ -42,14 +42,13 @@ pub fn is_plausible_face(landmarks: &Landmarks, bbox: &BBox, check: &FaceCheck) 
 mod tests {
     use super::*;
 
-    /// Landmarks of a template face `width` px wide at (x, y), turned by `degrees`.
+    /// dlib's mean face `width` px wide centred at (x, y), turned by `degrees`.
     fn face(x: f64, y: f64, width: f64, degrees: f64) -> Landmarks {
         let mut pts = [[0f64; 2]; 68];
         let (s, c) = degrees.to_radians().sin_cos();
-        for (i, p) in pts.iter_mut().enumerate() {
-            // A loose face-like layout: any spread-out points fit a similarity.
-            let (u, v) = ((i % 9) as f64 / 8.0 - 0.5, (i / 9) as f64 / 7.0 - 0.5);
-            *p = [x + width * (c * u - s * v), y + width * (s * u + c * v)];
+        for &(i, mx, my) in &crate::pipeline::dlib_chip::DLIB_TEMPLATE {
+            let (u, v) = (mx - 0.5, my - 0.5);
+            pts[i] = [x + width * (c * u - s * v), y + width * (s * u + c * v)];
         }
         pts
     }

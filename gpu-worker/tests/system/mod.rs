@@ -441,7 +441,9 @@ impl System {
 /// hash → (other → distance).
 pub type MatchTable = BTreeMap<ImageHash, BTreeMap<ImageHash, f64>>;
 
-/// Asserts two match tables are the same: identical pairs, distances equal to 1e-6.
+/// Asserts two match tables are the same: identical pairs, distances equal to 1e-5. (A
+/// redelivered image runs alone in its batch, and the matrix products of a batch of one and
+/// of four may round differently in the last bits of a descriptor.)
 pub fn assert_same_matches(a: &MatchTable, b: &MatchTable) {
     assert_eq!(a.len(), b.len());
     for (hash, left) in a {
@@ -453,7 +455,7 @@ pub fn assert_same_matches(a: &MatchTable, b: &MatchTable) {
         );
         for (other, d) in left {
             assert!(
-                (d - right[other]).abs() < 1e-6,
+                (d - right[other]).abs() < 1e-5,
                 "{hash}–{other}: {d} vs {}",
                 right[other]
             );
