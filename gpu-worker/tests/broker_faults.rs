@@ -7,25 +7,9 @@ use std::time::{Duration, Instant};
 
 use facematch_core::{ImageHash, testing::Proxy};
 use image::ImageFormat;
-use system::{System, demo, face_crop, no_face};
+use system::{System, face_crop, no_face};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn images() -> Vec<(String, Vec<u8>)> {
-    vec![
-        ("group1.jpg".into(), demo(1)),
-        ("face-a.png".into(), face_crop(1, 0, 1.0, ImageFormat::Png)),
-        ("group2.jpg".into(), demo(2)),
-        (
-            "face-a-small.jpg".into(),
-            face_crop(1, 0, 0.7, ImageFormat::Jpeg),
-        ),
-        ("group3.jpg".into(), demo(3)),
-        ("face-c.jpg".into(), face_crop(2, 0, 0.8, ImageFormat::Jpeg)),
-        ("group4.jpg".into(), demo(4)),
-        ("blank.png".into(), no_face()),
-    ]
-}
 
 async fn proxy_to_broker() -> Proxy {
     Proxy::start("127.0.0.1:5672".parse().expect("addr")).await
@@ -61,7 +45,7 @@ async fn a_cut_loop_leaves_every_accepted_job_done() {
         let sys = System::new("cut-loop").await;
         let proxy = proxy_to_broker().await;
         let mut hashes = Vec::new();
-        for (name, bytes) in images() {
+        for (name, bytes) in system::eight_images() {
             hashes.push(sys.upload(&name, bytes).await);
         }
         let mut args = sys.worker_args(4);

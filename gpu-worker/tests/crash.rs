@@ -10,26 +10,9 @@ use std::{
 };
 
 use facematch_core::{ImageHash, store::ImageState};
-use image::ImageFormat;
-use system::{Process, System, assert_same_matches, demo, face_crop, no_face};
+use system::{Process, System, assert_same_matches};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn images() -> Vec<(String, Vec<u8>)> {
-    vec![
-        ("group1.jpg".into(), demo(1)),
-        ("face-a.png".into(), face_crop(1, 0, 1.0, ImageFormat::Png)),
-        ("group2.jpg".into(), demo(2)),
-        (
-            "face-a-small.jpg".into(),
-            face_crop(1, 0, 0.7, ImageFormat::Jpeg),
-        ),
-        ("group3.jpg".into(), demo(3)),
-        ("face-c.jpg".into(), face_crop(2, 0, 0.8, ImageFormat::Jpeg)),
-        ("group4.jpg".into(), demo(4)),
-        ("blank.png".into(), no_face()),
-    ]
-}
 
 fn spawn_worker(sys: &System) -> Process {
     spawn_worker_batch(sys, 1)
@@ -63,7 +46,7 @@ async fn wait_some_done(sys: &System, hashes: &[ImageHash]) {
 
 async fn upload_all(sys: &System) -> Vec<ImageHash> {
     let mut hashes = Vec::new();
-    for (name, bytes) in images() {
+    for (name, bytes) in system::eight_images() {
         hashes.push(sys.upload(&name, bytes).await);
     }
     hashes

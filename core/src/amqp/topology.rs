@@ -123,30 +123,7 @@ impl Topology {
             )
             .await?;
 
-        let mut scan_args = FieldTable::default();
-        scan_args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
-        scan_args.insert(
-            "x-dead-letter-exchange".into(),
-            AMQPValue::LongString(self.dead_exchange().into()),
-        );
-        scan_args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongInt(DELIVERY_LIMIT),
-        );
-        channel
-            .queue_declare(self.scan_queue().into(), durable_queue, scan_args)
-            .await?;
-        channel
-            .queue_bind(
-                self.scan_queue().into(),
-                self.to_worker().into(),
-                SCAN_ROUTING_KEY.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
+        self.declare_scan_queue(channel, &self.scan_queue(), DELIVERY_LIMIT)
             .await?;
         Ok(())
     }
@@ -184,9 +161,14 @@ impl Topology {
         Ok(Some(queue))
     }
 
-    /// Declares the first version of the scan queue as old deployments did (bound, delivery
-    /// limit 5): for tests of the migration.
-    pub async fn declare_legacy(&self, channel: &Channel) -> Result<(), lapin::Error> {
+    /// A durable quorum scan queue `name` dead-lettering to the dead exchange after
+    /// `delivery_limit` deliveries, bound to `toWorker` with the scan routing key.
+    async fn declare_scan_queue(
+        &self,
+        channel: &Channel,
+        name: &str,
+        delivery_limit: i32,
+    ) -> Result<(), lapin::Error> {
         let mut args = FieldTable::default();
         args.insert(
             "x-queue-type".into(),
@@ -198,23 +180,29 @@ impl Topology {
         );
         args.insert(
             "x-delivery-limit".into(),
-            AMQPValue::LongInt(LEGACY_DELIVERY_LIMIT),
+            AMQPValue::LongInt(delivery_limit),
         );
         let durable = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
         };
-        channel
-            .queue_declare(self.legacy_scan_queue().into(), durable, args)
-            .await?;
+        channel.queue_declare(name.into(), durable, args).await?;
         channel
             .queue_bind(
-                self.legacy_scan_queue().into(),
+                name.into(),
                 self.to_worker().into(),
                 SCAN_ROUTING_KEY.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
+            .await?;
+        Ok(())
+    }
+
+    /// Declares the first version of the scan queue as old deployments did (bound, delivery
+    /// limit 5): for tests of the migration.
+    pub async fn declare_legacy(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        self.declare_scan_queue(channel, &self.legacy_scan_queue(), LEGACY_DELIVERY_LIMIT)
             .await?;
         Ok(())
     }

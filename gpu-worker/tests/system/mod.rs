@@ -91,6 +91,24 @@ pub fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
     out
 }
 
+/// Four group photos, crops of their faces (two of the same face), and a blank image: the
+/// set the fault tests run through a failing system.
+pub fn eight_images() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("group1.jpg".into(), demo(1)),
+        ("face-a.png".into(), face_crop(1, 0, 1.0, ImageFormat::Png)),
+        ("group2.jpg".into(), demo(2)),
+        (
+            "face-a-small.jpg".into(),
+            face_crop(1, 0, 0.7, ImageFormat::Jpeg),
+        ),
+        ("group3.jpg".into(), demo(3)),
+        ("face-c.jpg".into(), face_crop(2, 0, 0.8, ImageFormat::Jpeg)),
+        ("group4.jpg".into(), demo(4)),
+        ("blank.png".into(), no_face()),
+    ]
+}
+
 /// A smooth gradient: an image with no face.
 pub fn no_face() -> Vec<u8> {
     let img = RgbImage::from_fn(240, 180, |x, y| {
