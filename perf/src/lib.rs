@@ -15,3 +15,15 @@ pub fn rss_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// The same JPEG with a comment segment after SOI: same pixels, different bytes and hash.
+pub fn unique_jpeg(jpeg: &[u8], n: usize) -> Vec<u8> {
+    let note = format!("facematch perf {n}");
+    let len = u16::try_from(note.len() + 2).unwrap_or(u16::MAX);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xFE]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(note.as_bytes());
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}

@@ -68,18 +68,6 @@ fn via(proxy: &Proxy) -> String {
     format!("amqp://guest:guest@{}/%2f", proxy.addr)
 }
 
-/// The same JPEG with a comment segment after SOI: same pixels, a new hash.
-fn unique_jpeg(jpeg: &[u8], n: usize) -> Vec<u8> {
-    let note = format!("facematch chaos {n}");
-    let len = u16::try_from(note.len() + 2).unwrap_or(u16::MAX);
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xFE]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(note.as_bytes());
-    out.extend_from_slice(&jpeg[2..]);
-    out
-}
-
 struct Chaos {
     args: Args,
     ns: Namespace,
@@ -144,7 +132,7 @@ impl Chaos {
         for _ in 0..n {
             let i = self.uploaded;
             self.uploaded += 1;
-            let body = unique_jpeg(&self.demos[i % self.demos.len()], i);
+            let body = facematch_perf::unique_jpeg(&self.demos[i % self.demos.len()], i);
             let answer = self
                 .http
                 .post(format!("{}/scan/image/chaos-{i}.jpg", self.gateway))

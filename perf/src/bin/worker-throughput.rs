@@ -41,18 +41,6 @@ struct Args {
     device: String,
 }
 
-/// The same JPEG with a comment segment after SOI: same pixels, different bytes and hash.
-fn unique_jpeg(jpeg: &[u8], n: usize) -> Vec<u8> {
-    let note = format!("facematch perf {n}");
-    let len = u16::try_from(note.len() + 2).unwrap_or(u16::MAX);
-    let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xFE]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(note.as_bytes());
-    out.extend_from_slice(&jpeg[2..]);
-    out
-}
-
 async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result<f64> {
     let id = format!("perf-{batch}-{:08x}", rand::random::<u32>());
     let topology = Topology::new(format!("{id}."));
@@ -96,7 +84,7 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
     let started = Instant::now();
     let mut hashes = Vec::new();
     for n in 0..args.images {
-        let bytes = unique_jpeg(&demos[n % demos.len()], n);
+        let bytes = facematch_perf::unique_jpeg(&demos[n % demos.len()], n);
         let meta = JobMeta {
             hash: ImageHash::of(&bytes),
             name: format!("perf-{n}.jpg"),
