@@ -52,6 +52,7 @@ fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
     let crop = tight_crop(1, 0, 150);
     let first_only = pipeline(PipelineOptions {
         second_pass: None,
+        frame_check: None,
         ..PipelineOptions::default()
     });
     assert!(

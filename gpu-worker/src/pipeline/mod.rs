@@ -12,6 +12,7 @@
 pub mod align;
 pub mod detection;
 pub mod dlib_chip;
+pub mod frame_check;
 pub mod plausible;
 pub mod preprocess;
 
@@ -27,6 +28,7 @@ use rayon::prelude::*;
 pub use self::{
     align::Alignment,
     detection::BBox,
+    frame_check::FrameCheck,
     plausible::FaceCheck,
     preprocess::{Canvas, CropRect, Normalize},
 };
@@ -100,6 +102,9 @@ pub struct PipelineOptions {
     /// Detection once more, on a padded copy, of the images where the first pass found no
     /// face; `None` turns it off (face-api's behaviour).
     pub second_pass: Option<SecondPass>,
+    /// For images in which no detection pass found anything, centred squares verified by the
+    /// stability of their landmarks ([`frame_check`]); `None` turns it off.
+    pub frame_check: Option<FrameCheck>,
     /// Drops detections whose landmarks do not look like a face's
     /// ([`plausible::is_plausible_face`]); `None` keeps every detection (face-api).
     pub face_check: Option<FaceCheck>,
@@ -114,6 +119,7 @@ impl Default for PipelineOptions {
             iou_threshold: 0.5,
             face_chunk: 32,
             second_pass: Some(SecondPass::default()),
+            frame_check: Some(FrameCheck::default()),
             face_check: Some(FaceCheck::default()),
         }
     }
@@ -152,12 +158,38 @@ pub struct FacePipeline {
 }
 
 /// A detection waiting for its landmarks and descriptor.
+#[derive(Clone, Copy)]
 struct Pending {
     image: usize,
     score: f32,
     bbox: BBox,
     crop: CropRect,
     landmarks: align::Landmarks,
+    /// A centred square of the frame check, not a detection.
+    proposal: bool,
+}
+
+/// The frame check's centred squares for every image without a detection.
+fn frame_proposals(images: &[RgbImage], found: &[Pending], frame: &FrameCheck) -> Vec<Pending> {
+    (0..images.len())
+        .filter(|&i| !found.iter().any(|p| p.image == i))
+        .flat_map(|i| {
+            let (w, h) = images[i].dimensions();
+            frame_check::proposals(w, h, frame.fractions)
+                .into_iter()
+                .filter_map(move |bbox| {
+                    let crop = detection::clip_box(&bbox, w, h)?;
+                    Some(Pending {
+                        image: i,
+                        score: 0.0,
+                        bbox,
+                        crop,
+                        landmarks: [[0.0; 2]; 68],
+                        proposal: true,
+                    })
+                })
+        })
+        .collect()
 }
 
 /// Fills an `[n, size, size, 3]` buffer in parallel, one item per chunk.
@@ -241,8 +273,14 @@ impl FacePipeline {
         timings.detect = t.elapsed();
 
         let t = Instant::now();
+        if let Some(frame) = &self.options.frame_check {
+            pending.extend(frame_proposals(images, &pending, frame));
+        }
         for chunk in pending.chunks_mut(self.options.face_chunk.max(1)) {
             self.locate_landmarks(images, chunk)?;
+        }
+        if let Some(frame) = &self.options.frame_check {
+            self.check_proposals(images, &mut pending, frame)?;
         }
         if let Some(check) = &self.options.face_check {
             pending.retain(|p| plausible::is_plausible_face(&p.landmarks, &p.bbox, check));
@@ -359,11 +397,57 @@ impl FacePipeline {
                         bbox,
                         crop,
                         landmarks: [[0.0; 2]; 68],
+                        proposal: false,
                     });
                 }
             }
         }
         Ok(pending)
+    }
+
+    /// The frame check's second landmark run: each proposal moves to the box its landmarks
+    /// imply and gets the landmarks found there; it stays only when they drifted less than
+    /// `frame.max_drift`, and one image keeps its steadiest proposal.
+    fn check_proposals(
+        &self,
+        images: &[RgbImage],
+        pending: &mut Vec<Pending>,
+        frame: &FrameCheck,
+    ) -> Result<(), ModelError> {
+        let (proposals, detections): (Vec<Pending>, Vec<Pending>) = std::mem::take(pending)
+            .into_iter()
+            .partition(|p| p.proposal);
+        *pending = detections;
+        let mut moved: Vec<Pending> = proposals
+            .iter()
+            .filter_map(|p| {
+                let img = &images[p.image];
+                let bbox = frame_check::box_from_landmarks(&p.landmarks);
+                let crop = detection::clip_box(&bbox, img.width(), img.height())?;
+                Some(Pending { bbox, crop, ..*p })
+            })
+            .collect();
+        for chunk in moved.chunks_mut(self.options.face_chunk.max(1)) {
+            self.locate_landmarks(images, chunk)?;
+        }
+        let mut steadiest: Vec<(f64, Pending)> = Vec::new();
+        for (first, p) in proposals.iter().zip(moved) {
+            let drift = frame_check::drift(&first.landmarks, &p.landmarks);
+            if !(drift < frame.max_drift) {
+                continue;
+            }
+            match steadiest.iter_mut().find(|(_, s)| s.image == p.image) {
+                Some(best) if best.0 <= drift => {}
+                Some(best) => *best = (drift, p),
+                None => steadiest.push((drift, p)),
+            }
+        }
+        // No detector scored these faces; the score says how steady the landmarks were.
+        pending.extend(steadiest.into_iter().map(|(drift, p)| Pending {
+            score: (1.0 - drift) as f32,
+            ..p
+        }));
+        Ok(())
     }
 
     /// Landmark net on a chunk of faces.
