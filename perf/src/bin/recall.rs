@@ -1,7 +1,8 @@
 //! Detection recall on tight face crops and thumbnails, and false faces on photos without
 //! faces (issue: "find every face a user would see").
 //!
-//! Crops: every face the pipeline finds in the six demo images, cut as a square around its
+//! Crops: every face the pipeline finds in the six demo images (or in the photos of
+//! `--photos DIR`, e.g. the held-out set of `perf/recall/make-held-out.sh`), cut as a square around its
 //! box enlarged ×1.0, ×1.2 and ×1.6 (clipped to the photo), resized so the longer side is
 //! 112, 150 and 250 px, in colour and in grey, each saved as a JPEG (quality 90) and decoded
 //! again as the worker would. A crop counts as found when the pipeline finds a face in it, and
@@ -9,14 +10,18 @@
 //! No-face images: every file in `--no-face DIR` (see `perf/recall/make-no-face.py`).
 //!
 //! `cargo run --release -p facematch-perf --bin recall -- --no-face /tmp/no-face`
-//! (`--first-pass-only` measures face-api's single pass for comparison).
+//! (`--first-pass-only` measures face-api's single pass for comparison, `--no-frame-check`
+//! the second pass without the frame check).
 
 use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 
 use anyhow::Context;
 use candle_core::Device;
 use clap::Parser;
-use gpu_worker::{Alignment, FacePipeline, PipelineOptions, decode_image, pipeline::SecondPass};
+use gpu_worker::{
+    Alignment, FacePipeline, PipelineOptions, decode_image,
+    pipeline::{FrameCheck, SecondPass},
+};
 use image::{DynamicImage, RgbImage, codecs::jpeg::JpegEncoder, imageops::FilterType};
 
 #[derive(Debug, Parser)]
@@ -24,6 +29,9 @@ struct Args {
     /// Folder of images without faces.
     #[arg(long)]
     no_face: Option<PathBuf>,
+    /// Folder of photos to cut the crops from [default: the six demo images].
+    #[arg(long)]
+    photos: Option<PathBuf>,
     #[arg(long, default_value = "model-weights")]
     weights_dir: PathBuf,
     /// Descriptor crop.
@@ -35,6 +43,12 @@ struct Args {
     /// Score a face must exceed in the second pass [default: the pipeline's].
     #[arg(long)]
     second_pass_min_confidence: Option<f32>,
+    /// Without the frame check (centred squares verified by landmark stability).
+    #[arg(long)]
+    no_frame_check: bool,
+    /// Largest landmark drift the frame check accepts [default: the pipeline's].
+    #[arg(long)]
+    max_drift: Option<f64>,
     /// Keep every detection, plausible landmarks or not.
     #[arg(long)]
     no_face_check: bool,
@@ -51,11 +65,24 @@ const SIZES: [u32; 3] = [112, 150, 250];
 const THRESHOLD: f32 = 0.6;
 
 struct Crop {
+    /// `s{photo}f{face}`: which photo and which of its faces.
+    source_name: String,
     framing: f64,
     size: u32,
     grey: bool,
     source: [f32; 128],
     image: RgbImage,
+}
+
+impl Crop {
+    /// `s1f0_x1.2_150_grey`: the source face, framing, size and colour.
+    fn name(&self) -> String {
+        let colour = if self.grey { "grey" } else { "colour" };
+        format!(
+            "{}_x{:.1}_{}_{colour}",
+            self.source_name, self.framing, self.size
+        )
+    }
 }
 
 /// Encodes as a quality-90 JPEG and decodes with the worker's decoder.
@@ -65,7 +92,12 @@ fn through_jpeg(img: &RgbImage) -> anyhow::Result<RgbImage> {
     Ok(decode_image(&bytes)?)
 }
 
-fn crops_of(photo: &RgbImage, bbox: [f32; 4], source: [f32; 128]) -> anyhow::Result<Vec<Crop>> {
+fn crops_of(
+    source_name: &str,
+    photo: &RgbImage,
+    bbox: [f32; 4],
+    source: [f32; 128],
+) -> anyhow::Result<Vec<Crop>> {
     let mut out = Vec::new();
     let (cx, cy) = (bbox[0] + bbox[2] / 2.0, bbox[1] + bbox[3] / 2.0);
     for framing in FRAMINGS {
@@ -86,6 +118,7 @@ fn crops_of(photo: &RgbImage, bbox: [f32; 4], source: [f32; 128]) -> anyhow::Res
                 .to_rgb8();
             for (is_grey, img) in [(false, colour), (true, grey)] {
                 out.push(Crop {
+                    source_name: source_name.to_owned(),
                     framing,
                     size,
                     grey: is_grey,
@@ -96,6 +129,17 @@ fn crops_of(photo: &RgbImage, bbox: [f32; 4], source: [f32; 128]) -> anyhow::Res
         }
     }
     Ok(out)
+}
+
+/// The files of `dir`, sorted by name.
+fn files_in(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| dir.display().to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 fn distance(a: &[f32; 128], b: &[f32; 128]) -> f32 {
@@ -126,36 +170,46 @@ fn main() -> anyhow::Result<()> {
                 min_confidence: args.second_pass_min_confidence.unwrap_or(p.min_confidence),
                 ..p
             }),
+        frame_check: defaults
+            .frame_check
+            .filter(|_| !args.no_frame_check && !args.first_pass_only)
+            .map(|f| FrameCheck {
+                max_drift: args.max_drift.unwrap_or(f.max_drift),
+                ..f
+            }),
         face_check: defaults.face_check.filter(|_| !args.no_face_check),
         ..defaults
     };
     let pipeline = FacePipeline::load(&args.weights_dir, &Device::Cpu, options)
         .context("loading the weights (run scripts/fetch-weights.sh first)")?;
 
+    let photos: Vec<PathBuf> = match &args.photos {
+        Some(dir) => files_in(dir)?,
+        None => (1..=6)
+            .map(|i| args.weights_dir.join(format!("demo/sample{i}.jpg")))
+            .collect(),
+    };
     let mut crops = Vec::new();
-    for i in 1..=6 {
-        let path = args.weights_dir.join(format!("demo/sample{i}.jpg"));
+    for (i, path) in photos.iter().enumerate() {
         let photo =
-            decode_image(&std::fs::read(&path).with_context(|| path.display().to_string())?)?;
-        for face in pipeline.run(std::slice::from_ref(&photo))?.remove(0) {
-            crops.extend(crops_of(&photo, face.bbox, face.descriptor)?);
+            decode_image(&std::fs::read(path).with_context(|| path.display().to_string())?)?;
+        let faces = pipeline.run(std::slice::from_ref(&photo))?.remove(0);
+        println!("{}: {} faces", path.display(), faces.len());
+        for (k, face) in faces.into_iter().enumerate() {
+            let name = format!("s{}f{k}", i + 1);
+            crops.extend(crops_of(&name, &photo, face.bbox, face.descriptor)?);
         }
     }
 
     if let Some(dir) = &args.save_crops {
         std::fs::create_dir_all(dir)?;
-        for (k, c) in crops.iter().enumerate() {
-            let name = format!(
-                "crop{k:03}_x{:.1}_{}px_{}.jpg",
-                c.framing,
-                c.size,
-                if c.grey { "grey" } else { "colour" }
-            );
-            c.image.save(dir.join(name))?;
+        for c in &crops {
+            c.image.save(dir.join(format!("{}.jpg", c.name())))?;
         }
     }
 
     let mut tallies: BTreeMap<(u32, u32, bool), Tally> = BTreeMap::new();
+    let mut misses = Vec::new();
     let started = Instant::now();
     for chunk in crops.chunks(args.batch.max(1)) {
         let images: Vec<RgbImage> = chunk.iter().map(|c| c.image.clone()).collect();
@@ -164,6 +218,9 @@ fn main() -> anyhow::Result<()> {
                 .entry(((crop.framing * 10.0) as u32, crop.size, crop.grey))
                 .or_default();
             t.crops += 1;
+            if faces.is_empty() {
+                misses.push(crop.name());
+            }
             t.found += usize::from(!faces.is_empty());
             t.one_face += usize::from(faces.len() == 1);
             t.matched += usize::from(
@@ -206,17 +263,14 @@ fn main() -> anyhow::Result<()> {
         total.matched,
         100.0 * total.matched as f64 / total.crops.max(1) as f64,
     );
+    println!("\nmissed crops: {}", misses.join(" "));
     println!(
         "\npipeline time per crop (batch {}): {per_crop:.1} ms",
         args.batch
     );
 
     if let Some(dir) = &args.no_face {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
+        let files = files_in(dir)?;
         let mut false_faces = 0;
         println!("\n| no-face image | size | faces found (scores) |\n|---|---|---|");
         for path in &files {
