@@ -4,6 +4,8 @@
 #   facematch-local/debian:bookworm   RUNTIME_IMAGE  (debootstrap minbase + ca-certificates)
 #   facematch-local/rust:bookworm     RUST_IMAGE     (the above + gcc, pkg-config, this host's
 #                                                     Rust toolchain, Node.js and npm)
+# and, for compose (REDIS_IMAGE, RABBITMQ_IMAGE), stand-ins for the services' official images
+# from Debian's packages: facematch-local/redis:bookworm, facematch-local/rabbitmq:bookworm.
 # Then: docker build --build-arg RUST_IMAGE=facematch-local/rust:bookworm \
 #         --build-arg RUNTIME_IMAGE=facematch-local/debian:bookworm -f docker/… .
 # Where registries can be pulled from, skip this: the Dockerfiles default to the official images.
@@ -61,4 +63,33 @@ cp -a "$npm_dir" "$builder/npm"
 echo "local-base: building facematch-local/rust:$suite"
 DOCKER_BUILDKIT=0 docker build -q -t "facematch-local/rust:$suite" "$builder" >/dev/null
 rm -rf "$builder"
-echo "local-base: done (facematch-local/debian:$suite, facematch-local/rust:$suite)"
+
+# build_service NAME < DOCKERFILE: a stand-in service image from Debian's packages.
+build_service() {
+  local dir=$work/$1
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cat >"$dir/Dockerfile"
+  echo "local-base: building facematch-local/$1:$suite"
+  DOCKER_BUILDKIT=0 docker build -q -t "facematch-local/$1:$suite" "$dir" >/dev/null
+  rm -rf "$dir"
+}
+build_service redis <<EOF
+FROM facematch-local/debian:$suite
+RUN apt-get update && apt-get install -y --no-install-recommends redis-server \\
+    && rm -rf /var/lib/apt/lists/* && mkdir -p /data && chown redis:redis /data
+USER redis
+WORKDIR /data
+CMD ["redis-server", "--dir", "/data"]
+EOF
+# The official image lets guest log in from other hosts; so does this one.
+build_service rabbitmq <<EOF
+FROM facematch-local/debian:$suite
+RUN apt-get update && apt-get install -y --no-install-recommends rabbitmq-server \\
+    && rm -rf /var/lib/apt/lists/* \\
+    && echo 'loopback_users = none' >/etc/rabbitmq/rabbitmq.conf \\
+    && rabbitmq-plugins enable --offline rabbitmq_management
+USER rabbitmq
+CMD ["rabbitmq-server"]
+EOF
+echo "local-base: done (facematch-local/{debian,rust,redis,rabbitmq}:$suite)"
