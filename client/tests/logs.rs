@@ -5,11 +5,7 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use common::{AMQP_URL, System, facematch};
 use facematch_core::{
@@ -36,7 +32,7 @@ fn deployment_command() -> Vec<String> {
 }
 
 /// Waits up to 5 s for `path` to exist (`want`) or to be gone.
-async fn wait_for_file(path: &PathBuf, want: bool) {
+async fn wait_for_file(path: &Path, want: bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while path.exists() != want {
         assert!(
