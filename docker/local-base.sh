@@ -54,6 +54,8 @@ COPY npm /usr/local/lib/node_modules/npm
 RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     CARGO_HOME=/usr/local/cargo
+# Node.js trusts only its own CA list unless told; the host's trust store is the one to use.
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 EOF
 echo "local-base: copying the Rust toolchain ($toolchain) and Node.js ($node)"
 cp -a "$toolchain" "$builder/rust"
