@@ -9,11 +9,14 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-# The crate registry and target/ live in BuildKit cache mounts: a rebuild after a source change
-# compiles only the workspace, not its ~400 dependencies.
+# The crate registry and target/ live in BuildKit cache mounts, so a rebuild compiles only
+# the workspace, not its ~400 dependencies. Cargo decides freshness by mtime, and a source
+# edited while an earlier build ran can be older than that build's artifacts: touching the
+# workspace's own files makes its crates always rebuild (dependencies stay cached).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p gateway -p facematch-client \
+    find core gateway gpu-worker client perf -type f -exec touch {} + \
+    && cargo build --release --locked -p gateway -p facematch-client \
     && install -D -m 0755 target/release/gateway target/release/facematch -t /out/
 
 FROM ${RUNTIME_IMAGE}

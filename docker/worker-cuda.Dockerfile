@@ -20,9 +20,14 @@ ENV PATH=/usr/local/cargo/bin:$PATH CARGO_HOME=/usr/local/cargo RUSTUP_HOME=/usr
     CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP}
 WORKDIR /src
 COPY . .
+# The crate registry and target/ live in BuildKit cache mounts, so a rebuild compiles only
+# the workspace, not its ~400 dependencies. Cargo decides freshness by mtime, and a source
+# edited while an earlier build ran can be older than that build's artifacts: touching the
+# workspace's own files makes its crates always rebuild (dependencies stay cached).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p gpu-worker --features cuda \
+    find core gateway gpu-worker client perf -type f -exec touch {} + \
+    && cargo build --release --locked -p gpu-worker --features cuda \
     && install -D -m 0755 target/release/gpu-worker -t /out/
 
 # The weights, by the script the quickstart runs (pinned package and hashes, verified).

