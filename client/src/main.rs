@@ -7,6 +7,7 @@ mod exit;
 mod http;
 mod inputs;
 mod output;
+mod ready_file;
 
 use std::process::ExitCode;
 

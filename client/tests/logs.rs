@@ -1,9 +1,11 @@
-//! `facematch logs` prints the gateway's `<hostname>.rest.info` lines. Its own test binary:
-//! the gateway's log forwarding is a global `tracing` subscriber, installed once per process.
+//! `facematch logs` prints the gateway's `<hostname>.rest.info` lines, run exactly as the
+//! Kubernetes logs Deployment runs it (`k8s/base/logs.yaml`; `scripts/check-deploy.sh` holds
+//! compose's logs service to the same command). Its own test binary: the gateway's log
+//! forwarding is a global `tracing` subscriber, installed once per process.
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use common::{AMQP_URL, System, facematch};
 use facematch_core::{
@@ -16,6 +18,32 @@ use tokio::{
     sync::mpsc,
     time::Instant,
 };
+
+/// The logs Deployment's container `command` (`k8s/base/logs.yaml`), a flow sequence of
+/// double-quoted strings, which is JSON.
+fn deployment_command() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/base/logs.yaml");
+    let text = std::fs::read_to_string(&path).expect("read k8s/base/logs.yaml");
+    let command = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("command:"))
+        .expect("the logs Deployment has a command");
+    serde_json::from_str(command.trim()).expect("command is a list of quoted strings")
+}
+
+/// Waits up to 5 s for `path` to exist (`want`) or to be gone.
+async fn wait_for_file(path: &Path, want: bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while path.exists() != want {
+        assert!(
+            Instant::now() < deadline,
+            "ready file {} should {}exist",
+            path.display(),
+            if want { "" } else { "not " }
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// stderr of a child, line by line.
 fn stderr_lines(child: &mut tokio::process::Child) -> mpsc::UnboundedReceiver<String> {
@@ -64,9 +92,12 @@ async fn logs_reconnects_after_losing_the_broker() {
     let proxy = Proxy::start("127.0.0.1:5672".parse().expect("addr")).await;
     let prefix = format!("{}.", system.id);
     let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("ready");
     let mut child = facematch()
         .args(["logs", "--amqp-prefix", &prefix, "--amqp-url", &url])
         .args(["--topic", "*.worker.*"])
+        .env("FACEMATCH_READY_FILE", &ready)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -81,13 +112,17 @@ async fn logs_reconnects_after_losing_the_broker() {
         }
     };
     wait_for_line(&mut rx, "listening", async || {}).await;
+    wait_for_file(&ready, true).await;
     let line = wait_for_line(&mut rx, "before the cut", publish("before the cut")).await;
     assert_eq!(line, "somehost.worker.info before the cut");
 
     proxy.cut();
     wait_for_line(&mut rx, "lost the connection", async || {}).await;
+    // Removed before the loss is reported: no probe passes while unbound.
+    assert!(!ready.exists(), "ready file left while unbound");
     proxy.restore();
     wait_for_line(&mut rx, "listening", async || {}).await;
+    wait_for_file(&ready, true).await;
     let line = wait_for_line(&mut rx, "after the cut", publish("after the cut")).await;
     assert_eq!(line, "somehost.worker.info after the cut");
 
@@ -107,15 +142,25 @@ async fn logs_prints_the_gateways_rest_info_lines_with_their_routing_key() {
     let system = System::new("logs").await;
     tokio::spawn(forward_logs(lines, system.publisher.clone()));
 
+    // The Deployment's command, its environment as the Deployment sets it (the URL from the
+    // Secret, this test's prefix, the ready file in a temporary folder).
+    let command = deployment_command();
+    assert_eq!(command.first().map(String::as_str), Some("facematch"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ready = dir.path().join("ready");
     let prefix = format!("{}.", system.id);
     let mut child = facematch()
-        .args(["logs", "--amqp-prefix", &prefix, "--amqp-url", AMQP_URL])
+        .args(&command[1..])
+        .env("FACEMATCH_AMQP_URL", AMQP_URL)
+        .env("FACEMATCH_AMQP_PREFIX", &prefix)
+        .env("FACEMATCH_READY_FILE", &ready)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start facematch logs");
     let mut rx = stderr_lines(&mut child);
     wait_for_line(&mut rx, "listening", async || {}).await;
+    wait_for_file(&ready, true).await;
 
     // Requests are repeated: a line published before the listener's queue was bound is lost.
     let info_key = log_routing_key("rest", &tracing::Level::INFO);

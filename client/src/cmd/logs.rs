@@ -2,8 +2,9 @@
 //! server-named queue to the `logs` topic exchange (`#` or `--topic` patterns) and writes each
 //! line as `<routing key> <text>` to stderr until Ctrl-C. A lost or refused connection is
 //! retried with backoff, so the listener can start before the broker and outlive restarts.
+//! `--ready-file` exists exactly while a queue is bound (the Kubernetes probes test it).
 
-use std::{io::Write, time::Duration};
+use std::{io::Write, path::PathBuf, time::Duration};
 
 use clap::Args;
 use facematch_core::{
@@ -15,7 +16,7 @@ use facematch_core::{
 };
 use futures_util::StreamExt;
 
-use crate::exit::Outcome;
+use crate::{exit::Outcome, ready_file::ReadyFile};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -30,16 +31,25 @@ pub struct LogsArgs {
     /// words); repeat for several.
     #[arg(long = "topic", value_name = "PATTERN", default_value = "#")]
     pub topics: Vec<String>,
+
+    /// File that exists while the listener's queue is bound, and is removed when the broker
+    /// link is lost and on exit (for probes that can only test a file).
+    #[arg(long, env = "FACEMATCH_READY_FILE", value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// Runs `facematch logs` until Ctrl-C (exit 0).
 pub async fn run(args: LogsArgs) -> anyhow::Result<Outcome> {
     let topology = Topology::new(args.amqp.amqp_prefix.clone());
     let broker = redact_url(&args.amqp.amqp_url);
+    let ready = ReadyFile::new(args.ready_file.clone());
+    ready.clear(); // left over from a killed run
     let listen = async {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            match listen(&args, &topology).await {
+            let listened = listen(&args, &topology, &ready).await;
+            ready.clear();
+            match listened {
                 Ok(Listened::Bound) => {
                     backoff = FIRST_BACKOFF;
                     eprintln!("facematch logs: lost the connection to {broker}; reconnecting");
@@ -58,6 +68,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<Outcome> {
         () = listen => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+    ready.clear();
     Ok(Outcome::Ok)
 }
 
@@ -70,7 +81,11 @@ enum Listened {
 }
 
 /// One connection's life: connect, declare, bind, print until the stream ends.
-async fn listen(args: &LogsArgs, topology: &Topology) -> Result<Listened, lapin::Error> {
+async fn listen(
+    args: &LogsArgs,
+    topology: &Topology,
+    ready: &ReadyFile,
+) -> Result<Listened, lapin::Error> {
     let connection =
         Connection::connect(&args.amqp.amqp_url, ConnectionProperties::default()).await?;
     let mut consumer = match bind(&connection, args, topology).await {
@@ -80,6 +95,7 @@ async fn listen(args: &LogsArgs, topology: &Topology) -> Result<Listened, lapin:
                 args.topics.join(" "),
                 topology.logs()
             );
+            ready.set(&format!("bound to {}\n", topology.logs()));
             consumer
         }
         Err(e) => {

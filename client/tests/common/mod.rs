@@ -189,6 +189,7 @@ pub fn facematch() -> tokio::process::Command {
         "FACEMATCH_GATEWAY",
         "FACEMATCH_AMQP_URL",
         "FACEMATCH_AMQP_PREFIX",
+        "FACEMATCH_READY_FILE",
     ] {
         cmd.env_remove(var);
     }
