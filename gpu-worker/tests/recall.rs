@@ -1,5 +1,6 @@
 //! Faces a user would see: a tight thumbnail of a face (which face-api's single detection
-//! pass misses) is found and matched end to end; photos without a face (a cat the detector
+//! pass misses) is found and matched end to end; a grey one both detection passes miss is
+//! found by the frame check; photos and textures without a face (a cat the detector
 //! scores 0.93 as a face, a coffee cup) give no face; and a worker refuses a store whose faces
 //! were made with the other descriptor crop.
 
@@ -72,6 +73,64 @@ fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
         w > 75.0 && h > 75.0,
         "the face fills most of the thumbnail: {w}×{h}"
     );
+}
+
+fn grey(img: &RgbImage) -> RgbImage {
+    let luma = image::DynamicImage::ImageRgb8(img.clone()).to_luma8();
+    image::DynamicImage::ImageLuma8(luma).to_rgb8()
+}
+
+fn distance(a: &[f32; 128], b: &[f32; 128]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f32>()
+        .sqrt()
+}
+
+#[test]
+fn a_grey_thumbnail_both_passes_miss_is_found_by_the_frame_check() {
+    let photo = decode_image(&demo(4)).expect("demo decodes");
+    let source = pipeline(PipelineOptions::default())
+        .run(std::slice::from_ref(&photo))
+        .expect("run")[0][3]
+        .descriptor;
+    let thumb = grey(&tight_crop(4, 3, 150));
+    let detectors_only = pipeline(PipelineOptions {
+        frame_check: None,
+        ..PipelineOptions::default()
+    });
+    assert!(
+        detectors_only
+            .run(std::slice::from_ref(&thumb))
+            .expect("run")[0]
+            .is_empty(),
+        "neither detection pass finds this face"
+    );
+    let faces = pipeline(PipelineOptions::default())
+        .run(&[thumb])
+        .expect("run");
+    assert_eq!(faces[0].len(), 1, "the frame check finds it");
+    let d = distance(&faces[0][0].descriptor, &source);
+    assert!(d < 0.6, "it matches its source face: {d}");
+    assert!(
+        faces[0][0].score > 0.8,
+        "steady landmarks: {}",
+        faces[0][0].score
+    );
+}
+
+#[test]
+fn textures_and_gradients_pass_no_frame_check() {
+    let noise = RgbImage::from_fn(150, 150, |x, y| {
+        let v = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)).wrapping_mul(2_654_435_761) >> 24;
+        image::Rgb([v as u8, (v >> 1) as u8, (255 - v) as u8])
+    });
+    let gradient = RgbImage::from_fn(150, 150, |x, y| image::Rgb([x as u8, y as u8, 128]));
+    let faces = pipeline(PipelineOptions::default())
+        .run(&[noise, gradient])
+        .expect("run");
+    assert!(faces.iter().all(Vec::is_empty), "{faces:?}");
 }
 
 #[test]

@@ -433,7 +433,8 @@ impl FacePipeline {
         let mut steadiest: Vec<(f64, Pending)> = Vec::new();
         for (first, p) in proposals.iter().zip(moved) {
             let drift = frame_check::drift(&first.landmarks, &p.landmarks);
-            if !(drift < frame.max_drift) {
+            // A NaN drift (degenerate landmarks) is refused too.
+            if drift.is_nan() || drift >= frame.max_drift {
                 continue;
             }
             match steadiest.iter_mut().find(|(_, s)| s.image == p.image) {
