@@ -71,6 +71,7 @@ def main():
     channel.basic_qos(prefetch_count=1)
     channel.basic_consume(queue=common.QUEUE, on_message_callback=handle)
     signal.signal(signal.SIGTERM, lambda *_: channel.stop_consuming())
+    print("peer worker ready", file=sys.stderr, flush=True)
     try:
         channel.start_consuming()
     finally:
