@@ -7,7 +7,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::{
-    enqueue::{Job, NotQueued, claim, enqueue, publish_claimed, unconfirmed_answer},
+    enqueue::{Job, NotQueued, claim, enqueue_upload, publish_claimed, unconfirmed_answer},
     error::ApiError,
     extract::{AnyJson, ImageUpload},
     fetch::{FetchError, check_url},
@@ -93,13 +93,11 @@ impl ScanApi {
             mime,
             body: &bytes,
         };
-        match enqueue(&state, job).await {
-            Ok(()) => {
-                state.store.record_file_name(&filename, hash).await?;
-                Ok(Json(ScanAnswer {
-                    hash: hash.to_string(),
-                }))
-            }
+        // On success the filename is recorded already, with the claim or the confirm.
+        match enqueue_upload(&state, job).await {
+            Ok(()) => Ok(Json(ScanAnswer {
+                hash: hash.to_string(),
+            })),
             Err(NotQueued::Refused(e)) => Err(e),
             Err(NotQueued::Unconfirmed(why)) => {
                 state.store.record_file_name(&filename, hash).await?;
