@@ -11,6 +11,9 @@
 #
 # usage: perf/side-by-side.sh [--quick]     (--quick: short points, fewer of them, < 5 min
 #                                            once built)
+#        PERF_PROFILE=dev perf/side-by-side.sh   (dev-profile binaries: dependencies optimised,
+#                                            our code at opt-level 1; when a release build
+#                                            does not fit the time)
 # Everything it creates on the broker and in Redis carries a per-run prefix and is deleted at
 # the end, even on failure. Needs: cargo, python3 (the peer's venv), curl.
 set -euo pipefail
@@ -33,11 +36,20 @@ fm_amqp="$run."; fm_keys="$run:"; gw_port=18081; peer_port=18082
 echo "== building (release) and installing the peer"
 scripts/services.sh
 perf/peer/install.sh
-scripts/fetch-weights.sh
-nice -n 10 cargo build --release -q -p gateway -p gpu-worker -p facematch-load -p facematch-perf \
-  --bin gateway --bin gpu-worker --bin upload-load --bin e2e --bin sbs-admin --bin sbs-report \
-  --bin index-search
-bin=target/release
+FACEMATCH_CONVERTER=${FACEMATCH_CONVERTER:-} scripts/fetch-weights.sh
+profile=${PERF_PROFILE:-release}
+case $profile in
+  release) build=(--release); bin=target/release ;;
+  dev) build=(); bin=target/debug ;;
+  *) echo "PERF_PROFILE is release or dev" >&2; exit 2 ;;
+esac
+# PERF_SKIP_BUILD=1: measure the binaries already in $bin (a missing index-search skips the
+# facematch side of the matching table).
+if [ -z "${PERF_SKIP_BUILD:-}" ]; then
+  nice -n 10 cargo build "${build[@]}" -q -p gateway -p gpu-worker -p facematch-load -p facematch-perf \
+    --bin gateway --bin gpu-worker --bin upload-load --bin e2e --bin sbs-admin --bin sbs-report \
+    --bin index-search
+fi
 venv=perf/peer/.venv
 
 pids=()
@@ -129,9 +141,14 @@ for n in 1 2; do
 done
 
 echo "== 3. matching scale"
-$bin/index-search --sizes "$sizes_index" --repeats $repeats | tee "$out/index.md"
+if [ -x $bin/index-search ]; then
+  $bin/index-search --sizes "$sizes_index" --repeats $repeats | tee "$out/index.md"
+else
+  echo "no $bin/index-search: facematch's side of the matching table skipped"
+fi
 (cd perf/peer && MATCH_REPEATS=$repeats .venv/bin/python match_scale.py ${sizes_index//,/ }) | tee "$out/peer-match.jsonl"
 
 echo "== report"
-$bin/sbs-report --dir "$out" --quick "$quick" --command "perf/side-by-side.sh${1:+ $1}" \
+$bin/sbs-report --dir "$out" --quick "$quick" --profile "$profile" \
+  --command "${PERF_PROFILE:+PERF_PROFILE=$PERF_PROFILE }perf/side-by-side.sh${1:+ $1}" \
   --results perf/RESULTS.md --plots perf/plots

@@ -20,6 +20,9 @@ struct Args {
     /// 1 when the run was `--quick`.
     #[arg(long, default_value_t = 0)]
     quick: u8,
+    /// Cargo profile of the binaries measured (`release` or `dev`).
+    #[arg(long, default_value = "release")]
+    profile: String,
     /// The command that made the run, recorded with it.
     #[arg(long)]
     command: String,
@@ -79,10 +82,11 @@ fn main() -> anyhow::Result<()> {
     )?;
     writeln!(
         md,
-        "**Machine:** {}; run {date}{}.\n",
+        "**Machine:** {}; run {date}; {} build{}.\n",
         machine(),
+        args.profile,
         if args.quick == 1 {
-            ", `--quick` (short points: indicative only)"
+            "; `--quick` (short points: indicative only)"
         } else {
             ""
         }
