@@ -112,6 +112,7 @@ fn draw(file: &Path, title: &str, series: &[(&str, Vec<&UploadPoint>)]) -> anyho
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .label_font(("sans-serif", 14))

@@ -316,6 +316,7 @@ pub fn e2e_section(md: &mut String, runs: &[E2eRun]) -> anyhow::Result<()> {
         writeln!(md, "|---|---:|---:|---|---|")?;
         for r in runs.iter().filter(|r| r.label != "facematch") {
             let both = r.pairs.iter().filter(|p| fm.pairs.contains(p)).count();
+            // The count, and a few of the pairs as examples.
             let only = |a: &E2eRun, b: &E2eRun| {
                 let v: Vec<String> = a
                     .pairs
@@ -323,10 +324,10 @@ pub fn e2e_section(md: &mut String, runs: &[E2eRun]) -> anyhow::Result<()> {
                     .filter(|p| !b.pairs.contains(p))
                     .map(|(x, y)| format!("{x}–{y}"))
                     .collect();
-                if v.is_empty() {
-                    "none".to_owned()
-                } else {
-                    format!("{}: {}", v.len(), v.join(", "))
+                match v.len() {
+                    0 => "none".to_owned(),
+                    n if n <= 6 => format!("{n}: {}", v.join(", ")),
+                    n => format!("{n}, e.g. {}, …", v[..6].join(", ")),
                 }
             };
             writeln!(
