@@ -59,13 +59,23 @@ pub async fn claim(state: &AppState, hash: ImageHash) -> Result<Claim, ApiError>
     Ok(claim)
 }
 
-/// Makes sure the job is durably queued (or already known); then returns.
-pub async fn enqueue(state: &AppState, job: Job<'_>) -> Result<(), NotQueued> {
-    let claim = claim(state, job.hash).await?;
+/// Makes sure an upload's job is durably queued (or already known) and its filename recorded;
+/// then returns. Two Redis round trips for a new image (claim; queued + filename), one for a
+/// known one (claim + filename).
+pub async fn enqueue_upload(state: &AppState, job: Job<'_>) -> Result<(), NotQueued> {
+    let claim = state
+        .store
+        .claim_upload(job.hash, state.requeue_after, job.name)
+        .await?;
+    if let Claim::Requeue(had) = claim {
+        tracing::info!(hash = %job.hash, had = had.as_str(), "queueing a known image again; its message may be gone");
+    }
     publish_claimed(state, claim, job).await
 }
 
-/// Publishes a claimed job when the claim says so, and settles the claim with the outcome.
+/// Publishes a claimed job when the claim says so, and settles the claim with the outcome: a
+/// confirmed upload is marked queued with its filename recorded in the same round trip (a URL
+/// is recorded by its caller, which must learn the hash it is bound to).
 pub async fn publish_claimed(
     state: &AppState,
     claim: Claim,
@@ -86,7 +96,10 @@ pub async fn publish_claimed(
     match state.publisher.publish_job(&meta, job.body).await {
         Ok(()) => {
             crate::metrics::publish("confirmed");
-            state.store.confirm_queued(hash).await?;
+            match job.source {
+                Source::Upload => state.store.confirm_upload(hash, job.name).await?,
+                Source::Url => state.store.confirm_queued(hash).await?,
+            }
             Ok(())
         }
         Err(e) if e.may_be_queued() => {

@@ -14,6 +14,7 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
+    sync::LazyLock,
     time::Duration,
 };
 
@@ -22,81 +23,142 @@ use deadpool_redis::redis::{self, AsyncCommands, Script};
 use super::{FaceRecord, ImageState, ImageStatus, MatchDetail, Store, StoreError, now_ms};
 use crate::ImageHash;
 
-/// Creates `image:{hash}` as `pending` unless it exists, or decides that an existing image's
-/// job must be published again. KEYS: image. ARGV: now, re-queue bound (ms), dead-letter
-/// prefix. Returns `new`, `requeue:<state it had>`, or the state it has.
-const CLAIM: &str = r#"
-local state = redis.call('HGET', KEYS[1], 'state')
-local now = tonumber(ARGV[1])
-if not state then
-  redis.call('HSET', KEYS[1], 'state', 'pending', 'created_at', ARGV[1], 'updated_at', ARGV[1])
-  return 'new'
-end
-if state == 'pending' then return 'requeue:pending' end
-if state == 'queued' then
-  local since = tonumber(redis.call('HGET', KEYS[1], 'queued_at')
-    or redis.call('HGET', KEYS[1], 'updated_at') or '0') or 0
-  if now - since >= tonumber(ARGV[2]) then
-    -- A lease: concurrent re-uploads within the bound do not all publish again.
-    redis.call('HSET', KEYS[1], 'queued_at', ARGV[1])
-    return 'requeue:queued'
+/// Lua `claim(image key, now, re-queue bound (ms), dead-letter prefix)`: creates
+/// `image:{hash}` as `pending` unless it exists, or decides that an existing image's job must
+/// be published again. Returns `new`, `requeue:<state it had>`, or the state it has.
+const CLAIM_FN: &str = r#"
+local function claim(key, now_s, requeue_ms, dead_prefix)
+  local state = redis.call('HGET', key, 'state')
+  local now = tonumber(now_s)
+  if not state then
+    redis.call('HSET', key, 'state', 'pending', 'created_at', now_s, 'updated_at', now_s)
+    return 'new'
+  end
+  if state == 'pending' then return 'requeue:pending' end
+  if state == 'queued' then
+    local since = tonumber(redis.call('HGET', key, 'queued_at')
+      or redis.call('HGET', key, 'updated_at') or '0') or 0
+    if now - since >= tonumber(requeue_ms) then
+      -- A lease: concurrent re-uploads within the bound do not all publish again.
+      redis.call('HSET', key, 'queued_at', now_s)
+      return 'requeue:queued'
+    end
+    return state
+  end
+  if state == 'failed' then
+    local err = redis.call('HGET', key, 'error') or ''
+    if string.sub(err, 1, string.len(dead_prefix)) == dead_prefix then
+      redis.call('HSET', key, 'state', 'pending', 'updated_at', now_s)
+      redis.call('HDEL', key, 'error')
+      return 'requeue:failed'
+    end
   end
   return state
 end
-if state == 'failed' then
-  local err = redis.call('HGET', KEYS[1], 'error') or ''
-  if string.sub(err, 1, string.len(ARGV[3])) == ARGV[3] then
-    redis.call('HSET', KEYS[1], 'state', 'pending', 'updated_at', ARGV[1])
-    redis.call('HDEL', KEYS[1], 'error')
-    return 'requeue:failed'
+"#;
+
+/// Lua `confirm(image key, now)`: moves `pending` to `queued` and starts the re-queue clock;
+/// `done` and `failed` are left alone (a worker may have finished before the confirm arrived).
+const CONFIRM_FN: &str = r#"
+local function confirm(key, now)
+  local state = redis.call('HGET', key, 'state')
+  if state == 'pending' then
+    redis.call('HSET', key, 'state', 'queued', 'updated_at', now)
+    state = 'queued'
+  end
+  if state == 'queued' then
+    redis.call('HSET', key, 'queued_at', now)
   end
 end
-return state
 "#;
 
-/// Moves `pending` to `queued` and starts the re-queue clock; `done` and `failed` are left
-/// alone (a worker may have finished before the confirm arrived).
-const CONFIRM: &str = r#"
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'pending' then
-  redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[1])
-  state = 'queued'
+/// Lua `record_file(file key, files-of-hash key, name, hash, key prefix)`: points a filename
+/// at its latest hash and moves it between the `files:` sets.
+const RECORD_FILE_FN: &str = r#"
+local function record_file(file_key, files_key, name, hash, prefix)
+  local old = redis.call('GET', file_key)
+  redis.call('SET', file_key, hash)
+  if old and old ~= hash then
+    redis.call('SREM', prefix .. 'files:' .. old, name)
+  end
+  redis.call('SADD', files_key, name)
 end
-if state == 'queued' then
-  redis.call('HSET', KEYS[1], 'queued_at', ARGV[1])
-end
-return 1
 "#;
 
-/// Deletes a claim whose publish failed, only if it is still `pending`.
-const RELEASE: &str = r#"
+/// A script made of Lua functions and a body calling them. Built once: a [`Script`] hashes
+/// its text, and every call after the first sends only that hash (`EVALSHA`).
+fn script(functions: &[&str], body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", functions.concat()))
+}
+
+/// KEYS: image. ARGV: now, re-queue bound (ms), dead-letter prefix.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        &[CLAIM_FN],
+        "return claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])",
+    )
+});
+
+/// An upload's claim, and when there is nothing to publish, its filename recorded in the same
+/// round trip. KEYS: image, file, files-of-hash. ARGV: now, re-queue bound (ms), dead-letter
+/// prefix, name, hash, key prefix.
+static CLAIM_FILE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        &[CLAIM_FN, RECORD_FILE_FN],
+        r#"local r = claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if r ~= 'new' and string.sub(r, 1, 8) ~= 'requeue:' then
+  record_file(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[6])
+end
+return r"#,
+    )
+});
+
+/// KEYS: image. ARGV: now.
+static CONFIRM: LazyLock<Script> =
+    LazyLock::new(|| script(&[CONFIRM_FN], "confirm(KEYS[1], ARGV[1]) return 1"));
+
+/// A confirmed upload marked queued and its filename recorded in one round trip.
+/// KEYS: image, file, files-of-hash. ARGV: now, name, hash, key prefix.
+static CONFIRM_FILE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        &[CONFIRM_FN, RECORD_FILE_FN],
+        "confirm(KEYS[1], ARGV[1]) record_file(KEYS[2], KEYS[3], ARGV[2], ARGV[3], ARGV[4]) return 1",
+    )
+});
+
+/// Deletes a claim whose publish failed, only if it is still `pending`. KEYS: image.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
 if redis.call('HGET', KEYS[1], 'state') == 'pending' then
   redis.call('DEL', KEYS[1])
 end
 return 1
-"#;
+"#,
+    )
+});
 
-/// Points a filename at its latest hash and moves it between the `files:` sets.
 /// KEYS: file key, files-of-new-hash key; ARGV: name, hash, key prefix.
-const RECORD_FILE: &str = r#"
-local old = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[2])
-if old and old ~= ARGV[2] then
-  redis.call('SREM', ARGV[3] .. 'files:' .. old, ARGV[1])
-end
-redis.call('SADD', KEYS[2], ARGV[1])
-return 1
-"#;
+static RECORD_FILE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        &[RECORD_FILE_FN],
+        "record_file(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]) return 1",
+    )
+});
 
 /// Binds a URL to a hash forever (first writer wins); returns the bound hash.
 /// KEYS: url key, urls-of-hash key; ARGV: url, hash.
-const RECORD_URL: &str = r#"
+static RECORD_URL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
 local bound = redis.call('GET', KEYS[1])
 if bound then return bound end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
 return ARGV[2]
-"#;
+"#,
+    )
+});
 
 /// The result of claiming an image for queueing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +176,24 @@ impl Claim {
     /// Whether the caller must publish the job.
     pub fn must_publish(self) -> bool {
         !matches!(self, Self::Existing(_))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A claim script's answer.
+fn parse_claim(answer: &str) -> Result<Claim, StoreError> {
+    let state = |s: &str| {
+        ImageState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("image state {s:?}")))
+    };
+    match answer {
+        "new" => Ok(Claim::New),
+        other => match other.strip_prefix("requeue:") {
+            Some(had) => state(had).map(Claim::Requeue),
+            None => state(other).map(Claim::Existing),
+        },
     }
 }
 
@@ -163,24 +243,42 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         self.timed("redis.claim_image", async {
             let mut conn = self.conn().await?;
-            let answer: String = Script::new(CLAIM)
+            let answer: String = CLAIM
                 .key(self.keys().image(hash))
                 .arg(now_ms())
-                .arg(u64::try_from(requeue_after.as_millis()).unwrap_or(u64::MAX))
+                .arg(millis(requeue_after))
                 .arg(ImageState::DEAD_LETTERED)
                 .invoke_async(&mut conn)
                 .await?;
-            let state = |s: &str| {
-                ImageState::parse(s)
-                    .ok_or_else(|| StoreError::Corrupt(format!("image state {s:?}")))
-            };
-            match answer.as_str() {
-                "new" => Ok(Claim::New),
-                other => match other.strip_prefix("requeue:") {
-                    Some(had) => state(had).map(Claim::Requeue),
-                    None => state(other).map(Claim::Existing),
-                },
-            }
+            parse_claim(&answer)
+        })
+        .await
+    }
+
+    /// [`Store::claim_image`] for an upload named `name`: when the claim says there is nothing
+    /// to publish ([`Claim::Existing`]), the filename is recorded in the same round trip (as
+    /// [`Store::record_file_name`] would), so a known image costs one.
+    pub async fn claim_upload(
+        &self,
+        hash: ImageHash,
+        requeue_after: Duration,
+        name: &str,
+    ) -> Result<Claim, StoreError> {
+        self.timed("redis.claim_upload", async {
+            let mut conn = self.conn().await?;
+            let answer: String = CLAIM_FILE
+                .key(self.keys().image(hash))
+                .key(self.keys().file_name(name))
+                .key(self.keys().file_names(hash))
+                .arg(now_ms())
+                .arg(millis(requeue_after))
+                .arg(ImageState::DEAD_LETTERED)
+                .arg(name)
+                .arg(hash.to_string())
+                .arg(self.keys().prefix())
+                .invoke_async(&mut conn)
+                .await?;
+            parse_claim(&answer)
         })
         .await
     }
@@ -188,18 +286,44 @@ impl Store {
     /// Marks a claimed image `queued` once the broker confirmed its job (and restarts the
     /// re-queue clock of one already `queued`).
     pub async fn confirm_queued(&self, hash: ImageHash) -> Result<(), StoreError> {
-        self.run_script(CONFIRM, hash).await
+        self.run_script("redis.confirm_queued", &CONFIRM, hash)
+            .await
+    }
+
+    /// [`Store::confirm_queued`] and [`Store::record_file_name`] in one round trip: a confirmed
+    /// upload is queued and its filename points at it.
+    pub async fn confirm_upload(&self, hash: ImageHash, name: &str) -> Result<(), StoreError> {
+        self.timed("redis.confirm_upload", async {
+            let mut conn = self.conn().await?;
+            let _: i64 = CONFIRM_FILE
+                .key(self.keys().image(hash))
+                .key(self.keys().file_name(name))
+                .key(self.keys().file_names(hash))
+                .arg(now_ms())
+                .arg(name)
+                .arg(hash.to_string())
+                .arg(self.keys().prefix())
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Undoes a claim whose publish failed, so a later request can try again.
     pub async fn release_claim(&self, hash: ImageHash) -> Result<(), StoreError> {
-        self.run_script(RELEASE, hash).await
+        self.run_script("redis.release_claim", &RELEASE, hash).await
     }
 
-    async fn run_script(&self, script: &str, hash: ImageHash) -> Result<(), StoreError> {
-        self.timed("redis.image_script", async {
+    async fn run_script(
+        &self,
+        span: &'static str,
+        script: &Script,
+        hash: ImageHash,
+    ) -> Result<(), StoreError> {
+        self.timed(span, async {
             let mut conn = self.conn().await?;
-            let _: i64 = Script::new(script)
+            let _: i64 = script
                 .key(self.keys().image(hash))
                 .arg(now_ms())
                 .invoke_async(&mut conn)
@@ -214,7 +338,7 @@ impl Store {
     pub async fn record_file_name(&self, name: &str, hash: ImageHash) -> Result<(), StoreError> {
         self.timed("redis.record_file_name", async {
             let mut conn = self.conn().await?;
-            let _: i64 = Script::new(RECORD_FILE)
+            let _: i64 = RECORD_FILE
                 .key(self.keys().file_name(name))
                 .key(self.keys().file_names(hash))
                 .arg(name)
@@ -231,7 +355,7 @@ impl Store {
     pub async fn record_url(&self, url: &str, hash: ImageHash) -> Result<ImageHash, StoreError> {
         self.timed("redis.record_url", async {
             let mut conn = self.conn().await?;
-            let bound: String = Script::new(RECORD_URL)
+            let bound: String = RECORD_URL
                 .key(self.keys().url(url))
                 .key(self.keys().urls(hash))
                 .arg(url)
