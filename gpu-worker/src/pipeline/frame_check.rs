@@ -12,8 +12,16 @@
 //! each box, and the points move by a quarter of the face width or more (every no-face image
 //! of the recall benchmark). Proposals whose drift stays under [`FrameCheck::max_drift`] are
 //! kept, with the second box and landmarks; the usual landmark check follows.
+//!
+//! On a blank region the net answers with the same shape whatever the box, which can be
+//! steady too (a black image passed the drift test), so a proposal must also show some
+//! contrast: a face is never a flat patch.
 
-use super::{align::Landmarks, detection::BBox, dlib_chip::dlib_chip_transform};
+use image::RgbImage;
+
+use super::{
+    align::Landmarks, detection::BBox, dlib_chip::dlib_chip_transform, preprocess::CropRect,
+};
 
 /// Settings of the frame check.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +30,8 @@ pub struct FrameCheck {
     pub fractions: &'static [f64],
     /// Largest mean landmark drift between the two runs, over the fitted template's width.
     pub max_drift: f64,
+    /// Least standard deviation of the grey levels (0–255) inside the second box.
+    pub min_contrast: f64,
 }
 
 impl Default for FrameCheck {
@@ -29,6 +39,8 @@ impl Default for FrameCheck {
         Self {
             fractions: &[1.0, 0.8, 0.6],
             max_drift: 0.2,
+            // Well under any face's (skin, eyes, hair and background), above a flat patch.
+            min_contrast: 8.0,
         }
     }
 }
@@ -67,6 +79,29 @@ pub fn box_from_landmarks(landmarks: &Landmarks) -> BBox {
     }
 }
 
+/// Standard deviation of the grey levels of `crop` of `img`, on at most about 64×64 samples.
+pub fn contrast(img: &RgbImage, crop: CropRect) -> f64 {
+    let step = (crop.width.max(crop.height) / 64).max(1) as usize;
+    let (mut n, mut sum, mut sq) = (0f64, 0f64, 0f64);
+    for y in (crop.y..crop.y + crop.height).step_by(step) {
+        for x in (crop.x..crop.x + crop.width).step_by(step) {
+            let Some(p) = img.get_pixel_checked(x, y) else {
+                continue;
+            };
+            let [r, g, b] = p.0.map(f64::from);
+            let v = 0.299 * r + 0.587 * g + 0.114 * b;
+            n += 1.0;
+            sum += v;
+            sq += v * v;
+        }
+    }
+    if n == 0.0 {
+        return 0.0;
+    }
+    let mean = sum / n;
+    (sq / n - mean * mean).max(0.0).sqrt()
+}
+
 /// Mean distance between corresponding points of two landmark sets, over the width of the
 /// template fitted to the first.
 pub fn drift(first: &Landmarks, second: &Landmarks) -> f64 {
@@ -93,6 +128,21 @@ mod tests {
             pts[i] = [x + width * (mx - 0.5), y + width * (my - 0.5)];
         }
         pts
+    }
+
+    #[test]
+    fn contrast_is_zero_on_a_flat_patch() {
+        let flat = RgbImage::from_pixel(20, 20, image::Rgb([0, 0, 0]));
+        let all = CropRect {
+            x: 0,
+            y: 0,
+            width: 20,
+            height: 20,
+        };
+        assert_eq!(contrast(&flat, all), 0.0);
+        let halves =
+            RgbImage::from_fn(20, 20, |x, _| image::Rgb([if x < 10 { 0 } else { 200 }; 3]));
+        assert!((contrast(&halves, all) - 100.0).abs() < 1e-6);
     }
 
     #[test]

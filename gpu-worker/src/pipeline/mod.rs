@@ -406,8 +406,9 @@ impl FacePipeline {
     }
 
     /// The frame check's second landmark run: each proposal moves to the box its landmarks
-    /// imply and gets the landmarks found there; it stays only when they drifted less than
-    /// `frame.max_drift`, and one image keeps its steadiest proposal.
+    /// imply and gets the landmarks found there; it stays only when that box is not flat and
+    /// the landmarks drifted less than `frame.max_drift`, and one image keeps its steadiest
+    /// proposal.
     fn check_proposals(
         &self,
         images: &[RgbImage],
@@ -424,7 +425,11 @@ impl FacePipeline {
                 let img = &images[p.image];
                 let bbox = frame_check::box_from_landmarks(&p.landmarks);
                 let crop = detection::clip_box(&bbox, img.width(), img.height())?;
-                Some(Pending { bbox, crop, ..*p })
+                (frame_check::contrast(img, crop) >= frame.min_contrast).then_some(Pending {
+                    bbox,
+                    crop,
+                    ..*p
+                })
             })
             .collect();
         for chunk in moved.chunks_mut(self.options.face_chunk.max(1)) {
