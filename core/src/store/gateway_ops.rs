@@ -266,16 +266,14 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         self.timed("redis.claim_upload", async {
             let mut conn = self.conn().await?;
-            let answer: String = CLAIM_FILE
+            let mut claim = CLAIM_FILE.prepare_invoke();
+            claim
                 .key(self.keys().image(hash))
-                .key(self.keys().file_name(name))
-                .key(self.keys().file_names(hash))
                 .arg(now_ms())
                 .arg(millis(requeue_after))
-                .arg(ImageState::DEAD_LETTERED)
-                .arg(name)
-                .arg(hash.to_string())
-                .arg(self.keys().prefix())
+                .arg(ImageState::DEAD_LETTERED);
+            let answer: String = self
+                .file_name_args(&mut claim, name, hash)
                 .invoke_async(&mut conn)
                 .await?;
             parse_claim(&answer)
@@ -295,14 +293,10 @@ impl Store {
     pub async fn confirm_upload(&self, hash: ImageHash, name: &str) -> Result<(), StoreError> {
         self.timed("redis.confirm_upload", async {
             let mut conn = self.conn().await?;
-            let _: i64 = CONFIRM_FILE
-                .key(self.keys().image(hash))
-                .key(self.keys().file_name(name))
-                .key(self.keys().file_names(hash))
-                .arg(now_ms())
-                .arg(name)
-                .arg(hash.to_string())
-                .arg(self.keys().prefix())
+            let mut confirm = CONFIRM_FILE.prepare_invoke();
+            confirm.key(self.keys().image(hash)).arg(now_ms());
+            let _: i64 = self
+                .file_name_args(&mut confirm, name, hash)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(())
@@ -313,6 +307,21 @@ impl Store {
     /// Undoes a claim whose publish failed, so a later request can try again.
     pub async fn release_claim(&self, hash: ImageHash) -> Result<(), StoreError> {
         self.run_script("redis.release_claim", &RELEASE, hash).await
+    }
+
+    /// Adds a filename's keys (`file:` and the hash's `files:`) and arguments (name, hash, key
+    /// prefix) after a script call's own, as `record_file` takes them.
+    fn file_name_args<'c, 's>(
+        &self,
+        call: &'c mut redis::ScriptInvocation<'s>,
+        name: &str,
+        hash: ImageHash,
+    ) -> &'c mut redis::ScriptInvocation<'s> {
+        call.key(self.keys().file_name(name))
+            .key(self.keys().file_names(hash))
+            .arg(name)
+            .arg(hash.to_string())
+            .arg(self.keys().prefix())
     }
 
     async fn run_script(
@@ -338,12 +347,8 @@ impl Store {
     pub async fn record_file_name(&self, name: &str, hash: ImageHash) -> Result<(), StoreError> {
         self.timed("redis.record_file_name", async {
             let mut conn = self.conn().await?;
-            let _: i64 = RECORD_FILE
-                .key(self.keys().file_name(name))
-                .key(self.keys().file_names(hash))
-                .arg(name)
-                .arg(hash.to_string())
-                .arg(self.keys().prefix())
+            let _: i64 = self
+                .file_name_args(&mut RECORD_FILE.prepare_invoke(), name, hash)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(())
