@@ -121,6 +121,25 @@ fn a_grey_thumbnail_both_passes_miss_is_found_by_the_frame_check() {
 }
 
 #[test]
+fn the_frame_check_gives_an_image_the_same_faces_alone_or_behind_a_blank_one() {
+    // The blank image's proposals are dropped as flat before the second landmark run; the
+    // thumbnail's must still be compared with their own first landmarks.
+    let thumb = grey(&tight_crop(4, 3, 150));
+    let p = pipeline(PipelineOptions::default());
+    let alone = p.run(std::slice::from_ref(&thumb)).expect("run");
+    let batch = p.run(&[RgbImage::new(150, 150), thumb]).expect("run");
+    assert!(batch[0].is_empty(), "the blank image has no face");
+    assert_eq!(
+        batch[1].len(),
+        1,
+        "the thumbnail's face is found in the batch too"
+    );
+    // Batch size changes only the last bits of the matrix products.
+    let d = distance(&batch[1][0].descriptor, &alone[0][0].descriptor);
+    assert!(d < 1e-3, "same face as alone: {d}");
+}
+
+#[test]
 fn textures_gradients_and_blank_images_pass_no_frame_check() {
     let noise = RgbImage::from_fn(150, 150, |x, y| {
         let v = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)).wrapping_mul(2_654_435_761) >> 24;

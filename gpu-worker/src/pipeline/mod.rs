@@ -419,25 +419,24 @@ impl FacePipeline {
             .into_iter()
             .partition(|p| p.proposal);
         *pending = detections;
-        let mut moved: Vec<Pending> = proposals
+        // Each proposal that moves to a usable, non-flat box, with its first landmarks kept
+        // beside it (dropped proposals must not shift the pairs).
+        let (firsts, mut moved): (Vec<align::Landmarks>, Vec<Pending>) = proposals
             .iter()
             .filter_map(|p| {
                 let img = &images[p.image];
                 let bbox = frame_check::box_from_landmarks(&p.landmarks);
                 let crop = detection::clip_box(&bbox, img.width(), img.height())?;
-                (frame_check::contrast(img, crop) >= frame.min_contrast).then_some(Pending {
-                    bbox,
-                    crop,
-                    ..*p
-                })
+                (frame_check::contrast(img, crop) >= frame.min_contrast)
+                    .then_some((p.landmarks, Pending { bbox, crop, ..*p }))
             })
-            .collect();
+            .unzip();
         for chunk in moved.chunks_mut(self.options.face_chunk.max(1)) {
             self.locate_landmarks(images, chunk)?;
         }
         let mut steadiest: Vec<(f64, Pending)> = Vec::new();
-        for (first, p) in proposals.iter().zip(moved) {
-            let drift = frame_check::drift(&first.landmarks, &p.landmarks);
+        for (first, p) in firsts.iter().zip(moved) {
+            let drift = frame_check::drift(first, &p.landmarks);
             // A NaN drift (degenerate landmarks) is refused too.
             if drift.is_nan() || drift >= frame.max_drift {
                 continue;
