@@ -70,12 +70,6 @@ pub struct StageTimings {
     pub describe: Duration,
 }
 
-impl StageTimings {
-    pub fn total(&self) -> Duration {
-        self.detect + self.landmarks + self.align + self.describe
-    }
-}
-
 impl std::ops::AddAssign for StageTimings {
     fn add_assign(&mut self, o: Self) {
         self.detect += o.detect;
@@ -242,10 +236,6 @@ impl FacePipeline {
 
     pub fn device(&self) -> &Device {
         &self.device
-    }
-
-    pub fn options(&self) -> &PipelineOptions {
-        &self.options
     }
 
     /// The networks, for per-network checks.

@@ -5,8 +5,8 @@
 //! `.safetensors` file. [`scripts/fetch-weights.sh`] produces those files with
 //! [`convert::convert_all`]. At start-up each file is read once, hashed, and only then parsed,
 //! so what was verified is exactly what is loaded. (The bytes are read rather than
-//! memory-mapped: candle copies CPU tensors out of the file anyway, and reading keeps the
-//! crate free of `unsafe`.) Nothing is downloaded at run time.
+//! memory-mapped: candle copies CPU tensors out of the file anyway, and a mapped file could
+//! change under the hash check.) Nothing is downloaded at run time.
 
 pub mod convert;
 
