@@ -15,5 +15,8 @@ scripts/fetch-weights.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --workspace
+# Fast lane first: unit tests (seconds once built) fail before the system tests start.
+cargo test --workspace --lib --bins
+cargo test --workspace --test '*'
+cargo test --workspace --doc
 scripts/check-cuda.sh
