@@ -4,6 +4,7 @@
 //! - [`device::select_device`]: `auto`, `cpu`, `cuda` or `cuda:N`.
 //! - [`pipeline::FacePipeline`]: the batched detect → landmarks → align → describe pipeline.
 //! - [`models`]: the three networks; [`weights`]: pinned, verified weight files.
+//! - [`index`]: every stored face on the worker's device and the batch [`index::Matcher`].
 //! - [`memory`]: allocator settings that keep CPU inference off the page-fault path.
 //!
 //! The model side knows nothing of AMQP or Redis.
@@ -11,6 +12,7 @@
 pub mod decode;
 pub mod device;
 pub mod error;
+pub mod index;
 pub mod memory;
 pub mod models;
 pub mod pipeline;

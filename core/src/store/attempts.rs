@@ -23,6 +23,14 @@ if redis.call('HGET', KEYS[1], 'state') == 'done' then return -1 end
 return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 "#;
 
+/// Takes back one counted attempt (never below zero) unless the image is done. KEYS: image.
+const FORGIVE_ATTEMPT: &str = r#"
+if redis.call('HGET', KEYS[1], 'state') == 'done' then return 0 end
+local n = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+if n > 0 then redis.call('HINCRBY', KEYS[1], 'attempts', -1) end
+return 1
+"#;
+
 /// Marks a job failed as dead-lettered and clears its attempts (so a re-queued job starts
 /// afresh), unless it is done or failed already. KEYS: image. ARGV: error, now. Returns 1 when
 /// it changed the state.
@@ -64,6 +72,27 @@ impl Store {
                 .invoke_async(&mut conn)
                 .await?;
             Ok(u32::try_from(n).ok())
+        })
+        .await
+    }
+
+    /// Takes back the attempt counted by [`Store::begin_attempt`] for images whose run failed
+    /// through no fault of theirs (the worker's face index, not the image), so a failure of
+    /// the worker never uses up a job's poison budget.
+    pub async fn forgive_attempts(&self, hashes: &[ImageHash]) -> Result<(), StoreError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        self.timed("redis.forgive_attempts", async {
+            let mut conn = self.conn().await?;
+            let script = Script::new(FORGIVE_ATTEMPT);
+            for hash in hashes {
+                let _: i64 = script
+                    .key(self.keys().image(*hash))
+                    .invoke_async(&mut conn)
+                    .await?;
+            }
+            Ok(())
         })
         .await
     }

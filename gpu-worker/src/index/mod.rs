@@ -6,21 +6,37 @@
 //! recomputed in f64 from the stored f32 values, so the answer never depends on how a batch was
 //! formed or how the device sums.
 
-use candle_core::{D, DType, Device, Tensor};
+mod device;
+mod host;
+mod matcher;
+mod quantized;
+
+use candle_core::Device;
 use facematch_core::{
     ImageHash,
     store::{DESCRIPTOR_LEN, FacelogEntry, LogId},
 };
-use rayon::prelude::*;
 
-use super::quantized::{self, QUANT_BYTES};
+pub use self::matcher::{Matcher, NewFaces};
+use self::{
+    device::{Chunk, upload},
+    quantized::QUANT_BYTES,
+};
 
 /// Rows per sealed device chunk (CUDA).
 pub const CHUNK_ROWS: usize = 16_384;
-/// Slack on the squared threshold for the device filter, far above f32 summation error.
-const FILTER_MARGIN: f32 = 1e-3;
-/// Rows per parallel task of the host scan.
-const HOST_BLOCK: usize = 4_096;
+
+/// Why the index could not take entries or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(
+        "facelog entry {0} holds a descriptor that is not a finite number; the store is \
+         damaged (repair or delete the entry)"
+    )]
+    NotFinite(LogId),
+    #[error("device: {0}")]
+    Device(#[from] candle_core::Error),
+}
 
 /// One new face to compare: who it belongs to and its own log id.
 #[derive(Debug, Clone)]
@@ -38,11 +54,6 @@ pub struct Hit {
     /// The stored face's image.
     pub other: ImageHash,
     pub distance: f64,
-}
-
-struct Chunk {
-    rows: Tensor,
-    norms: Tensor,
 }
 
 /// Where the descriptor matrix lives.
@@ -139,7 +150,14 @@ impl FaceIndex {
     }
 
     /// Appends entries newer than [`Self::last_id`] (older ones are ignored).
-    pub fn extend(&mut self, entries: &[FacelogEntry]) -> candle_core::Result<()> {
+    pub fn extend(&mut self, entries: &[FacelogEntry]) -> Result<(), IndexError> {
+        // All or nothing: a damaged entry leaves the index as it was.
+        if let Some(bad) = entries
+            .iter()
+            .find(|e| !e.descriptor.iter().all(|v| v.is_finite()))
+        {
+            return Err(IndexError::NotFinite(bad.id));
+        }
         for entry in entries {
             if self.last_id().is_some_and(|last| entry.id <= last) {
                 continue;
@@ -159,7 +177,13 @@ impl FaceIndex {
                 Storage::Device { chunks, tail } => {
                     tail.extend_from_slice(&entry.descriptor);
                     if tail.len() == CHUNK_ROWS * DESCRIPTOR_LEN {
-                        chunks.push(upload(tail, &self.device)?);
+                        match upload(tail, &self.device) {
+                            Ok(chunk) => chunks.push(chunk),
+                            Err(e) => {
+                                tail.truncate(tail.len() - DESCRIPTOR_LEN);
+                                return Err(e.into());
+                            }
+                        }
                         tail.clear();
                     }
                 }
@@ -172,7 +196,7 @@ impl FaceIndex {
 
     /// Every stored face within `threshold` of each query that is older than the query
     /// (`id` lower) and belongs to another image, in (query, row) order.
-    pub fn search(&self, queries: &[Query], threshold: f32) -> candle_core::Result<Vec<Hit>> {
+    pub fn search(&self, queries: &[Query], threshold: f32) -> Result<Vec<Hit>, IndexError> {
         if queries.is_empty() || self.is_empty() {
             return Ok(Vec::new());
         }
@@ -219,119 +243,6 @@ impl FaceIndex {
             },
         ))
     }
-
-    fn search_host(
-        &self,
-        queries: &[Query],
-        visible: &[usize],
-        threshold: f32,
-        exact: &[f32],
-        quant: &[i8],
-        outliers: &[usize],
-    ) -> Vec<(usize, usize, Hit)> {
-        let row_of = |r: usize| &exact[r * DESCRIPTOR_LEN..(r + 1) * DESCRIPTOR_LEN];
-        let quantized: Vec<Option<[i8; DESCRIPTOR_LEN]>> = queries
-            .iter()
-            .map(|q| quantized::quantize(&q.descriptor))
-            .collect();
-        let limit = quantized::filter_limit(threshold);
-        let rows = visible.iter().copied().max().unwrap_or(0);
-        let mut hits: Vec<(usize, usize, Hit)> = quant[..rows * DESCRIPTOR_LEN]
-            .par_chunks(HOST_BLOCK * DESCRIPTOR_LEN)
-            .enumerate()
-            .flat_map_iter(|(block, codes)| {
-                let base = block * HOST_BLOCK;
-                let block_rows = codes.len() / DESCRIPTOR_LEN;
-                let mut found = Vec::new();
-                let mut candidates = Vec::new();
-                for (qi, query) in queries.iter().enumerate() {
-                    let end = visible[qi].saturating_sub(base).min(block_rows);
-                    if end == 0 {
-                        continue;
-                    }
-                    candidates.clear();
-                    match &quantized[qi] {
-                        Some(code) => quantized::filter_block(
-                            code,
-                            &codes[..end * DESCRIPTOR_LEN],
-                            limit,
-                            &mut candidates,
-                        ),
-                        // A query the int8 copy cannot bound is compared exactly everywhere.
-                        None => candidates.extend(0..end),
-                    }
-                    for &offset in &candidates {
-                        let row = base + offset;
-                        if let Some(hit) = self.exact_hit(qi, query, row, row_of(row), threshold) {
-                            found.push(hit);
-                        }
-                    }
-                }
-                found
-            })
-            .collect();
-        for &row in outliers {
-            for (qi, query) in queries.iter().enumerate() {
-                if row < visible[qi]
-                    && let Some(hit) = self.exact_hit(qi, query, row, row_of(row), threshold)
-                {
-                    hits.push(hit);
-                }
-            }
-        }
-        hits
-    }
-
-    fn search_device(
-        &self,
-        queries: &[Query],
-        visible: &[usize],
-        threshold: f32,
-        chunks: &[Chunk],
-        tail: &[f32],
-    ) -> candle_core::Result<Vec<(usize, usize, Hit)>> {
-        let flat: Vec<f32> = queries.iter().flat_map(|q| q.descriptor).collect();
-        let q = Tensor::from_vec(flat, (queries.len(), DESCRIPTOR_LEN), &self.device)?;
-        let q_norms = q.sqr()?.sum_keepdim(D::Minus1)?;
-        let limit = threshold * threshold + FILTER_MARGIN;
-        let tail = if tail.is_empty() {
-            None
-        } else {
-            Some(upload(tail, &self.device)?)
-        };
-        let mut hits = Vec::new();
-        for (c, chunk) in chunks.iter().chain(tail.as_ref()).enumerate() {
-            let base = c * CHUNK_ROWS;
-            if visible.iter().all(|&v| v <= base) {
-                break;
-            }
-            // ‖q − r‖² = ‖q‖² + ‖r‖² − 2 q·r, for the whole batch at once.
-            let dots = q.matmul(&chunk.rows.t()?)?;
-            let d2 = q_norms
-                .broadcast_add(&chunk.norms.unsqueeze(0)?)?
-                .sub(&(dots * 2.0)?)?;
-            let close = d2.le(limit)?.to_dtype(DType::U8)?.to_vec2::<u8>()?;
-            for (qi, flags) in close.iter().enumerate() {
-                for (r, _) in flags.iter().enumerate().filter(|(_, f)| **f != 0) {
-                    let row = base + r;
-                    if row >= visible[qi] {
-                        continue;
-                    }
-                    let stored = chunk.rows.get(r)?.to_vec1::<f32>()?;
-                    if let Some(hit) = self.exact_hit(qi, &queries[qi], row, &stored, threshold) {
-                        hits.push(hit);
-                    }
-                }
-            }
-        }
-        Ok(hits)
-    }
-}
-
-fn upload(rows: &[f32], device: &Device) -> candle_core::Result<Chunk> {
-    let rows = Tensor::from_slice(rows, (rows.len() / DESCRIPTOR_LEN, DESCRIPTOR_LEN), device)?;
-    let norms = rows.sqr()?.sum(D::Minus1)?;
-    Ok(Chunk { rows, norms })
 }
 
 /// Euclidean distance summed in f64 in a fixed order: the same on every worker and device.
@@ -461,5 +372,28 @@ mod tests {
             .count();
         assert_eq!(hits.len(), expected);
         assert!(hits.iter().all(|h| h.distance <= 0.05));
+    }
+
+    #[test]
+    fn a_descriptor_that_is_not_finite_is_refused_and_changes_nothing() {
+        for mut index in [
+            FaceIndex::new(Device::Cpu),
+            FaceIndex::new_matrix(Device::Cpu),
+        ] {
+            index.extend(&[entry(1, 1, 0.0)]).expect("extend");
+            let mut bad = entry(3, 3, 0.0);
+            bad.descriptor[7] = f32::NAN;
+            let err = index
+                .extend(&[entry(2, 2, 0.1), bad])
+                .expect_err("NaN accepted");
+            assert!(matches!(
+                err,
+                IndexError::NotFinite(LogId { ms: 3, seq: 0 })
+            ));
+            assert!(err.to_string().contains("not a finite number"), "{err}");
+            assert_eq!(index.len(), 1, "nothing of the failed call was kept");
+            index.extend(&[entry(2, 2, 0.1)]).expect("extend after");
+            assert_eq!(index.len(), 2);
+        }
     }
 }

@@ -5,20 +5,18 @@
 //! its state in Redis is the record.
 
 use facematch_core::{
-    amqp::{JobMeta, header_text, lapin::options::BasicAckOptions},
+    amqp::{JobMeta, header_text, lapin::BasicProperties},
     store::Store,
 };
 use tokio::sync::mpsc;
 
 use super::{
-    consumer::{BROKER_REPLY, Received},
-    metrics::Metrics,
-    processor::Processor,
+    consumer::Received, metrics::Metrics, processor::Processor, settle::Settlement, step::StepError,
 };
 
 /// Why the broker dead-lettered a message, from its `x-first-death-*` headers.
-pub fn death_reason(delivery: &facematch_core::amqp::lapin::message::Delivery) -> String {
-    let headers = delivery.properties.headers().clone().unwrap_or_default();
+pub fn death_reason(properties: &BasicProperties) -> String {
+    let headers = properties.headers().clone().unwrap_or_default();
     let reason = header_text(&headers, "x-first-death-reason");
     let queue = header_text(&headers, "x-first-death-queue").unwrap_or_else(|| "?".into());
     match reason.as_deref() {
@@ -39,9 +37,11 @@ pub async fn mark_failed(processor: Processor, mut rx: mpsc::Receiver<Received>)
     let store: &Store = &processor.store;
     let metrics: &Metrics = &processor.metrics;
     while let Some(Received { delivery, .. }) = rx.recv().await {
-        match JobMeta::from_properties(&delivery.properties) {
+        let mut settlement = Settlement::new(delivery.acker);
+        let properties = delivery.properties;
+        match JobMeta::from_properties(&properties) {
             Ok(meta) => {
-                let reason = death_reason(&delivery);
+                let reason = death_reason(&properties);
                 let marked = processor
                     .retry("marking a dead-lettered job failed", || {
                         store.mark_dead_lettered(meta.hash, &reason)
@@ -55,8 +55,12 @@ pub async fn mark_failed(processor: Processor, mut rx: mpsc::Receiver<Received>)
                     Ok(false) => {
                         tracing::info!(hash = %meta.hash, %reason, "dead-lettered job was already done or failed");
                     }
-                    // Shutting down with Redis away: leave it in the queue for the next worker.
-                    Err(_) => continue,
+                    // Shutting down with Redis away: back to the queue for the next worker.
+                    Err(StepError::ShuttingDown) => continue,
+                    Err(_) => {
+                        settlement.requeue().await;
+                        continue;
+                    }
                 }
             }
             Err(e) => {
@@ -64,9 +68,6 @@ pub async fn mark_failed(processor: Processor, mut rx: mpsc::Receiver<Received>)
                 metrics.job("malformed");
             }
         }
-        let ack = delivery.ack(BasicAckOptions::default());
-        if !matches!(tokio::time::timeout(BROKER_REPLY, ack).await, Ok(Ok(_))) {
-            tracing::warn!("ack of a dead letter failed; it will be seen again");
-        }
+        settlement.ack().await;
     }
 }

@@ -9,13 +9,14 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::consumer::Received;
+use super::{consumer::Received, settle::Settlement};
 use crate::decode::{DecodeLimits, decode_image_with};
 
 /// One job of a batch, ready for the engine (or already failed).
 #[derive(Debug)]
 pub struct DecodedJob {
-    pub delivery: Delivery,
+    /// Settles the delivery, once.
+    pub settlement: Settlement,
     /// When the delivery arrived.
     pub received: Instant,
     pub meta: Result<JobMeta, MalformedJob>,
@@ -54,14 +55,21 @@ async fn decode_one(
     limits: DecodeLimits,
 ) -> DecodedJob {
     let Received { at, delivery } = received;
-    let meta = JobMeta::from_properties(&delivery.properties);
+    let Delivery {
+        data,
+        acker,
+        properties,
+        redelivered,
+        ..
+    } = delivery;
+    let meta = JobMeta::from_properties(&properties);
     let span = match &meta {
         Ok(m) => tracing::info_span!(
             "job",
             otel.kind = "consumer",
             hash = %m.hash,
             name = %m.name,
-            redelivered = delivery.redelivered,
+            redelivered,
         ),
         Err(_) => tracing::info_span!("job", otel.kind = "consumer"),
     };
@@ -70,12 +78,11 @@ async fn decode_one(
     {
         let _ = span.set_parent(trace_context::extract(&m.trace_headers));
     }
-    let bytes = delivery.data.clone();
-    let decode_span = tracing::info_span!(parent: &span, "decode", bytes = bytes.len());
+    let decode_span = tracing::info_span!(parent: &span, "decode", bytes = data.len());
     let image = async {
         let _permit = limiter.acquire_owned().await;
         tokio::task::spawn_blocking(move || {
-            decode_image_with(&bytes, &limits).map_err(|e| e.to_string())
+            decode_image_with(&data, &limits).map_err(|e| e.to_string())
         })
         .await
         .unwrap_or_else(|e| Err(format!("decoder crashed: {e}")))
@@ -83,7 +90,7 @@ async fn decode_one(
     .instrument(decode_span)
     .await;
     DecodedJob {
-        delivery,
+        settlement: Settlement::new(acker),
         received: at,
         meta,
         image,

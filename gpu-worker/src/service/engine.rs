@@ -6,7 +6,7 @@ use facematch_core::store::FacelogEntry;
 use image::RgbImage;
 use tokio::sync::{mpsc, oneshot};
 
-use super::index::{FaceIndex, Hit, Query};
+use crate::index::{FaceIndex, Hit, IndexError, Query};
 use crate::{Face, FacePipeline, ModelError, StageTimings};
 
 /// Why the engine could not answer.
@@ -15,7 +15,7 @@ pub enum EngineError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("face index: {0}")]
-    Index(#[from] candle_core::Error),
+    Index(#[from] IndexError),
     #[error("the engine thread has stopped")]
     Stopped,
 }
@@ -29,6 +29,7 @@ enum Command {
         Reply<(Vec<Vec<Face>>, StageTimings)>,
     ),
     Extend(Vec<FacelogEntry>, Reply<IndexStats>),
+    Stats(Reply<IndexStats>),
     Search(Vec<Query>, f32, tracing::Span, Reply<Vec<Hit>>),
 }
 
@@ -38,6 +39,16 @@ pub struct IndexStats {
     pub faces: usize,
     pub bytes: usize,
     pub last_id: Option<facematch_core::store::LogId>,
+}
+
+impl IndexStats {
+    fn of(index: &FaceIndex) -> Self {
+        Self {
+            faces: index.len(),
+            bytes: index.memory_bytes(),
+            last_id: index.last_id(),
+        }
+    }
 }
 
 /// Cloneable handle to the engine thread.
@@ -61,12 +72,11 @@ impl Engine {
                             let _ = reply.send(pipeline.run_timed(&images).map_err(Into::into));
                         }
                         Command::Extend(entries, reply) => {
-                            let result = index.extend(&entries).map(|()| IndexStats {
-                                faces: index.len(),
-                                bytes: index.memory_bytes(),
-                                last_id: index.last_id(),
-                            });
+                            let result = index.extend(&entries).map(|()| IndexStats::of(&index));
                             let _ = reply.send(result.map_err(Into::into));
+                        }
+                        Command::Stats(reply) => {
+                            let _ = reply.send(Ok(IndexStats::of(&index)));
                         }
                         Command::Search(queries, threshold, span, reply) => {
                             let _guard = span.enter();
@@ -100,6 +110,11 @@ impl Engine {
     /// Adds `facelog` entries to the index.
     pub async fn extend(&self, entries: Vec<FacelogEntry>) -> Result<IndexStats, EngineError> {
         self.call(|reply| Command::Extend(entries, reply)).await
+    }
+
+    /// The index's size and newest entry; also shows the engine thread is alive.
+    pub async fn stats(&self) -> Result<IndexStats, EngineError> {
+        self.call(Command::Stats).await
     }
 
     /// Older faces of other images within `threshold` of each query.

@@ -16,12 +16,12 @@ mod dead_letters;
 mod decode_stage;
 pub mod engine;
 pub mod health;
-pub mod index;
 mod metrics;
 mod metrics_server;
 mod plan;
 mod processor;
-mod quantized;
+mod settle;
+pub(crate) mod step;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -40,8 +40,11 @@ use self::{
     decode_stage::decode_batch,
     engine::Engine,
     processor::Processor,
+    step::{FailureStreak, StepError},
 };
-use crate::{Alignment, FacePipeline, PipelineOptions, decode::DecodeLimits, select_device};
+use crate::{
+    Alignment, FacePipeline, PipelineOptions, decode::DecodeLimits, index::Matcher, select_device,
+};
 
 /// `gpu-worker serve` settings (DESIGN §8).
 #[derive(Debug, Clone, Args)]
@@ -146,6 +149,8 @@ pub enum ServeError {
     },
     #[error("cannot read the store's descriptor crop: {0}")]
     AlignmentUnknown(facematch_core::store::StoreError),
+    #[error("cannot load the face index from the store: {0}")]
+    Index(StepError),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
 }
@@ -237,23 +242,33 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
         "worker starting"
     );
 
+    let matcher = Matcher {
+        engine: engine.clone(),
+        store: store.clone(),
+        threshold: args.threshold,
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    };
     let processor = Processor {
         store,
         engine,
-        threshold: args.threshold,
+        matcher,
         model: model_id(args.align),
         alignment: args.align.to_string(),
         metrics,
         shutdown: shutdown.clone(),
         max_attempts: args.limits.max_attempts,
         batch_pixels: args.limits.max_batch_pixels,
+        failures: FailureStreak::default(),
     };
     let limits = DecodeLimits {
         max_pixels: args.limits.max_image_pixels,
     };
     // Load the whole index before taking jobs (retried while Redis is down).
-    if processor.catch_up(None).await.is_err() {
-        return Ok(()); // shut down while waiting for Redis
+    match processor.matcher.catch_up(None).await {
+        Ok(()) => {}
+        Err(StepError::ShuttingDown) => return Ok(()), // while waiting for Redis
+        Err(e) => return Err(ServeError::Index(e)),
     }
 
     let prefetch = u16::try_from(max_batch * 2).unwrap_or(u16::MAX);

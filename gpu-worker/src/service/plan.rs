@@ -10,12 +10,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use facematch_core::{
-    ImageHash,
-    amqp::{JobMeta, lapin::options::BasicRejectOptions},
-};
+use facematch_core::{ImageHash, amqp::JobMeta};
 
-use super::{consumer::Received, processor::Processor};
+use super::{consumer::Received, processor::Processor, settle::Settlement, step::StepError};
 use crate::decode::canvas_size;
 
 impl Processor {
@@ -80,24 +77,23 @@ impl Processor {
              each time); poison message"
         );
         tracing::error!(%hash, attempts = tried, "poison job: marking it failed and dead-lettering it");
-        if self
+        let marked = self
             .retry("marking a poison job failed", || {
                 self.store.mark_dead_lettered(hash, &reason)
             })
-            .await
-            .is_err()
-        {
-            return; // shutting down: redelivered to the next worker, which fails it
-        }
-        self.metrics.job("poison");
-        let reject = received
-            .delivery
-            .reject(BasicRejectOptions { requeue: false });
-        if !matches!(
-            tokio::time::timeout(super::consumer::BROKER_REPLY, reject).await,
-            Ok(Ok(_))
-        ) {
-            tracing::warn!(%hash, "reject of a poison job failed; it will be seen again");
+            .await;
+        let mut settlement = Settlement::new(received.delivery.acker);
+        match marked {
+            Ok(_) => {
+                self.metrics.job("poison");
+                settlement.reject().await;
+            }
+            // Redelivered to the next worker, which fails it.
+            Err(StepError::ShuttingDown) => {}
+            Err(_) => {
+                self.metrics.job("requeued");
+                settlement.requeue().await;
+            }
         }
     }
 }

@@ -1,34 +1,36 @@
 //! Running a decoded batch to the end: inference on the engine, faces appended to `facelog`
 //! once, the index caught up to the batch's own entries, matches searched and written both
-//! ways, then ack. Redis failures are transient (retried in place with backoff, never acked);
-//! undecodable images are permanent failures of their job alone. Each job's attempt is counted
-//! in Redis just before inference (the workers' poison budget, see `plan`).
-
-use std::{collections::HashMap, time::Duration};
+//! ways, then ack. Each job's attempt is counted in Redis just before inference (the workers'
+//! poison budget, see `plan`). Undecodable images are permanent failures of their job alone;
+//! how the other failures are handled is in `step`. Whatever happens, no delivery leaves
+//! [`Processor::process`] unsettled.
 
 use facematch_core::{
     ImageHash,
-    amqp::lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions},
-    store::{Appended, FaceBox, FaceRecord, ImageMeta, LogId, Store, StoreError},
+    store::{Appended, DESCRIPTOR_LEN, FaceBox, FaceRecord, ImageMeta, Store},
 };
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::{decode_stage::DecodedJob, engine::Engine, index::Query, metrics::Metrics};
-use crate::Face;
-
-/// Entries read from `facelog` per round trip while catching up.
-const CATCH_UP_PAGE: usize = 10_000;
-const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
-/// Longest wait for the broker connection to take an ack, nack or reject.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+use super::{
+    decode_stage::DecodedJob,
+    engine::Engine,
+    metrics::Metrics,
+    step::{FailureStreak, StepError},
+};
+use crate::{
+    Face,
+    index::{Matcher, NewFaces},
+};
 
 /// Shared by every batch.
 #[derive(Debug, Clone)]
 pub struct Processor {
     pub store: Store,
+    /// Runs the networks.
     pub engine: Engine,
-    pub threshold: f32,
+    /// Matches a batch's faces with the stored ones.
+    pub matcher: Matcher,
     pub model: String,
     /// The descriptor crop, stored with every face.
     pub alignment: String,
@@ -38,11 +40,9 @@ pub struct Processor {
     pub max_attempts: u32,
     /// Most canvas pixels in one batch (an image over it runs alone).
     pub batch_pixels: u64,
+    /// Failed batches in a row (the pause before requeueing).
+    pub failures: FailureStreak,
 }
-
-/// A Redis step gave up because the worker is shutting down.
-#[derive(Debug)]
-pub(super) struct Abandoned;
 
 fn to_record(face: &Face) -> FaceRecord {
     let [x, y, width, height] = face.bbox;
@@ -59,119 +59,146 @@ fn to_record(face: &Face) -> FaceRecord {
     }
 }
 
-impl Processor {
-    /// Retries a Redis step until it succeeds or the worker shuts down.
-    pub(super) async fn retry<T, F, Fut>(&self, what: &str, mut step: F) -> Result<T, Abandoned>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>>,
-    {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match step().await {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    self.metrics.redis_retry();
-                    tracing::warn!(error = %e, ?backoff, "{what} failed; retrying");
-                    if *self.shutdown.borrow() {
-                        return Err(Abandoned);
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
-                }
-            }
-        }
-    }
+fn hash_of(job: &DecodedJob) -> Option<ImageHash> {
+    job.meta.as_ref().ok().map(|m| m.hash)
+}
 
-    /// Processes a batch to the end; every job is acked, rejected or left for redelivery.
-    pub async fn process(&self, batch: Vec<DecodedJob>) {
+impl Processor {
+    /// Processes a batch to the end: every job is acked, rejected or requeued.
+    pub async fn process(&self, mut batch: Vec<DecodedJob>) {
         for job in &batch {
             self.metrics
                 .queue_time(job.received.elapsed().as_secs_f64());
         }
-        let mut ready = Vec::new();
-        for job in batch {
+        match self.run(&mut batch).await {
+            Ok(()) => self.failures.reset(),
+            Err(StepError::ShuttingDown) => {}
+            Err(e) => {
+                let pause = self.failures.next_pause();
+                tracing::error!(error = %e, ?pause, "batch failed; requeueing its jobs after a pause");
+                self.pause(pause).await;
+            }
+        }
+        // Whatever stopped the batch: a delivery left unsettled would hold a prefetch slot
+        // until the connection drops.
+        let requeues = batch
+            .iter_mut()
+            .filter(|job| job.settlement.is_pending())
+            .map(|job| {
+                self.metrics.job("requeued");
+                job.settlement.requeue()
+            });
+        futures_util::future::join_all(requeues).await;
+    }
+
+    async fn run(&self, batch: &mut [DecodedJob]) -> Result<(), StepError> {
+        self.settle_unreadable(batch).await?;
+        let started = self.begin_attempts(batch).await?;
+        if started.is_empty() {
+            return Ok(());
+        }
+        let outcome = self.run_started(batch, &started).await;
+        if let Err(e) = &outcome
+            && !e.blames_the_images()
+            && !matches!(e, StepError::ShuttingDown)
+        {
+            let hashes: Vec<ImageHash> =
+                started.iter().filter_map(|&i| hash_of(&batch[i])).collect();
+            self.retry("forgiving attempts", || {
+                self.store.forgive_attempts(&hashes)
+            })
+            .await?;
+        }
+        outcome
+    }
+
+    /// Rejects malformed messages and fails jobs whose image cannot be decoded.
+    async fn settle_unreadable(&self, batch: &mut [DecodedJob]) -> Result<(), StepError> {
+        for job in batch.iter_mut() {
             match (&job.meta, &job.image) {
                 (Err(e), _) => {
                     tracing::error!(parent: &job.span, error = %e, "malformed message; dead-lettering");
                     self.metrics.job("malformed");
-                    settle(
-                        "reject",
-                        job.delivery.reject(BasicRejectOptions { requeue: false }),
-                    )
-                    .await;
+                    job.settlement.reject().await;
                 }
                 (Ok(meta), Err(reason)) => {
                     let hash = meta.hash;
                     let reason = format!("cannot decode the image: {reason}");
                     tracing::warn!(parent: &job.span, %hash, %reason, "job failed");
-                    let span = job.span.clone();
-                    let stored = self
-                        .retry("marking a job failed", || {
-                            self.store.fail_job(hash, &reason)
-                        })
-                        .instrument(tracing::info_span!(parent: &span, "store.fail_job"))
-                        .await;
-                    if stored.is_ok() {
-                        self.metrics.job("failed");
-                        ack(&job).await;
-                    }
+                    self.retry("marking a job failed", || {
+                        self.store.fail_job(hash, &reason)
+                    })
+                    .instrument(tracing::info_span!(parent: &job.span, "store.fail_job"))
+                    .await?;
+                    self.metrics.job("failed");
+                    job.settlement.ack().await;
                 }
-                (Ok(_), Ok(_)) => ready.push(job),
+                (Ok(_), Ok(_)) => {}
             }
         }
-        // Count the attempt of every job about to run; a redelivery of a finished job stops here.
-        let mut started = Vec::with_capacity(ready.len());
-        for job in ready {
-            let Ok(meta) = &job.meta else { continue };
+        Ok(())
+    }
+
+    /// Counts the attempt of every job about to run and returns their positions; a
+    /// redelivery of a finished job is acked here.
+    async fn begin_attempts(&self, batch: &mut [DecodedJob]) -> Result<Vec<usize>, StepError> {
+        let mut started = Vec::with_capacity(batch.len());
+        for (i, job) in batch.iter_mut().enumerate() {
+            let (Ok(meta), Ok(_)) = (&job.meta, &job.image) else {
+                continue;
+            };
             let hash = meta.hash;
-            match self
+            let begun = self
                 .retry("counting an attempt", || self.store.begin_attempt(hash))
                 .instrument(tracing::info_span!(parent: &job.span, "store.begin_attempt"))
-                .await
-            {
-                Ok(Some(_)) => started.push(job),
-                Ok(None) => {
-                    tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
-                    self.metrics.job("duplicate");
-                    ack(&job).await;
-                }
-                Err(Abandoned) => return,
+                .await?;
+            if begun.is_some() {
+                started.push(i);
+            } else {
+                tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
+                self.metrics.job("duplicate");
+                job.settlement.ack().await;
             }
         }
-        let mut ready = started;
-        if ready.is_empty() {
-            return;
-        }
+        Ok(started)
+    }
 
-        let images: Vec<image::RgbImage> = ready
-            .iter_mut()
-            .filter_map(|j| j.image.as_mut().ok().map(std::mem::take))
+    /// Inference, faces stored, matches searched and stored, ack; for the jobs at `started`.
+    async fn run_started(
+        &self,
+        batch: &mut [DecodedJob],
+        started: &[usize],
+    ) -> Result<(), StepError> {
+        let images: Vec<image::RgbImage> = started
+            .iter()
+            .filter_map(|&i| batch[i].image.as_mut().ok().map(std::mem::take))
             .collect();
         let sizes: Vec<(u32, u32)> = images.iter().map(|i| i.dimensions()).collect();
-        let batch_span = tracing::info_span!("batch", batch_size = ready.len());
-        for job in &ready {
-            batch_span.follows_from(job.span.id());
+        let batch_span = tracing::info_span!("batch", batch_size = started.len());
+        for &i in started {
+            batch_span.follows_from(batch[i].span.id());
         }
-        let inferred = self
+        let (mut faces, timings) = self
             .engine
             .infer(images)
             .instrument(batch_span.clone())
-            .await;
-        let (faces, timings) = match inferred {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "inference failed; requeueing the batch");
-                self.requeue(&ready).await;
-                return;
+            .await
+            .map_err(StepError::Inference)?;
+        // A descriptor that is not finite would damage the stored log for every worker.
+        for (&i, image_faces) in started.iter().zip(&mut faces) {
+            let before = image_faces.len();
+            image_faces.retain(|f| f.descriptor.iter().all(|v| v.is_finite()));
+            if image_faces.len() < before {
+                tracing::error!(parent: &batch[i].span, dropped = before - image_faces.len(), "faces with a descriptor that is not finite were dropped");
             }
-        };
-        self.metrics.inference(ready.len(), &timings);
+        }
+        self.metrics.inference(started.len(), &timings);
 
         // Append every job's faces (once per image, whatever the deliveries).
-        let mut appended = Vec::with_capacity(ready.len());
-        for ((job, faces), (width, height)) in ready.iter().zip(&faces).zip(&sizes) {
-            let Ok(meta) = &job.meta else { continue };
+        let mut appended = Vec::with_capacity(started.len());
+        for ((&i, faces), (width, height)) in started.iter().zip(&faces).zip(&sizes) {
+            let job = &batch[i];
+            let Some(hash) = hash_of(job) else { continue };
             let records: Vec<FaceRecord> = faces.iter().map(to_record).collect();
             let image_meta = ImageMeta {
                 width: *width,
@@ -181,147 +208,53 @@ impl Processor {
             };
             let result = self
                 .retry("storing faces", || {
-                    self.store.append_faces(meta.hash, &records, &image_meta)
+                    self.store.append_faces(hash, &records, &image_meta)
                 })
                 .instrument(tracing::info_span!(parent: &job.span, "store.append_faces", faces = records.len()))
-                .await;
-            let Ok(result) = result else { return };
+                .await?;
             appended.push(result);
         }
 
-        // Catch the index up to the newest entry of this batch, then search.
-        let newest = appended
+        // Match the faces of the jobs that were not done before.
+        let descriptors: Vec<Vec<[f32; DESCRIPTOR_LEN]>> = faces
             .iter()
-            .filter_map(|a| match a {
-                Appended::Ids(ids) => ids.last().copied(),
+            .map(|image| image.iter().map(|f| f.descriptor).collect())
+            .collect();
+        let new_faces: Vec<NewFaces> = started
+            .iter()
+            .zip(&appended)
+            .zip(&descriptors)
+            .filter_map(|((&i, result), descriptors)| match result {
+                Appended::Ids(ids) => Some(NewFaces {
+                    hash: hash_of(&batch[i])?,
+                    ids,
+                    descriptors,
+                }),
                 Appended::AlreadyDone => None,
             })
-            .max();
-        if let Some(newest) = newest
-            && self.catch_up(Some(newest)).await.is_err()
-        {
-            return;
-        }
-        let mut queries = Vec::new();
-        let mut owner = Vec::new();
-        for (j, (job, result)) in ready.iter().zip(&appended).enumerate() {
-            let (Ok(meta), Appended::Ids(ids)) = (&job.meta, result) else {
-                continue;
-            };
-            for (face, id) in faces[j].iter().zip(ids) {
-                queries.push(Query {
-                    hash: meta.hash,
-                    id: *id,
-                    descriptor: face.descriptor,
-                });
-                owner.push(j);
-            }
-        }
-        let hits = match self
-            .engine
-            .search(queries, self.threshold)
-            .instrument(batch_span)
-            .await
-        {
-            Ok(h) => h,
-            Err(e) => {
-                tracing::error!(error = %e, "index search failed; requeueing the batch");
-                self.requeue(&ready).await;
-                return;
-            }
-        };
-        let mut best: Vec<HashMap<ImageHash, f64>> = vec![HashMap::new(); ready.len()];
-        for hit in hits {
-            let entry = best[owner[hit.query]]
-                .entry(hit.other)
-                .or_insert(hit.distance);
-            *entry = entry.min(hit.distance);
-        }
+            .collect();
+        let mut matched = self
+            .matcher
+            .match_batch(&new_faces, batch_span)
+            .await?
+            .into_iter();
 
-        for ((job, result), matches) in ready.iter().zip(&appended).zip(best) {
-            let Ok(meta) = &job.meta else { continue };
-            if matches!(result, Appended::Ids(_)) {
-                let mut pairs: Vec<(ImageHash, f64)> = matches.into_iter().collect();
-                pairs.sort_by_key(|p| p.0);
-                let stored = self
-                    .retry("storing matches", || self.store.finish_job(meta.hash, &pairs))
+        for (&i, result) in started.iter().zip(&appended) {
+            let job = &mut batch[i];
+            let Some(hash) = hash_of(job) else { continue };
+            if let Appended::Ids(ids) = result {
+                let pairs = matched.next().unwrap_or_default();
+                self.retry("storing matches", || self.store.finish_job(hash, &pairs))
                     .instrument(tracing::info_span!(parent: &job.span, "store.finish_job", matches = pairs.len()))
-                    .await;
-                if stored.is_err() {
-                    return;
-                }
-                tracing::info!(parent: &job.span, hash = %meta.hash, faces = faces_of(result), matches = pairs.len(), "job done");
+                    .await?;
+                tracing::info!(parent: &job.span, %hash, faces = ids.len(), matches = pairs.len(), "job done");
                 self.metrics.job("done");
             } else {
-                tracing::info!(parent: &job.span, hash = %meta.hash, "job was already done (redelivery)");
+                tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
                 self.metrics.job("duplicate");
             }
-            ack(job).await;
+            job.settlement.ack().await;
         }
-    }
-
-    /// Hands a batch back to the broker after a failure that is not the input's fault as far as
-    /// we know; each job's counted attempt fails it as poison once it keeps failing.
-    async fn requeue(&self, batch: &[DecodedJob]) {
-        let nacks = batch.iter().map(|job| {
-            self.metrics.job("requeued");
-            settle(
-                "requeue",
-                job.delivery.nack(BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                }),
-            )
-        });
-        futures_util::future::join_all(nacks).await;
-    }
-
-    /// Reads `facelog` into the index up to `until` (everything when `None`).
-    pub async fn catch_up(&self, until: Option<LogId>) -> Result<(), ()> {
-        loop {
-            let stats = self.engine.extend(Vec::new()).await.map_err(|_| ())?;
-            if until.is_some_and(|u| stats.last_id.is_some_and(|last| last >= u)) {
-                return Ok(());
-            }
-            let page = self
-                .retry("reading facelog", || {
-                    self.store.read_facelog(stats.last_id, until, CATCH_UP_PAGE)
-                })
-                .await
-                .map_err(|_| ())?;
-            let done = page.len() < CATCH_UP_PAGE;
-            let stats = self.engine.extend(page).await.map_err(|e| {
-                tracing::error!(error = %e, "cannot extend the face index");
-            })?;
-            self.metrics.index(stats.faces, stats.bytes);
-            if done {
-                return Ok(());
-            }
-        }
-    }
-}
-
-fn faces_of(result: &Appended) -> usize {
-    match result {
-        Appended::Ids(ids) => ids.len(),
-        Appended::AlreadyDone => 0,
-    }
-}
-
-async fn ack(job: &DecodedJob) {
-    settle("ack", job.delivery.ack(BasicAckOptions::default())).await;
-}
-
-/// Waits for the broker connection to take an ack, nack or reject, at most
-/// [`SETTLE_TIMEOUT`]. After a failure or a timeout the delivery may still be settled later,
-/// or redelivered by the broker when the channel closes; a job's writes are idempotent.
-async fn settle<E: std::fmt::Display>(
-    what: &str,
-    op: impl std::future::Future<Output = Result<bool, E>>,
-) {
-    match tokio::time::timeout(SETTLE_TIMEOUT, op).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "{what} failed; the job may be redelivered"),
-        Err(_) => tracing::warn!("{what} timed out; the job may be redelivered"),
+        Ok(())
     }
 }

@@ -239,6 +239,19 @@ impl System {
 
     /// Starts the `gpu-worker` binary for this system (CPU, `max_batch`, extra `env`).
     pub fn spawn_worker_process(&self, max_batch: usize, env: &[(&str, String)]) -> Process {
+        Process(
+            self.worker_command(max_batch, env)
+                .spawn()
+                .expect("start gpu-worker"),
+        )
+    }
+
+    /// The command line of [`Self::spawn_worker_process`] (its stderr inherited).
+    pub fn worker_command(
+        &self,
+        max_batch: usize,
+        env: &[(&str, String)],
+    ) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gpu-worker"));
         command
             .env("FACEMATCH_AMQP_PREFIX", format!("{}.", self.id))
@@ -253,7 +266,7 @@ impl System {
         for (k, v) in env {
             command.env(k, v);
         }
-        Process(command.spawn().expect("start gpu-worker"))
+        command
     }
 
     pub fn start_worker(&self, args: ServeArgs) -> Worker {

@@ -11,7 +11,7 @@ use facematch_core::{
     store::{DESCRIPTOR_LEN, FacelogEntry, LogId},
 };
 use facematch_perf::{median, rss_bytes};
-use gpu_worker::service::index::{FaceIndex, Query};
+use gpu_worker::index::{FaceIndex, Query};
 
 #[derive(Debug, Parser)]
 struct Args {

@@ -1,0 +1,139 @@
+//! How a step of a batch fails and is retried: Redis errors are transient and retried in place
+//! with backoff until the worker shuts down; damaged data, inference and face-index failures
+//! end the batch, which is then requeued after a pause that grows while failures repeat.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use facematch_core::store::StoreError;
+use tokio::sync::watch;
+
+use super::{Metrics, engine::EngineError, processor::Processor};
+
+pub(super) const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why a batch step stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The worker is shutting down: what is unsettled goes back to the queue.
+    #[error("the worker is shutting down")]
+    ShuttingDown,
+    /// The networks failed on this batch's images (which may be to blame).
+    #[error("inference failed: {0}")]
+    Inference(EngineError),
+    /// The face index (or the engine thread) failed: not the images' fault.
+    #[error(transparent)]
+    Index(EngineError),
+    /// Redis answered with data the worker cannot read.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl StepError {
+    /// Whether the batch's images may be to blame: only then does the failed run use up their
+    /// poison budget.
+    pub fn blames_the_images(&self) -> bool {
+        matches!(self, Self::Inference(_))
+    }
+}
+
+/// Consecutive failed batches. The pause before a failed batch is requeued doubles with each,
+/// so a worker whose engine or store keeps failing does not spin through redeliveries.
+#[derive(Debug, Clone, Default)]
+pub struct FailureStreak(Arc<AtomicU32>);
+
+impl FailureStreak {
+    pub fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts a failure and returns how long to pause before requeueing.
+    pub fn next_pause(&self) -> Duration {
+        let failures = self.0.fetch_add(1, Ordering::Relaxed);
+        FIRST_BACKOFF
+            .saturating_mul(1 << failures.min(8))
+            .min(MAX_RETRY_BACKOFF)
+    }
+}
+
+/// Retries a Redis step until it succeeds or the worker shuts down; damaged data is not
+/// retried.
+pub(crate) async fn retry_redis<T, F, Fut>(
+    metrics: &Metrics,
+    shutdown: &watch::Receiver<bool>,
+    what: &str,
+    mut step: F,
+) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e @ StoreError::Corrupt(_)) => {
+                tracing::error!(error = %e, "{what} failed");
+                return Err(StepError::Store(e));
+            }
+            Err(e) => {
+                metrics.redis_retry();
+                tracing::warn!(error = %e, ?backoff, "{what} failed; retrying");
+                if *shutdown.borrow() {
+                    return Err(StepError::ShuttingDown);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+            }
+        }
+    }
+}
+
+impl Processor {
+    /// [`retry_redis`] with the processor's metrics and shutdown signal.
+    pub(super) async fn retry<T, F, Fut>(&self, what: &str, step: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        retry_redis(&self.metrics, &self.shutdown, what, step).await
+    }
+
+    /// Sleeps for `pause`, or less if the worker starts shutting down.
+    pub(super) async fn pause(&self, pause: Duration) {
+        let mut shutdown = self.shutdown.clone();
+        let _ = tokio::time::timeout(pause, shutdown.wait_for(|stop| *stop)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_doubles_up_to_the_cap_and_resets() {
+        let streak = FailureStreak::default();
+        let pauses: Vec<Duration> = (0..8).map(|_| streak.next_pause()).collect();
+        assert_eq!(pauses[0], Duration::from_millis(100));
+        assert_eq!(pauses[1], Duration::from_millis(200));
+        assert_eq!(pauses[5], Duration::from_millis(3_200));
+        assert_eq!(pauses[6], MAX_RETRY_BACKOFF);
+        assert_eq!(pauses[7], MAX_RETRY_BACKOFF);
+        streak.reset();
+        assert_eq!(streak.next_pause(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn only_inference_failures_blame_the_images() {
+        assert!(StepError::Inference(EngineError::Stopped).blames_the_images());
+        assert!(!StepError::Index(EngineError::Stopped).blames_the_images());
+        assert!(!StepError::Store(StoreError::Corrupt("x".into())).blames_the_images());
+        assert!(!StepError::ShuttingDown.blames_the_images());
+    }
+}
