@@ -3,7 +3,9 @@
 //! - [`decode::decode_image`]: untrusted bytes → upright RGB8, with limits.
 //! - [`device::select_device`]: `auto`, `cpu`, `cuda` or `cuda:N`.
 //! - [`pipeline::FacePipeline`]: the batched detect → landmarks → align → describe pipeline.
-//! - [`models`]: the three networks; [`weights`]: pinned, verified weight files.
+//! - [`models`]: the three networks; [`kernels`]: the NHWC tensor ops they are built from
+//!   (direct CPU kernels, candle fallbacks on other devices); [`weights`]: pinned, verified
+//!   weight files.
 //! - [`memory`]: allocator settings that keep CPU inference off the page-fault path.
 //!
 //! The model side knows nothing of AMQP or Redis.
@@ -11,6 +13,7 @@
 pub mod decode;
 pub mod device;
 pub mod error;
+pub mod kernels;
 pub mod memory;
 pub mod models;
 pub mod pipeline;
