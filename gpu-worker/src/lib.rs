@@ -3,7 +3,9 @@
 //! - [`decode::decode_image`]: untrusted bytes → upright RGB8, with limits.
 //! - [`device::select_device`]: `auto`, `cpu`, `cuda` or `cuda:N`.
 //! - [`pipeline::FacePipeline`]: the batched detect → landmarks → align → describe pipeline.
-//! - [`models`]: the three networks; [`weights`]: pinned, verified weight files.
+//! - [`models`]: the three networks; [`kernels`]: the NHWC tensor ops they are built from
+//!   (direct CPU kernels, candle fallbacks on other devices); [`weights`]: pinned, verified
+//!   weight files.
 //! - [`index`]: every stored face on the worker's device and the batch [`index::Matcher`].
 //! - [`memory`]: allocator settings that keep CPU inference off the page-fault path.
 //!
@@ -13,6 +15,7 @@ pub mod decode;
 pub mod device;
 pub mod error;
 pub mod index;
+pub mod kernels;
 pub mod memory;
 pub mod models;
 pub mod pipeline;

@@ -7,11 +7,8 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{
-    layers::{Conv, DepthwiseConv},
-    ops::{self, Act, Padding},
-    separable::Separable,
-};
+use super::layers::{self, Conv, DepthwiseConv};
+use crate::kernels::{self, Act, Padding, Separable};
 
 /// Input side of the landmark net.
 pub const LANDMARK_INPUT: usize = 112;
@@ -32,7 +29,7 @@ impl SeparableConv {
             Padding::Valid,
             Act::None,
         )?;
-        Separable::new(depthwise, pointwise).map(Self)
+        layers::separable(depthwise, pointwise).map(Self)
     }
 }
 
@@ -85,14 +82,14 @@ impl Module for DenseBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let out1 = match &self.conv0 {
             FirstConv::Regular(c) => c.forward(x)?, // relu fused
-            FirstConv::Separable(s) => ops::act(&s.forward(x)?, Act::Relu)?,
+            FirstConv::Separable(s) => kernels::act(&s.forward(x)?, Act::Relu)?,
         };
         let out2 = self.convs[0].forward(&out1)?;
-        let sum2 = ops::add_act_owned(out2, &out1, Act::None)?;
-        let out3 = self.convs[1].forward(&ops::act(&sum2, Act::Relu)?)?;
-        let sum3 = ops::add_act_owned(out3, &sum2, Act::None)?;
-        let out4 = self.convs[2].forward(&ops::act(&sum3, Act::Relu)?)?;
-        ops::add_act_owned(out4, &sum3, Act::Relu)
+        let sum2 = kernels::add_act_owned(out2, &out1, Act::None)?;
+        let out3 = self.convs[1].forward(&kernels::act(&sum2, Act::Relu)?)?;
+        let sum3 = kernels::add_act_owned(out3, &sum2, Act::None)?;
+        let out4 = self.convs[2].forward(&kernels::act(&sum3, Act::Relu)?)?;
+        kernels::add_act_owned(out4, &sum3, Act::Relu)
     }
 }
 
@@ -136,7 +133,7 @@ impl Module for FaceLandmark68Net {
             out = block.forward(&out)?;
         }
         // avgPool 7×7 stride 2 VALID on the 7×7 map = mean over all positions.
-        let pooled = ops::avg_pool(&out, 7, 2)?.flatten_from(1)?; // [F, 256]
-        ops::bias_act(&pooled.matmul(&self.fc_weights)?, &self.fc_bias, Act::None)
+        let pooled = kernels::avg_pool(&out, 7, 2)?.flatten_from(1)?; // [F, 256]
+        kernels::bias_act(&pooled.matmul(&self.fc_weights)?, &self.fc_bias, Act::None)
     }
 }

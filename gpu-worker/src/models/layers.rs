@@ -1,13 +1,15 @@
 //! Convolution layers shared by the three networks: a regular convolution with a fused bias
-//! and activation, and a depthwise convolution with an optional (batch-norm folded) bias.
+//! and activation, a depthwise convolution with an optional (batch-norm folded) bias, and the
+//! two joined into a depthwise-separable convolution ([`separable`]).
 //!
 //! Filters are kept in the TensorFlow layouts of the safetensors files (HWIO `[kh,kw,cin,cout]`
-//! and depthwise `[kh,kw,C,1]`), which are exactly what the NHWC kernels of [`super::ops`] need.
+//! and depthwise `[kh,kw,C,1]`), which are exactly what the NHWC kernels of [`crate::kernels`]
+//! need.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::ops::{self, Act, Padding, Window};
+use crate::kernels::{self, Act, Padding, Separable, Stage, Window};
 
 /// `act(conv2d(x, filter) + bias)` over NHWC input.
 #[derive(Debug, Clone)]
@@ -79,27 +81,14 @@ impl Conv {
     pub fn is_pointwise(&self) -> bool {
         self.k == 1 && self.stride == 1
     }
-
-    /// The filter as a `[kh*kw*cin, cout]` matrix.
-    pub fn filter(&self) -> &Tensor {
-        &self.filter
-    }
-
-    pub fn bias(&self) -> &Tensor {
-        &self.bias
-    }
-
-    pub fn act(&self) -> Act {
-        self.act
-    }
 }
 
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, h, w, _) = x.dims4()?;
         let win = Window::new(h, w, self.k, self.k, self.stride, self.padding);
-        let y = ops::conv2d(x, &self.filter, win)?;
-        ops::bias_act_owned(y, &self.bias, self.act)
+        let y = kernels::conv2d(x, &self.filter, win)?;
+        kernels::bias_act_owned(y, &self.bias, self.act)
     }
 }
 
@@ -159,28 +148,36 @@ impl DepthwiseConv {
 }
 
 impl DepthwiseConv {
-    /// The filter, `[3, 3, C]`.
-    pub fn filter(&self) -> &Tensor {
-        &self.filter
-    }
-
-    pub fn bias(&self) -> &Tensor {
-        &self.bias
-    }
-
     /// The 3×3 SAME window of this layer over an `h×w` input.
     pub fn window(&self, h: usize, w: usize) -> Window {
         Window::new(h, w, 3, 3, self.stride, Padding::Same)
-    }
-
-    pub fn act(&self) -> Act {
-        self.act
     }
 }
 
 impl Module for DepthwiseConv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, h, w, _) = x.dims4()?;
-        ops::depthwise_conv2d(x, &self.filter, &self.bias, self.act, self.window(h, w))
+        kernels::depthwise_conv2d(x, &self.filter, &self.bias, self.act, self.window(h, w))
     }
+}
+
+/// `depthwise` followed by `pointwise`, which must be a 1×1 stride-1 convolution: one
+/// depthwise-separable convolution, fused on the CPU (see [`Separable`]).
+pub fn separable(depthwise: DepthwiseConv, pointwise: Conv) -> Result<Separable> {
+    if !pointwise.is_pointwise() {
+        candle_core::bail!("separable: the second layer must be a 1x1 stride-1 convolution");
+    }
+    Separable::new(
+        Stage {
+            filter: depthwise.filter,
+            bias: depthwise.bias,
+            act: depthwise.act,
+        },
+        depthwise.stride,
+        Stage {
+            filter: pointwise.filter,
+            bias: pointwise.bias,
+            act: pointwise.act,
+        },
+    )
 }

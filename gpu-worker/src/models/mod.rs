@@ -1,4 +1,5 @@
-//! The three face-api networks as candle modules, NHWC throughout, plus the kernels they share.
+//! The three face-api networks as candle modules, NHWC throughout, built from the layers in
+//! [`layers`] and the tensor kernels in [`crate::kernels`].
 //!
 //! - [`ssd::SsdMobilenetV1`]: face detector, 512×512.
 //! - [`landmarks::FaceLandmark68Net`]: 68 landmarks, 112×112.
@@ -8,12 +9,9 @@
 //! [`crate::weights`]); tensor names are the `vb.pp()` paths, shapes are checked at load and
 //! batch norms / affine layers are folded into the convolutions there.
 
-mod cpu_kernels;
 pub mod landmarks;
 pub mod layers;
-pub mod ops;
 pub mod recognition;
-pub mod separable;
 pub mod ssd;
 
 pub use landmarks::FaceLandmark68Net;

@@ -7,10 +7,8 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{
-    layers::Conv,
-    ops::{self, Act, Padding},
-};
+use super::layers::Conv;
+use crate::kernels::{self, Act, Padding};
 
 /// Input side of the recognition net.
 pub const RECOGNITION_INPUT: usize = 150;
@@ -59,7 +57,7 @@ impl Residual {
 impl Module for Residual {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.conv2.forward(&self.conv1.forward(x)?)?;
-        ops::add_act_owned(y, x, Act::Relu)
+        kernels::add_act_owned(y, x, Act::Relu)
     }
 }
 
@@ -84,7 +82,7 @@ impl ResidualDown {
 impl Module for ResidualDown {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = self.conv2.forward(&self.conv1.forward(x)?)?;
-        let mut pooled = ops::avg_pool(x, 2, 2)?;
+        let mut pooled = kernels::avg_pool(x, 2, 2)?;
         let (_, ph, pw, pc) = pooled.dims4()?;
         let (_, yh, yw, yc) = y.dims4()?;
         if (ph, pw) != (yh, yw) {
@@ -95,7 +93,7 @@ impl Module for ResidualDown {
         if pc != yc {
             pooled = pooled.pad_with_zeros(3, 0, yc.saturating_sub(pc))?;
         }
-        ops::add_act_owned(y, &pooled, Act::Relu)
+        kernels::add_act_owned(y, &pooled, Act::Relu)
     }
 }
 
@@ -164,7 +162,7 @@ impl Module for FaceRecognitionNet {
                 x.dims()
             );
         }
-        let mut out = ops::max_pool(&self.conv32_down.forward(x)?, 3, 2)?;
+        let mut out = kernels::max_pool(&self.conv32_down.forward(x)?, 3, 2)?;
         for stage in &self.stages {
             out = stage.forward(&out)?;
         }

@@ -8,11 +8,8 @@
 use candle_core::{D, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::{
-    layers::{Conv, DepthwiseConv},
-    ops::{Act, Padding},
-    separable::Separable,
-};
+use super::layers::{self, Conv, DepthwiseConv};
+use crate::kernels::{Act, Padding, Separable};
 
 /// Input side of the detector.
 pub const SSD_INPUT: usize = 512;
@@ -45,7 +42,7 @@ impl MobileNetBlock {
         let depthwise = DepthwiseConv::load(&dw, "depthwise_weights", cin, stride)?
             .with_batch_norm(&dw.pp("BatchNorm"), BN_EPS, Act::Relu6)?;
         let pointwise = pointwise(&vb.pp(format!("Conv2d_{i}_pointwise")), 1, cin, cout, 1)?;
-        Separable::new(depthwise, pointwise).map(Self)
+        layers::separable(depthwise, pointwise).map(Self)
     }
 }
 

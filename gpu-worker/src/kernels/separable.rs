@@ -16,9 +16,12 @@ use candle_core::{CpuStorage, CustomOp3, Device, Layout, Module, Result, Shape, 
 use rayon::prelude::*;
 
 use super::{
-    cpu_kernels,
-    layers::{Conv, DepthwiseConv},
-    ops::{Act, Window, cpu_f32},
+    Act,
+    conv::{conv2d, matmul_add},
+    cpu_f32,
+    depthwise::{Depthwise, depthwise_conv2d},
+    elementwise::{act_in_place, bias_act_owned},
+    window::{Padding, Window},
 };
 
 /// Bytes of depthwise output per tile (about half of a core's L2 cache).
@@ -26,55 +29,82 @@ const TILE_BYTES: usize = 512 * 1024;
 /// Fewest output pixels per tile: below this the matmul's set-up dominates.
 const MIN_TILE_PIXELS: usize = 512;
 
-/// A depthwise convolution followed by a 1×1 pointwise convolution.
+/// Filter, bias and activation of one of the two convolutions.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub filter: Tensor,
+    pub bias: Tensor,
+    pub act: Act,
+}
+
+/// A 3×3 depthwise convolution (SAME padding) followed by a 1×1 pointwise convolution.
 #[derive(Debug, Clone)]
 pub struct Separable {
-    depthwise: DepthwiseConv,
-    pointwise: Conv,
+    /// Filter `[3, 3, C]`, bias `[C]`.
+    depthwise: Stage,
+    stride: usize,
+    /// Filter `[C, cout]`, bias `[cout]`.
+    pointwise: Stage,
     /// `[9·cin + cin + cout]`: depthwise filter, depthwise bias, pointwise bias, in one tensor
     /// so that the fused op takes three inputs.
     packed: Tensor,
 }
 
 impl Separable {
-    /// Joins the two layers; the pointwise layer must be a 1×1 stride-1 convolution.
-    pub fn new(depthwise: DepthwiseConv, pointwise: Conv) -> Result<Self> {
-        if !pointwise.is_pointwise() {
-            bail!("separable: the second layer must be a 1x1 stride-1 convolution");
+    /// Joins the two convolutions; the depthwise one moves by `stride`.
+    pub fn new(depthwise: Stage, stride: usize, pointwise: Stage) -> Result<Self> {
+        let (kh, kw, c) = depthwise.filter.dims3()?;
+        let (cin, _) = pointwise.filter.dims2()?;
+        if (kh, kw) != (3, 3) || cin != c {
+            bail!(
+                "separable: a {kh}x{kw}x{c} depthwise filter cannot feed a pointwise filter \
+                 of {cin} inputs"
+            );
         }
         let packed = Tensor::cat(
             &[
-                depthwise.filter().flatten_all()?,
-                depthwise.bias().clone(),
-                pointwise.bias().clone(),
+                depthwise.filter.flatten_all()?,
+                depthwise.bias.clone(),
+                pointwise.bias.clone(),
             ],
             0,
         )?;
         Ok(Self {
             depthwise,
+            stride,
             pointwise,
             packed,
         })
+    }
+
+    /// The two convolutions one after the other: other devices and small layers.
+    fn two_passes(&self, x: &Tensor, win: Window) -> Result<Tensor> {
+        let Stage { filter, bias, act } = &self.depthwise;
+        let y = depthwise_conv2d(x, filter, bias, *act, win)?;
+        let (_, h, w, _) = y.dims4()?;
+        let Stage { filter, bias, act } = &self.pointwise;
+        let y = conv2d(&y, filter, Window::new(h, w, 1, 1, 1, Padding::Valid))?;
+        bias_act_owned(y, bias, *act)
     }
 }
 
 impl Module for Separable {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, c) = x.dims4()?;
-        let win = self.depthwise.window(h, w);
+        let win = Window::new(h, w, 3, 3, self.stride, Padding::Same);
         let (ho, wo) = win.out_hw(h, w)?;
         let tile_pixels = (TILE_BYTES / (4 * c.max(1))).max(MIN_TILE_PIXELS);
         if !matches!(x.device(), Device::Cpu) || b * ho * wo < 2 * tile_pixels {
-            return self.pointwise.forward(&self.depthwise.forward(x)?);
+            return self.two_passes(x, win);
         }
         let op = FusedSeparable {
             win,
-            depthwise_act: self.depthwise.act(),
-            pointwise_act: self.pointwise.act(),
+            depthwise_act: self.depthwise.act,
+            pointwise_act: self.pointwise.act,
             tile_rows: tile_pixels.div_ceil(wo),
         };
         x.contiguous()?
-            .apply_op3_no_bwd(self.pointwise.filter(), &self.packed, &op)
+            .apply_op3_no_bwd(&self.pointwise.filter, &self.packed, &op)
     }
 }
 
@@ -110,7 +140,7 @@ impl CustomOp3 for FusedSeparable {
         }
         let (depthwise_filter, rest) = packed.split_at(taps);
         let (depthwise_bias, pointwise_bias) = rest.split_at(c);
-        let depthwise = cpu_kernels::Depthwise {
+        let depthwise = Depthwise {
             x: cpu_f32(s1, l1, "separable input")?,
             filter: depthwise_filter,
             bias: depthwise_bias,
@@ -136,8 +166,8 @@ impl CustomOp3 for FusedSeparable {
                 for px in dst.chunks_exact_mut(cout) {
                     px.copy_from_slice(pointwise_bias);
                 }
-                cpu_kernels::matmul_add(&scratch, pointwise_filter, dst, (pixels, c, cout))?;
-                cpu_kernels::act_in_place(dst, self.pointwise_act);
+                matmul_add(&scratch, pointwise_filter, dst, (pixels, c, cout))?;
+                act_in_place(dst, self.pointwise_act);
                 Ok::<(), candle_core::Error>(())
             })?;
         Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, cout))))
@@ -147,28 +177,25 @@ impl CustomOp3 for FusedSeparable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::ops::Padding;
+    use crate::kernels::testing::{max_diff, values};
 
-    fn values(shape: &[usize], seed: usize) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| (((i + seed) * 7919 % 1013) as f32) / 506.5 - 1.0)
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+    fn tensor(shape: &[usize], seed: usize) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec(values(n, seed), shape, &Device::Cpu).expect("tensor")
     }
 
     fn layer(c: usize, cout: usize, stride: usize, acts: (Act, Act)) -> Separable {
-        let depthwise = DepthwiseConv::new(values(&[3, 3, c], 1), values(&[c], 2), stride, acts.0)
-            .expect("depthwise");
-        let pointwise = Conv::new(
-            values(&[1, 1, c, cout], 3),
-            values(&[cout], 4),
-            1,
-            Padding::Same,
-            acts.1,
-        )
-        .expect("pointwise");
-        Separable::new(depthwise, pointwise).expect("separable")
+        let depthwise = Stage {
+            filter: tensor(&[3, 3, c], 1),
+            bias: tensor(&[c], 2),
+            act: acts.0,
+        };
+        let pointwise = Stage {
+            filter: tensor(&[c, cout], 3),
+            bias: tensor(&[cout], 4),
+            act: acts.1,
+        };
+        Separable::new(depthwise, stride, pointwise).expect("separable")
     }
 
     /// The fused CPU path (tiles crossing image boundaries, border columns, channel counts
@@ -181,7 +208,7 @@ mod tests {
             (3, 50, 72, 16, 1, (Act::Relu, Act::Relu6)),
         ] {
             let sep = layer(c, cout, stride, acts);
-            let x = values(&[b, hw, hw, c], 5);
+            let x = tensor(&[b, hw, hw, c], 5);
             let (_, ho, wo, _) = sep.forward(&x).expect("fused").dims4().expect("dims");
             let win = Window::new(hw, hw, 3, 3, stride, Padding::Same);
             assert_eq!(win.out_hw(hw, hw).expect("fits"), (ho, wo));
@@ -191,16 +218,8 @@ mod tests {
                 "case {b}x{hw}x{c} must be fused"
             );
             let fused = sep.forward(&x).expect("fused");
-            let plain = sep
-                .pointwise
-                .forward(&sep.depthwise.forward(&x).expect("depthwise"))
-                .expect("pointwise");
-            let diff = (fused - &plain)
-                .and_then(|d| d.abs())
-                .and_then(|d| d.flatten_all())
-                .and_then(|d| d.max(0))
-                .and_then(|d| d.to_scalar::<f32>())
-                .expect("diff");
+            let plain = sep.two_passes(&x, win).expect("two passes");
+            let diff = max_diff(&fused, &plain);
             let scale = plain
                 .abs()
                 .and_then(|d| d.flatten_all())
