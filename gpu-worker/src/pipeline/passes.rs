@@ -1,0 +1,193 @@
+//! Finding the faces of a batch before their landmarks and descriptors: the detector's first
+//! pass, its second pass on padded canvases for the images it found nothing in, and the frame
+//! check's centred squares for the images still without a face.
+
+use image::RgbImage;
+
+use super::{
+    Canvas, CropRect, FacePipeline, FrameCheck, Normalize, Pending, align, batch_input, detection,
+    frame_check, preprocess,
+};
+use crate::{error::ModelError, models::ssd::SSD_INPUT};
+
+impl FacePipeline {
+    /// SSD on the whole batch; then, for the images where it found nothing, SSD once more on
+    /// each of them centred on larger black canvases ([`PipelineOptions::second_pass`]), all
+    /// such copies of the batch in one forward pass. face-api's SSD misses faces that fill
+    /// the frame (tight crops, thumbnails): on a canvas they shrink to a size its anchors
+    /// cover.
+    pub(super) fn detect(&self, images: &[RgbImage]) -> Result<Vec<Pending>, ModelError> {
+        let whole: Vec<(usize, Option<Canvas>)> = (0..images.len()).map(|i| (i, None)).collect();
+        let mut pending = self.detect_pass(images, &whole, self.options.min_confidence)?;
+        let Some(pass) = self.options.second_pass else {
+            return Ok(pending);
+        };
+        let copies: Vec<(usize, Option<Canvas>)> = (0..images.len())
+            .filter(|&i| images[i].width() > 0 && images[i].height() > 0)
+            .filter(|&i| !pending.iter().any(|p| p.image == i))
+            .flat_map(|i| {
+                let (w, h) = images[i].dimensions();
+                pass.canvases.iter().map(move |&(factor, min_side)| {
+                    (i, Some(Canvas::centred(w, h, factor, min_side)))
+                })
+            })
+            .collect();
+        if copies.is_empty() {
+            return Ok(pending);
+        }
+        let mut found = self.detect_pass(images, &copies, pass.min_confidence)?;
+        // One face seen on several canvases: keep the best-scored box (face-api's order).
+        found.sort_by(|a, b| a.image.cmp(&b.image).then(b.score.total_cmp(&a.score)));
+        let mut kept: Vec<Pending> = Vec::new();
+        for p in found {
+            let overlaps = kept
+                .iter()
+                .any(|k| k.image == p.image && k.bbox.iou(&p.bbox) > self.options.iou_threshold);
+            if !overlaps {
+                kept.push(p);
+            }
+        }
+        pending.extend(kept);
+        Ok(pending)
+    }
+
+    /// One SSD forward pass over the given images (whole, or centred on a canvas), then
+    /// decoding and NMS per copy.
+    fn detect_pass(
+        &self,
+        images: &[RgbImage],
+        copies: &[(usize, Option<Canvas>)],
+        min_confidence: f32,
+    ) -> Result<Vec<Pending>, ModelError> {
+        let x = batch_input(copies.len(), SSD_INPUT, &self.device, |k, out| {
+            let (i, canvas) = copies[k];
+            let img = &images[i];
+            let full = CropRect::full(img);
+            match canvas {
+                None => {
+                    preprocess::pad_resize_into(img, full, false, SSD_INPUT, Normalize::Ssd, out)
+                }
+                Some(c) => {
+                    preprocess::canvas_resize_into(img, full, c, SSD_INPUT, Normalize::Ssd, out)
+                }
+            }
+        })?;
+        let out = self.detector.forward(&x)?;
+        let enc = out.box_encodings.flatten_all()?.to_vec1::<f32>()?;
+        let scores = out.scores.flatten_all()?.to_vec1::<f32>()?;
+        let anchors = self.detector.anchors();
+        let n = anchors.len();
+        let o = &self.options;
+        let mut pending = Vec::new();
+        for (k, &(i, canvas)) in copies.iter().enumerate() {
+            let img = &images[i];
+            if img.width() == 0 || img.height() == 0 {
+                continue;
+            }
+            let s = &scores[k * n..(k + 1) * n];
+            let e = &enc[k * n * 4..(k + 1) * n * 4];
+            let boxes: Vec<[f32; 4]> = anchors
+                .iter()
+                .zip(e.chunks_exact(4))
+                .map(|(a, c)| detection::decode_box([c[0], c[1], c[2], c[3]], *a))
+                .collect();
+            for j in detection::nms(s, &boxes, min_confidence, o.max_results, o.iou_threshold) {
+                let bbox = match canvas {
+                    None => detection::to_image_box(boxes[j], img.width(), img.height(), SSD_INPUT),
+                    Some(c) => {
+                        detection::canvas_box_to_image(boxes[j], c, img.width(), img.height())
+                    }
+                };
+                // A box wholly outside the image (only possible in the padding) has no pixels.
+                if let Some(crop) = detection::clip_box(&bbox, img.width(), img.height()) {
+                    pending.push(Pending {
+                        image: i,
+                        score: s[j],
+                        bbox,
+                        crop,
+                        landmarks: [[0.0; 2]; 68],
+                        proposal: false,
+                    });
+                }
+            }
+        }
+        Ok(pending)
+    }
+
+    /// The frame check's second landmark run: each proposal moves to the box its landmarks
+    /// imply and gets the landmarks found there; it stays only when that box is not flat and
+    /// the landmarks drifted less than `frame.max_drift`, and one image keeps its steadiest
+    /// proposal.
+    pub(super) fn check_proposals(
+        &self,
+        images: &[RgbImage],
+        pending: &mut Vec<Pending>,
+        frame: &FrameCheck,
+    ) -> Result<(), ModelError> {
+        let (proposals, detections): (Vec<Pending>, Vec<Pending>) = std::mem::take(pending)
+            .into_iter()
+            .partition(|p| p.proposal);
+        *pending = detections;
+        // Each proposal that moves to a usable, non-flat box, with its first landmarks kept
+        // beside it (dropped proposals must not shift the pairs).
+        let (firsts, mut moved): (Vec<align::Landmarks>, Vec<Pending>) = proposals
+            .iter()
+            .filter_map(|p| {
+                let img = &images[p.image];
+                let bbox = frame_check::box_from_landmarks(&p.landmarks);
+                let crop = detection::clip_box(&bbox, img.width(), img.height())?;
+                (frame_check::contrast(img, crop) >= frame.min_contrast)
+                    .then_some((p.landmarks, Pending { bbox, crop, ..*p }))
+            })
+            .unzip();
+        for chunk in moved.chunks_mut(self.options.face_chunk.max(1)) {
+            self.locate_landmarks(images, chunk)?;
+        }
+        let mut steadiest: Vec<(f64, Pending)> = Vec::new();
+        for (first, p) in firsts.iter().zip(moved) {
+            let drift = frame_check::drift(first, &p.landmarks);
+            // A NaN drift (degenerate landmarks) is refused too.
+            if drift.is_nan() || drift >= frame.max_drift {
+                continue;
+            }
+            match steadiest.iter_mut().find(|(_, s)| s.image == p.image) {
+                Some(best) if best.0 <= drift => {}
+                Some(best) => *best = (drift, p),
+                None => steadiest.push((drift, p)),
+            }
+        }
+        // No detector scored these faces; the score says how steady the landmarks were.
+        pending.extend(steadiest.into_iter().map(|(drift, p)| Pending {
+            score: (1.0 - drift) as f32,
+            ..p
+        }));
+        Ok(())
+    }
+}
+
+/// The frame check's centred squares for every image without a detection.
+pub(super) fn frame_proposals(
+    images: &[RgbImage],
+    found: &[Pending],
+    frame: &FrameCheck,
+) -> Vec<Pending> {
+    (0..images.len())
+        .filter(|&i| !found.iter().any(|p| p.image == i))
+        .flat_map(|i| {
+            let (w, h) = images[i].dimensions();
+            frame_check::proposals(w, h, frame.fractions)
+                .into_iter()
+                .filter_map(move |bbox| {
+                    let crop = detection::clip_box(&bbox, w, h)?;
+                    Some(Pending {
+                        image: i,
+                        score: 0.0,
+                        bbox,
+                        crop,
+                        landmarks: [[0.0; 2]; 68],
+                        proposal: true,
+                    })
+                })
+        })
+        .collect()
+}
