@@ -104,9 +104,9 @@ run_step() {
   if [ $rc -ne 0 ]; then
     failed+=("$name")
     say ""
-    say "**$name failed (exit $rc)**; the end of its stderr:"
+    say "**$name failed (exit $rc)**; the start of its stderr:"
     say '```'
-    tail -n 20 "$tmp/stderr" | tee -a "$out"
+    head -n 20 "$tmp/stderr" | tee -a "$out"
     say '```'
   fi
   say ""
@@ -177,7 +177,7 @@ for batch in 1 8 32 64; do
   if [ $rc -ne 0 ] || [ -z "$row" ]; then
     failed+=("throughput batch $batch")
     say ""; say "**throughput at batch $batch failed (exit $rc)**:"; say '```'
-    tail -n 20 "$tmp/stderr" | tee -a "$out"; say '```'
+    head -n 20 "$tmp/stderr" | tee -a "$out"; say '```'
     continue
   fi
   rates+=("$(echo "$row" | awk -F'|' '{gsub(/ /, "", $4); print $4}') $batch")
