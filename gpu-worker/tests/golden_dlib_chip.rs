@@ -7,7 +7,7 @@
 
 mod common;
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Module, Tensor};
 use common::*;
 use gpu_worker::{
     PipelineOptions, decode_image,
@@ -96,7 +96,8 @@ fn dlib_chips_and_their_descriptors_match_dlib() {
     let p = pipeline(PipelineOptions::default());
     let (_, _, recognition) = p.networks();
     let describe = |buf: Vec<f32>| {
-        let x = Tensor::from_vec(buf, (faces.len(), SIZE, SIZE, 3), &Device::Cpu).expect("tensor");
+        let x =
+            Tensor::from_vec(buf, (faces.len(), SIZE, SIZE, 3), &test_device()).expect("tensor");
         recognition
             .forward(&x)
             .and_then(|d| d.to_vec2::<f32>())

@@ -2,7 +2,7 @@
 
 mod common;
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Module, Tensor};
 use common::*;
 use gpu_worker::{
     PipelineOptions,
@@ -17,7 +17,7 @@ fn input(size: u32, norm: Normalize) -> Tensor {
     let n = size as usize;
     let mut buf = vec![0f32; n * n * 3];
     pad_resize_into(&img, CropRect::full(&img), false, n, norm, &mut buf);
-    Tensor::from_vec(buf, (1, n, n, 3), &Device::Cpu).expect("tensor")
+    Tensor::from_vec(buf, (1, n, n, 3), &test_device()).expect("tensor")
 }
 
 #[test]

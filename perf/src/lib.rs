@@ -1,6 +1,13 @@
-//! Shared helpers of the benchmark binaries in `src/bin/`.
+//! Shared helpers of the benchmark binaries in `src/bin/`, and the measurements that more than
+//! one of them runs (`gpu-check` runs them all on one device).
 
-use std::time::Duration;
+pub mod golden;
+pub mod index_bench;
+pub mod pipeline_bench;
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context;
 
 /// Median of a set of durations.
 pub fn median(mut samples: Vec<Duration>) -> Duration {
@@ -14,6 +21,25 @@ pub fn rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The six demo JPEGs of `weights_dir/demo` (put there by `scripts/fetch-weights.sh`).
+pub fn demo_jpegs(weights_dir: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    (1..=6)
+        .map(|i| {
+            let path = weights_dir.join(format!("demo/sample{i}.jpg"));
+            std::fs::read(&path)
+                .with_context(|| format!("{} (run scripts/fetch-weights.sh)", path.display()))
+        })
+        .collect()
 }
 
 /// The same JPEG with a comment segment after SOI: same pixels, different bytes and hash.

@@ -44,8 +44,22 @@ pub fn demo_image(i: usize) -> PathBuf {
     p
 }
 
+/// The device the model tests run on: `FACEMATCH_TEST_DEVICE` (`cpu`, `cuda`, `cuda:N`),
+/// the CPU when unset, so the same golden tests check a CUDA build on a GPU machine. One
+/// device per test binary (each CUDA device handle is its own context).
+pub fn test_device() -> Device {
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let name = std::env::var("FACEMATCH_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+            gpu_worker::select_device(&name)
+                .unwrap_or_else(|e| panic!("FACEMATCH_TEST_DEVICE={name}: {e}"))
+        })
+        .clone()
+}
+
 pub fn pipeline(options: PipelineOptions) -> FacePipeline {
-    FacePipeline::load(&weights_dir(), &Device::Cpu, options).unwrap_or_else(|e| {
+    FacePipeline::load(&weights_dir(), &test_device(), options).unwrap_or_else(|e| {
         panic!("{e}\n(the model tests need scripts/fetch-weights.sh to have run)")
     })
 }

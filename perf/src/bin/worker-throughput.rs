@@ -1,5 +1,7 @@
 //! Images per second through the worker service (queue → decode → batch inference → store →
-//! match → ack) at several batch sizes, on the real RabbitMQ and Redis.
+//! match → ack) at several batch sizes, on the real RabbitMQ and Redis; with `--in-process`, the
+//! decode and pipeline alone, with per-stage times (`facematch_perf::pipeline_bench`), for
+//! machines without broker or store.
 //!
 //! `cargo run --release -p facematch-perf --bin worker-throughput [-- --batches 1,4,8 --images 48]`
 //! (run from the repository root, after `scripts/fetch-weights.sh`).
@@ -9,7 +11,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
 use clap::Parser;
 use facematch_core::{
     ImageHash,
@@ -17,6 +18,7 @@ use facematch_core::{
     config::{AmqpArgs, RedisArgs, TelemetryArgs},
     store::{ImageState, Store, redis},
 };
+use facematch_perf::pipeline_bench::{self, PipelineBenchArgs};
 use gpu_worker::{
     Alignment,
     service::{self, ServeArgs},
@@ -39,6 +41,9 @@ struct Args {
     weights_dir: PathBuf,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Decode and pipeline in this process, no broker or store.
+    #[arg(long)]
+    in_process: bool,
 }
 
 async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result<f64> {
@@ -133,13 +138,18 @@ fn main() -> anyhow::Result<()> {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    let demos = (1..=6)
-        .map(|i| {
-            let path = args.weights_dir.join(format!("demo/sample{i}.jpg"));
-            std::fs::read(&path)
-                .with_context(|| format!("{} (run scripts/fetch-weights.sh)", path.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.in_process {
+        pipeline_bench::run(&PipelineBenchArgs {
+            batches: args.batches.clone(),
+            images: args.images,
+            weights_dir: args.weights_dir.clone(),
+            device: args.device.clone(),
+            align: Alignment::default(),
+            no_header: false,
+        })?;
+        return Ok(());
+    }
+    let demos = facematch_perf::demo_jpegs(&args.weights_dir)?;
     println!("| max batch | images | images/s |");
     println!("| ---: | ---: | ---: |");
     for &batch in &args.batches {
