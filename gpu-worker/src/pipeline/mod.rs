@@ -16,6 +16,7 @@ pub mod frame_check;
 mod passes;
 pub mod plausible;
 pub mod preprocess;
+pub mod similarity;
 
 use std::{
     path::Path,
