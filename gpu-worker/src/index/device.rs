@@ -23,16 +23,16 @@ impl FaceIndex {
         visible: &[usize],
         threshold: f32,
         chunks: &[Chunk],
-        tail: &[f32],
+        tail_rows: &[f32],
     ) -> candle_core::Result<Vec<(usize, usize, Hit)>> {
         let flat: Vec<f32> = queries.iter().flat_map(|q| q.descriptor).collect();
         let q = Tensor::from_vec(flat, (queries.len(), DESCRIPTOR_LEN), &self.device)?;
         let q_norms = q.sqr()?.sum_keepdim(D::Minus1)?;
         let limit = threshold * threshold + FILTER_MARGIN;
-        let tail = if tail.is_empty() {
+        let tail = if tail_rows.is_empty() {
             None
         } else {
-            Some(upload(tail, &self.device)?)
+            Some(upload(tail_rows, &self.device)?)
         };
         let mut hits = Vec::new();
         for (c, chunk) in chunks.iter().chain(tail.as_ref()).enumerate() {
@@ -46,16 +46,44 @@ impl FaceIndex {
                 .broadcast_add(&chunk.norms.unsqueeze(0)?)?
                 .sub(&(dots * 2.0)?)?;
             let close = d2.le(limit)?.to_dtype(DType::U8)?.to_vec2::<u8>()?;
-            for (qi, flags) in close.iter().enumerate() {
-                for (r, _) in flags.iter().enumerate().filter(|(_, f)| **f != 0) {
-                    let row = base + r;
-                    if row >= visible[qi] {
-                        continue;
+            let candidates: Vec<(usize, usize)> = close
+                .iter()
+                .enumerate()
+                .flat_map(|(qi, flags)| {
+                    flags
+                        .iter()
+                        .enumerate()
+                        .filter(move |&(r, f)| *f != 0 && base + r < visible[qi])
+                        .map(move |(r, _)| (qi, r))
+                })
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            // The candidates' stored rows, for the exact check: the host tail as it is, a
+            // sealed chunk's rows in one gather and one copy (not one copy per candidate).
+            let mut rows: Vec<usize> = candidates.iter().map(|&(_, r)| r).collect();
+            rows.sort_unstable();
+            rows.dedup();
+            let fetched: Option<Vec<Vec<f32>>> = if c == chunks.len() {
+                None
+            } else {
+                let picks: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+                let picks = Tensor::from_vec(picks, rows.len(), &self.device)?;
+                Some(chunk.rows.index_select(&picks, 0)?.to_vec2::<f32>()?)
+            };
+            for (qi, r) in candidates {
+                let stored = match &fetched {
+                    None => &tail_rows[r * DESCRIPTOR_LEN..(r + 1) * DESCRIPTOR_LEN],
+                    Some(fetched) => {
+                        let Ok(k) = rows.binary_search(&r) else {
+                            continue;
+                        };
+                        fetched[k].as_slice()
                     }
-                    let stored = chunk.rows.get(r)?.to_vec1::<f32>()?;
-                    if let Some(hit) = self.exact_hit(qi, &queries[qi], row, &stored, threshold) {
-                        hits.push(hit);
-                    }
+                };
+                if let Some(hit) = self.exact_hit(qi, &queries[qi], base + r, stored, threshold) {
+                    hits.push(hit);
                 }
             }
         }
