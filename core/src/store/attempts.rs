@@ -23,12 +23,15 @@ if redis.call('HGET', KEYS[1], 'state') == 'done' then return -1 end
 return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 "#;
 
-/// Takes back one counted attempt (never below zero) unless the image is done. KEYS: image.
-const FORGIVE_ATTEMPT: &str = r#"
-if redis.call('HGET', KEYS[1], 'state') == 'done' then return 0 end
-local n = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
-if n > 0 then redis.call('HINCRBY', KEYS[1], 'attempts', -1) end
-return 1
+/// Takes back one counted attempt (never below zero) of each image not done. KEYS: images.
+const FORGIVE_ATTEMPTS: &str = r#"
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'state') ~= 'done' then
+    local n = tonumber(redis.call('HGET', key, 'attempts') or '0')
+    if n > 0 then redis.call('HINCRBY', key, 'attempts', -1) end
+  end
+end
+return 0
 "#;
 
 /// Marks a job failed as dead-lettered and clears its attempts (so a re-queued job starts
@@ -85,13 +88,12 @@ impl Store {
         }
         self.timed("redis.forgive_attempts", async {
             let mut conn = self.conn().await?;
-            let script = Script::new(FORGIVE_ATTEMPT);
+            let script = Script::new(FORGIVE_ATTEMPTS);
+            let mut call = script.prepare_invoke();
             for hash in hashes {
-                let _: i64 = script
-                    .key(self.keys().image(*hash))
-                    .invoke_async(&mut conn)
-                    .await?;
+                call.key(self.keys().image(*hash));
             }
+            let _: i64 = call.invoke_async(&mut conn).await?;
             Ok(())
         })
         .await

@@ -6,27 +6,30 @@ use std::collections::HashMap;
 
 use facematch_core::{
     ImageHash,
-    store::{DESCRIPTOR_LEN, LogId, Store},
+    store::{LogId, Store},
 };
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::Query;
-use crate::service::{
-    Metrics,
-    engine::Engine,
-    step::{StepError, retry_redis},
+use crate::{
+    Face,
+    service::{
+        Metrics,
+        engine::Engine,
+        step::{StepError, retry_redis},
+    },
 };
 
 /// Entries read from `facelog` per round trip while catching up.
 const CATCH_UP_PAGE: usize = 10_000;
 
-/// One image's new faces: their log ids and descriptors, in the same order.
+/// One image's new faces and their log ids, in the same order.
 #[derive(Debug, Clone, Copy)]
 pub struct NewFaces<'a> {
     pub hash: ImageHash,
     pub ids: &'a [LogId],
-    pub descriptors: &'a [[f32; DESCRIPTOR_LEN]],
+    pub faces: &'a [Face],
 }
 
 /// The matching side of the worker: the engine's index and the store's `facelog`.
@@ -54,11 +57,11 @@ impl Matcher {
         let mut queries = Vec::new();
         let mut owner = Vec::new();
         for (i, image) in images.iter().enumerate() {
-            for (descriptor, id) in image.descriptors.iter().zip(image.ids) {
+            for (face, id) in image.faces.iter().zip(image.ids) {
                 queries.push(Query {
                     hash: image.hash,
                     id: *id,
-                    descriptor: *descriptor,
+                    descriptor: face.descriptor,
                 });
                 owner.push(i);
             }
@@ -88,8 +91,8 @@ impl Matcher {
 
     /// Reads `facelog` into the index up to `until` (everything when `None`).
     pub async fn catch_up(&self, until: Option<LogId>) -> Result<(), StepError> {
+        let mut stats = self.engine.stats().await.map_err(StepError::Index)?;
         loop {
-            let stats = self.engine.stats().await.map_err(StepError::Index)?;
             if until.is_some_and(|u| stats.last_id.is_some_and(|last| last >= u)) {
                 return Ok(());
             }
@@ -98,7 +101,7 @@ impl Matcher {
             })
             .await?;
             let done = page.len() < CATCH_UP_PAGE;
-            let stats = self.engine.extend(page).await.map_err(StepError::Index)?;
+            stats = self.engine.extend(page).await.map_err(StepError::Index)?;
             self.metrics.index(stats.faces, stats.bytes);
             if done {
                 return Ok(());

@@ -10,9 +10,7 @@ use facematch_core::{
 };
 use tokio::sync::mpsc;
 
-use super::{
-    consumer::Received, metrics::Metrics, processor::Processor, settle::Settlement, step::StepError,
-};
+use super::{consumer::Received, metrics::Metrics, processor::Processor, settle::Settlement};
 
 /// Why the broker dead-lettered a message, from its `x-first-death-*` headers.
 pub fn death_reason(properties: &BasicProperties) -> String {
@@ -55,8 +53,7 @@ pub async fn mark_failed(processor: Processor, mut rx: mpsc::Receiver<Received>)
                     Ok(false) => {
                         tracing::info!(hash = %meta.hash, %reason, "dead-lettered job was already done or failed");
                     }
-                    // Shutting down with Redis away: back to the queue for the next worker.
-                    Err(StepError::ShuttingDown) => continue,
+                    // Shutting down with Redis away, or damaged data: back to the queue.
                     Err(_) => {
                         settlement.requeue().await;
                         continue;

@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use facematch_core::{ImageHash, amqp::JobMeta};
 
-use super::{consumer::Received, processor::Processor, settle::Settlement, step::StepError};
+use super::{consumer::Received, processor::Processor, settle::Settlement};
 use crate::decode::canvas_size;
 
 impl Processor {
@@ -83,17 +83,13 @@ impl Processor {
             })
             .await;
         let mut settlement = Settlement::new(received.delivery.acker);
-        match marked {
-            Ok(_) => {
-                self.metrics.job("poison");
-                settlement.reject().await;
-            }
-            // Redelivered to the next worker, which fails it.
-            Err(StepError::ShuttingDown) => {}
-            Err(_) => {
-                self.metrics.job("requeued");
-                settlement.requeue().await;
-            }
+        if marked.is_ok() {
+            self.metrics.job("poison");
+            settlement.reject().await;
+        } else {
+            // Back to the queue: the next worker fails it.
+            self.metrics.job("requeued");
+            settlement.requeue().await;
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use facematch_core::{
     ImageHash,
-    store::{Appended, DESCRIPTOR_LEN, FaceBox, FaceRecord, ImageMeta, Store},
+    store::{Appended, FaceBox, FaceRecord, ImageMeta, Store},
 };
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -59,8 +59,11 @@ fn to_record(face: &Face) -> FaceRecord {
     }
 }
 
-fn hash_of(job: &DecodedJob) -> Option<ImageHash> {
-    job.meta.as_ref().ok().map(|m| m.hash)
+/// A job whose attempt was counted: its position in the batch and its image.
+#[derive(Debug, Clone, Copy)]
+struct Started {
+    at: usize,
+    hash: ImageHash,
 }
 
 impl Processor {
@@ -102,8 +105,7 @@ impl Processor {
             && !e.blames_the_images()
             && !matches!(e, StepError::ShuttingDown)
         {
-            let hashes: Vec<ImageHash> =
-                started.iter().filter_map(|&i| hash_of(&batch[i])).collect();
+            let hashes: Vec<ImageHash> = started.iter().map(|s| s.hash).collect();
             self.retry("forgiving attempts", || {
                 self.store.forgive_attempts(&hashes)
             })
@@ -139,9 +141,9 @@ impl Processor {
         Ok(())
     }
 
-    /// Counts the attempt of every job about to run and returns their positions; a
-    /// redelivery of a finished job is acked here.
-    async fn begin_attempts(&self, batch: &mut [DecodedJob]) -> Result<Vec<usize>, StepError> {
+    /// Counts the attempt of every job about to run and returns them; a redelivery of a
+    /// finished job is acked here.
+    async fn begin_attempts(&self, batch: &mut [DecodedJob]) -> Result<Vec<Started>, StepError> {
         let mut started = Vec::with_capacity(batch.len());
         for (i, job) in batch.iter_mut().enumerate() {
             let (Ok(meta), Ok(_)) = (&job.meta, &job.image) else {
@@ -153,7 +155,7 @@ impl Processor {
                 .instrument(tracing::info_span!(parent: &job.span, "store.begin_attempt"))
                 .await?;
             if begun.is_some() {
-                started.push(i);
+                started.push(Started { at: i, hash });
             } else {
                 tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
                 self.metrics.job("duplicate");
@@ -163,20 +165,20 @@ impl Processor {
         Ok(started)
     }
 
-    /// Inference, faces stored, matches searched and stored, ack; for the jobs at `started`.
+    /// Inference, faces stored, matches searched and stored, ack; for the `started` jobs.
     async fn run_started(
         &self,
         batch: &mut [DecodedJob],
-        started: &[usize],
+        started: &[Started],
     ) -> Result<(), StepError> {
         let images: Vec<image::RgbImage> = started
             .iter()
-            .filter_map(|&i| batch[i].image.as_mut().ok().map(std::mem::take))
+            .filter_map(|s| batch[s.at].image.as_mut().ok().map(std::mem::take))
             .collect();
         let sizes: Vec<(u32, u32)> = images.iter().map(|i| i.dimensions()).collect();
         let batch_span = tracing::info_span!("batch", batch_size = started.len());
-        for &i in started {
-            batch_span.follows_from(batch[i].span.id());
+        for s in started {
+            batch_span.follows_from(batch[s.at].span.id());
         }
         let (mut faces, timings) = self
             .engine
@@ -185,20 +187,18 @@ impl Processor {
             .await
             .map_err(StepError::Inference)?;
         // A descriptor that is not finite would damage the stored log for every worker.
-        for (&i, image_faces) in started.iter().zip(&mut faces) {
+        for (s, image_faces) in started.iter().zip(&mut faces) {
             let before = image_faces.len();
             image_faces.retain(|f| f.descriptor.iter().all(|v| v.is_finite()));
             if image_faces.len() < before {
-                tracing::error!(parent: &batch[i].span, dropped = before - image_faces.len(), "faces with a descriptor that is not finite were dropped");
+                tracing::error!(parent: &batch[s.at].span, dropped = before - image_faces.len(), "faces with a descriptor that is not finite were dropped");
             }
         }
         self.metrics.inference(started.len(), &timings);
 
         // Append every job's faces (once per image, whatever the deliveries).
         let mut appended = Vec::with_capacity(started.len());
-        for ((&i, faces), (width, height)) in started.iter().zip(&faces).zip(&sizes) {
-            let job = &batch[i];
-            let Some(hash) = hash_of(job) else { continue };
+        for ((s, faces), (width, height)) in started.iter().zip(&faces).zip(&sizes) {
             let records: Vec<FaceRecord> = faces.iter().map(to_record).collect();
             let image_meta = ImageMeta {
                 width: *width,
@@ -208,27 +208,23 @@ impl Processor {
             };
             let result = self
                 .retry("storing faces", || {
-                    self.store.append_faces(hash, &records, &image_meta)
+                    self.store.append_faces(s.hash, &records, &image_meta)
                 })
-                .instrument(tracing::info_span!(parent: &job.span, "store.append_faces", faces = records.len()))
+                .instrument(tracing::info_span!(parent: &batch[s.at].span, "store.append_faces", faces = records.len()))
                 .await?;
             appended.push(result);
         }
 
         // Match the faces of the jobs that were not done before.
-        let descriptors: Vec<Vec<[f32; DESCRIPTOR_LEN]>> = faces
-            .iter()
-            .map(|image| image.iter().map(|f| f.descriptor).collect())
-            .collect();
         let new_faces: Vec<NewFaces> = started
             .iter()
             .zip(&appended)
-            .zip(&descriptors)
-            .filter_map(|((&i, result), descriptors)| match result {
+            .zip(&faces)
+            .filter_map(|((s, result), faces)| match result {
                 Appended::Ids(ids) => Some(NewFaces {
-                    hash: hash_of(&batch[i])?,
+                    hash: s.hash,
                     ids,
-                    descriptors,
+                    faces,
                 }),
                 Appended::AlreadyDone => None,
             })
@@ -239,9 +235,9 @@ impl Processor {
             .await?
             .into_iter();
 
-        for (&i, result) in started.iter().zip(&appended) {
-            let job = &mut batch[i];
-            let Some(hash) = hash_of(job) else { continue };
+        for (s, result) in started.iter().zip(&appended) {
+            let job = &mut batch[s.at];
+            let hash = s.hash;
             if let Appended::Ids(ids) = result {
                 let pairs = matched.next().unwrap_or_default();
                 self.retry("storing matches", || self.store.finish_job(hash, &pairs))
