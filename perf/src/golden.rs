@@ -230,11 +230,11 @@ fn networks(p: &FacePipeline, g: &Value) -> anyhow::Result<Vec<Row>> {
 
 /// The six demo images decoded by the `image` crate, each with its golden file.
 fn load_samples(args: &GoldenArgs) -> anyhow::Result<Vec<(image::RgbImage, Value)>> {
-    (1..=6)
-        .map(|i| {
-            let path = args.weights_dir.join(format!("demo/sample{i}.jpg"));
-            let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
-            let img = decode_image(&bytes).with_context(|| path.display().to_string())?;
+    crate::demo_jpegs(&args.weights_dir)?
+        .iter()
+        .zip(1..)
+        .map(|(bytes, i)| {
+            let img = decode_image(bytes).with_context(|| format!("demo sample{i}.jpg"))?;
             let g = read_json(&args.golden_dir.join(format!("image-rs/sample{i}.json")))?;
             Ok((img, g))
         })
