@@ -1,10 +1,22 @@
-//! A small Prometheus registry (counters, gauges, histograms with labels) rendered in the text
-//! exposition format; shared by the gateway's and the worker's `/metrics`.
+//! Prometheus metrics through the `metrics` crate and its Prometheus exporter, shared by the
+//! gateway's and the worker's `/metrics`.
+//!
+//! Each part that serves `/metrics` (a gateway, a worker) owns a [`Registry`]: an exporter
+//! recorder that is *not* installed as the process's global recorder, so the several gateways
+//! and workers a test runs in one process keep their own counts. Code records with the standard
+//! `metrics` macros inside [`Registry::record`].
 
 use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
-    sync::{Arc, Mutex},
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+pub use ::metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 
 /// Latency buckets in seconds.
@@ -14,211 +26,112 @@ pub const SECONDS_BUCKETS: &[f64] = &[
 /// Batch-size buckets.
 pub const SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// One part's metrics: a Prometheus recorder and the handle that renders it. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
 }
 
-#[derive(Debug)]
-enum Series {
-    Value(f64),
-    Histogram {
-        bounds: &'static [f64],
-        counts: Vec<u64>,
-        sum: f64,
-        count: u64,
-    },
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
 }
 
-#[derive(Debug)]
-struct Family {
-    help: &'static str,
-    kind: Kind,
-    series: BTreeMap<String, Series>,
-}
-
-/// A set of metric families, cheap to clone and share.
-#[derive(Debug, Clone, Default)]
-pub struct MetricSet {
-    families: Arc<Mutex<BTreeMap<&'static str, Family>>>,
-}
-
-fn label_text(labels: &[(&str, &str)]) -> String {
-    if labels.is_empty() {
-        return String::new();
-    }
-    let inner: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            format!("{k}=\"{v}\"")
-        })
-        .collect();
-    format!("{{{}}}", inner.join(","))
-}
-
-impl MetricSet {
-    fn with_series(
-        &self,
-        name: &'static str,
-        help: &'static str,
-        kind: Kind,
-        labels: &[(&str, &str)],
-        make: impl FnOnce() -> Series,
-        update: impl FnOnce(&mut Series),
-    ) {
-        let Ok(mut families) = self.families.lock() else {
-            return;
-        };
-        let family = families.entry(name).or_insert_with(|| Family {
-            help,
-            kind,
-            series: BTreeMap::new(),
-        });
-        update(family.series.entry(label_text(labels)).or_insert_with(make));
-    }
-
-    fn update_value(
-        &self,
-        name: &'static str,
-        help: &'static str,
-        kind: Kind,
-        labels: &[(&str, &str)],
-        update: impl FnOnce(&mut f64),
-    ) {
-        self.with_series(
-            name,
-            help,
-            kind,
-            labels,
-            || Series::Value(0.0),
-            |s| {
-                if let Series::Value(v) = s {
-                    update(v);
-                }
-            },
-        );
-    }
-
-    /// Adds `by` to a counter.
-    pub fn inc(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], by: f64) {
-        self.update_value(name, help, Kind::Counter, labels, |v| *v += by);
-    }
-
-    /// Sets a gauge.
-    pub fn set(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], value: f64) {
-        self.update_value(name, help, Kind::Gauge, labels, |v| *v = value);
-    }
-
-    /// Adds `by` to a gauge (negative to decrease).
-    pub fn add(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)], by: f64) {
-        self.update_value(name, help, Kind::Gauge, labels, |v| *v += by);
-    }
-
-    /// Records one observation in a histogram.
-    pub fn observe(
-        &self,
-        name: &'static str,
-        help: &'static str,
-        labels: &[(&str, &str)],
-        value: f64,
-        bounds: &'static [f64],
-    ) {
-        self.with_series(
-            name,
-            help,
-            Kind::Histogram,
-            labels,
-            || Series::Histogram {
-                bounds,
-                counts: vec![0; bounds.len()],
-                sum: 0.0,
-                count: 0,
-            },
-            |s| {
-                if let Series::Histogram {
-                    bounds,
-                    counts,
-                    sum,
-                    count,
-                } = s
-                {
-                    for (b, c) in bounds.iter().zip(counts.iter_mut()) {
-                        if value <= *b {
-                            *c += 1;
-                        }
-                    }
-                    *sum += value;
-                    *count += 1;
-                }
-            },
-        );
-    }
-
-    /// The Prometheus text exposition of every family.
-    pub fn render(&self) -> String {
-        let Ok(families) = self.families.lock() else {
-            return String::new();
-        };
-        let mut out = String::new();
-        for (name, family) in families.iter() {
-            let kind = match family.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
-            };
-            let _ = writeln!(out, "# HELP {name} {}", family.help);
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for (labels, series) in &family.series {
-                match series {
-                    Series::Value(v) => {
-                        let _ = writeln!(out, "{name}{labels} {v}");
-                    }
-                    Series::Histogram {
-                        bounds,
-                        counts,
-                        sum,
-                        count,
-                    } => {
-                        let inner = labels.trim_start_matches('{').trim_end_matches('}');
-                        let sep = if inner.is_empty() { "" } else { "," };
-                        for (b, c) in bounds.iter().zip(counts) {
-                            let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"{b}\"}} {c}");
-                        }
-                        let _ = writeln!(out, "{name}_bucket{{{inner}{sep}le=\"+Inf\"}} {count}");
-                        let _ = writeln!(out, "{name}_sum{labels} {sum}");
-                        let _ = writeln!(out, "{name}_count{labels} {count}");
-                    }
-                }
-            }
+impl Registry {
+    /// A registry whose histograms named in `histograms` have those bucket bounds (others are
+    /// rendered as summaries), with every metric described by `describe` (run once, inside
+    /// [`Self::record`], so its `describe_*!` calls land here).
+    pub fn new(histograms: &[(&str, &[f64])], describe: impl FnOnce()) -> Self {
+        let mut builder = PrometheusBuilder::new();
+        for (name, bounds) in histograms {
+            builder = builder
+                .set_buckets_for_metric(Matcher::Full((*name).to_owned()), bounds)
+                .unwrap_or_else(|e| panic!("buckets of {name}: {e}"));
         }
-        out
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let registry = Self {
+            recorder: Arc::new(recorder),
+            handle,
+        };
+        registry.record(describe);
+        registry
+    }
+
+    /// Runs `f` with this registry as the recorder of the `metrics` macros.
+    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        ::metrics::with_local_recorder(self.recorder.as_ref(), f)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Folds histogram samples into their buckets every few seconds while this registry lives,
+    /// so memory stays flat when nobody scrapes. Needs a tokio runtime; call once per registry.
+    pub fn keep_up(&self) {
+        let weak: Weak<PrometheusRecorder> = Arc::downgrade(&self.recorder);
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_EVERY);
+            loop {
+                tick.tick().await;
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                handle.run_upkeep();
+            }
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::parse_prometheus;
+
+    fn registry() -> Registry {
+        Registry::new(&[("batch_size", SIZE_BUCKETS)], || {
+            describe_counter!("jobs_total", "Jobs.");
+            describe_gauge!("index_faces", "Faces.");
+            describe_histogram!("batch_size", "Batch.");
+        })
+    }
 
     #[test]
     fn renders_counters_gauges_and_histograms() {
-        let m = MetricSet::default();
-        m.inc("jobs_total", "Jobs.", &[("outcome", "done")], 1.0);
-        m.inc("jobs_total", "Jobs.", &[("outcome", "done")], 2.0);
-        m.set("index_faces", "Faces.", &[], 7.0);
-        m.observe("batch_size", "Batch.", &[], 3.0, SIZE_BUCKETS);
+        let m = registry();
+        m.record(|| {
+            counter!("jobs_total", "outcome" => "done").increment(1);
+            counter!("jobs_total", "outcome" => "done").increment(2);
+            gauge!("index_faces").set(7.0);
+            histogram!("batch_size").record(3.0);
+        });
         let text = m.render();
-        assert!(text.contains("# TYPE jobs_total counter"));
-        assert!(text.contains("jobs_total{outcome=\"done\"} 3"));
-        assert!(text.contains("index_faces 7"));
-        assert!(text.contains("batch_size_bucket{le=\"2\"} 0"));
-        assert!(text.contains("batch_size_bucket{le=\"4\"} 1"));
-        assert!(text.contains("batch_size_bucket{le=\"+Inf\"} 1"));
-        assert!(text.contains("batch_size_count 1"));
+        assert!(text.contains("# HELP jobs_total Jobs."), "{text}");
+        assert!(text.contains("# TYPE jobs_total counter"), "{text}");
+        assert!(text.contains("# TYPE batch_size histogram"), "{text}");
+        let values = parse_prometheus(&text).expect("parses");
+        assert_eq!(values[r#"jobs_total{outcome="done"}"#], 3.0);
+        assert_eq!(values["index_faces"], 7.0);
+        assert_eq!(values[r#"batch_size_bucket{le="2"}"#], 0.0);
+        assert_eq!(values[r#"batch_size_bucket{le="4"}"#], 1.0);
+        assert_eq!(values[r#"batch_size_bucket{le="+Inf"}"#], 1.0);
+        assert_eq!(values["batch_size_count"], 1.0);
+    }
+
+    #[test]
+    fn registries_keep_their_own_counts() {
+        let (a, b) = (registry(), registry());
+        a.record(|| counter!("jobs_total", "outcome" => "done").increment(5));
+        b.record(|| counter!("jobs_total", "outcome" => "done").increment(1));
+        let count = |r: &Registry| parse_prometheus(&r.render()).expect("parses")[r#"jobs_total{outcome="done"}"#];
+        assert_eq!((count(&a), count(&b)), (5.0, 1.0));
     }
 }

@@ -2,11 +2,11 @@
 //! that also turns every error (unknown route, wrong method, malformed parameter included)
 //! into the JSON error shape, with an `Allow` header on 405.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use facematch_core::amqp::trace_context;
 use poem::{
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route,
     http::{HeaderValue, StatusCode, header},
 };
 use poem_openapi::OpenApiService;
@@ -15,6 +15,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
     error::ApiError,
+    route::RouteTable,
     routes::{health::HealthApi, images::ImageApi, matches::MatchApi, scan::ScanApi},
     state::AppState,
 };
@@ -28,18 +29,23 @@ pub fn app(state: AppState) -> impl Endpoint {
     );
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
+    let routes = Arc::new(RouteTable::from_spec(&api.spec()));
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(crate::metrics::render))
-        .around(access_log)
+        .around(move |next, req| access_log(next, req, routes.clone()))
         .data(state)
 }
 
 /// One span per request (parent taken from an incoming `traceparent`), one info and one debug
 /// log line per request, and JSON errors for everything.
-async fn access_log<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+async fn access_log<E: Endpoint>(
+    next: E,
+    req: Request,
+    routes: Arc<RouteTable>,
+) -> poem::Result<Response> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let parent: Vec<(String, String)> = ["traceparent", "tracestate"]
@@ -61,28 +67,43 @@ async fn access_log<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
         otel.kind = "server",
         http.method = %method,
         http.target = %path,
+        http.route = tracing::field::Empty,
         http.status_code = tracing::field::Empty,
     );
     if !parent.is_empty() {
         let _ = span.set_parent(trace_context::extract(&parent));
     }
     let started = Instant::now();
-    let mut resp = match next.call(req).instrument(span.clone()).await {
-        Ok(out) => out.into_response(),
-        Err(e) if e.is_from_response() => e.into_response(),
-        Err(e) => json_error(e).into_response(),
+    let (mut resp, template) = match next.call(req).instrument(span.clone()).await {
+        Ok(out) => {
+            let resp = out.into_response();
+            let template = routes.template(resp.data(), resp.data::<PathPattern>());
+            (resp, template)
+        }
+        Err(e) => {
+            let template = routes.template(e.data(), e.data::<PathPattern>());
+            let resp = if e.is_from_response() {
+                e.into_response()
+            } else {
+                json_error(e).into_response()
+            };
+            (resp, template)
+        }
     };
+    if let Some(template) = &template {
+        span.record("http.route", template.as_str());
+    }
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED
-        && let Some(allow) = allowed_methods(&path)
+        && let Some(allow) = template.as_deref().and_then(|t| routes.allow(t))
+        && let Ok(allow) = HeaderValue::from_str(allow)
     {
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        resp.headers_mut().insert(header::ALLOW, allow);
     }
     let status = resp.status().as_u16();
     span.record("http.status_code", status);
     crate::metrics::request(
         method.as_str(),
-        &path,
+        template.as_deref().unwrap_or("other"),
         status,
         started.elapsed().as_secs_f64(),
     );
@@ -106,13 +127,4 @@ fn json_error(e: poem::Error) -> ApiError {
         return ApiError::bad_request(code, e.to_string());
     }
     ApiError::from_status(e.status(), e.to_string())
-}
-
-/// The methods a route template answers, for the `Allow` header of a 405.
-fn allowed_methods(path: &str) -> Option<&'static str> {
-    match crate::metrics::route_label(path) {
-        "/scan/image/{filename}" | "/scan/url" => Some("POST"),
-        "other" => None,
-        _ => Some("GET, HEAD"),
-    }
 }

@@ -10,6 +10,7 @@ mod extract;
 pub mod fetch;
 pub mod limits;
 pub mod metrics;
+pub mod route;
 pub mod routes;
 pub mod server;
 pub mod sniff;

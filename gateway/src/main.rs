@@ -21,6 +21,7 @@ use gateway::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    gateway::metrics::registry().keep_up();
     let (forwarder, lines) =
         AmqpLogLayer::new("rest", vec!["gateway", "facematch", "facematch_core"]);
     let telemetry = telemetry::init(

@@ -1,36 +1,42 @@
 //! The gateway's Prometheus metrics: requests by route and status, latency, publish confirms
-//! and failures, scans in flight, bytes buffered. One registry per process, like Prometheus'
-//! default one. Every label value comes from a fixed set (route templates, the standard
-//! methods, outcomes), so no client can add series.
+//! and failures, scans in flight, bytes buffered — recorded with the `metrics` crate into one
+//! registry per process, like Prometheus' default one. Every label value comes from a fixed
+//! set (the route templates poem's router matched, the standard methods, outcomes), so no
+//! client can add series.
 
 use std::sync::OnceLock;
 
-use facematch_core::metrics::{MetricSet, SECONDS_BUCKETS};
+use facematch_core::metrics::{
+    Registry, SECONDS_BUCKETS, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use poem::{Response, handler};
 use tokio::sync::OwnedSemaphorePermit;
 
-/// The process's registry.
-pub fn registry() -> &'static MetricSet {
-    static SET: OnceLock<MetricSet> = OnceLock::new();
-    SET.get_or_init(MetricSet::default)
-}
+const REQUESTS: &str = "facematch_gateway_requests_total";
+const REQUEST_SECONDS: &str = "facematch_gateway_request_seconds";
+const PUBLISH: &str = "facematch_gateway_publish_total";
+const BUFFERED_BYTES: &str = "facematch_gateway_buffered_bytes";
+const IN_FLIGHT: &str = "facematch_gateway_in_flight";
 
-/// The route template of a path, so labels stay few (hashes and names are not labels).
-pub fn route_label(path: &str) -> &'static str {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match parts.as_slice() {
-        ["scan", "image", _] => "/scan/image/{filename}",
-        ["scan", "url"] => "/scan/url",
-        ["match", _] => "/match/{hash}",
-        ["match", _, "details"] => "/match/{hash}/details",
-        ["images", _] => "/images/{hash}",
-        ["healthz"] => "/healthz",
-        ["readyz"] => "/readyz",
-        ["metrics"] => "/metrics",
-        ["openapi.json"] => "/openapi.json",
-        ["docs", ..] => "/docs",
-        _ => "other",
-    }
+/// The process's registry.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        Registry::new(&[(REQUEST_SECONDS, SECONDS_BUCKETS)], || {
+            describe_counter!(
+                REQUESTS,
+                "HTTP requests answered, by route, method and status."
+            );
+            describe_histogram!(REQUEST_SECONDS, "HTTP request latency, by route.");
+            describe_counter!(PUBLISH, "Jobs published to the broker, by outcome.");
+            describe_gauge!(
+                BUFFERED_BYTES,
+                "Request body and download bytes reserved in memory now."
+            );
+            describe_gauge!(IN_FLIGHT, "Scans being handled now.");
+        })
+    })
 }
 
 /// The method as a label: one of the standard methods, or `other`.
@@ -44,44 +50,26 @@ pub fn method_label(method: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Records one answered request.
-pub fn request(method: &str, path: &str, status: u16, seconds: f64) {
-    let route = route_label(path);
+/// Records one answered request; `route` is the template the router matched
+/// ([`crate::route::template`]), `other` when none did.
+pub fn request(method: &str, route: &str, status: u16, seconds: f64) {
+    let route = route.to_owned();
     let method = method_label(method);
-    let status = status.to_string();
-    registry().inc(
-        "facematch_gateway_requests_total",
-        "HTTP requests answered, by route, method and status.",
-        &[("route", route), ("method", method), ("status", &status)],
-        1.0,
-    );
-    registry().observe(
-        "facematch_gateway_request_seconds",
-        "HTTP request latency, by route.",
-        &[("route", route)],
-        seconds,
-        SECONDS_BUCKETS,
-    );
+    registry().record(|| {
+        counter!(REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string())
+            .increment(1);
+        histogram!(REQUEST_SECONDS, "route" => route).record(seconds);
+    });
 }
 
-/// Records a publish outcome: `confirmed` or `failed`.
-pub fn publish(outcome: &str) {
-    registry().inc(
-        "facematch_gateway_publish_total",
-        "Jobs published to the broker, by outcome.",
-        &[("outcome", outcome)],
-        1.0,
-    );
+/// Records a publish outcome: `confirmed`, `unconfirmed` or `failed`.
+pub fn publish(outcome: &'static str) {
+    registry().record(|| counter!(PUBLISH, "outcome" => outcome).increment(1));
 }
 
 /// Moves the gauge of request and download bytes held in memory.
 pub fn buffered(by: f64) {
-    registry().add(
-        "facematch_gateway_buffered_bytes",
-        "Request body and download bytes reserved in memory now.",
-        &[],
-        by,
-    );
+    registry().record(|| gauge!(BUFFERED_BYTES).increment(by));
 }
 
 /// A scan slot: counted in `facematch_gateway_in_flight` while held.
@@ -90,24 +78,15 @@ pub struct InFlight(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl InFlight {
     pub fn new(permit: OwnedSemaphorePermit) -> Self {
-        in_flight(1.0);
+        registry().record(|| gauge!(IN_FLIGHT).increment(1.0));
         Self(permit)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        in_flight(-1.0);
+        registry().record(|| gauge!(IN_FLIGHT).decrement(1.0));
     }
-}
-
-fn in_flight(by: f64) {
-    registry().add(
-        "facematch_gateway_in_flight",
-        "Scans being handled now.",
-        &[],
-        by,
-    );
 }
 
 /// `GET /metrics`: Prometheus text.
@@ -120,15 +99,7 @@ pub fn render() -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{method_label, route_label};
-
-    #[test]
-    fn labels_are_route_templates() {
-        assert_eq!(route_label("/scan/image/a b.jpg"), "/scan/image/{filename}");
-        assert_eq!(route_label("/match/0123/details"), "/match/{hash}/details");
-        assert_eq!(route_label("/images/abc"), "/images/{hash}");
-        assert_eq!(route_label("/etc/passwd"), "other");
-    }
+    use super::method_label;
 
     #[test]
     fn labels_are_standard_methods() {

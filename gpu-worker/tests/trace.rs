@@ -189,6 +189,22 @@ async fn one_trace_spans_request_publish_job_and_redis_write() {
         };
         assert_eq!(hex(&request.span.trace_id), caller_trace);
         assert_eq!(request.service, "facematch-gateway");
+        let route = request
+            .span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "http.route")
+            .and_then(|kv| kv.value.as_ref())
+            .and_then(|v| v.value.clone());
+        assert_eq!(
+            route,
+            Some(
+                opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                    "/scan/image/{filename}".into()
+                )
+            ),
+            "the request span names its route template"
+        );
         assert_eq!(
             publish.span.parent_span_id, request.span.span_id,
             "publish ← request"

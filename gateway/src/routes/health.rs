@@ -18,7 +18,7 @@ pub struct HealthApi;
 #[OpenApi]
 impl HealthApi {
     /// Liveness
-    #[oai(path = "/healthz", method = "get")]
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Json<Health> {
         Json(Health {
             status: "ok".into(),
@@ -26,7 +26,7 @@ impl HealthApi {
     }
 
     /// Readiness: the broker's confirm channel is open and Redis answers
-    #[oai(path = "/readyz", method = "get")]
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&AppState>) -> Result<Json<Health>, ApiError> {
         if !state.publisher.is_ready().await {
             return Err(ApiError::unavailable("not connected to the message broker"));

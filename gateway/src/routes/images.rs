@@ -110,7 +110,7 @@ impl ImageApi {
     ///
     /// With `wait=SECONDS` (0 to 60), waits until the image is `done` or `failed`, or the
     /// time is up, then answers its current status.
-    #[oai(path = "/images/:hash", method = "get")]
+    #[oai(path = "/images/:hash", method = "get", operation_id = "getImage")]
     async fn image(
         &self,
         state: Data<&AppState>,

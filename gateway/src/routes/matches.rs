@@ -43,7 +43,7 @@ impl MatchApi {
     ///
     /// Every name or URL of every other image that shares at least one face with this one,
     /// sorted. `[]` for an unknown hash, an image without faces, or one still being processed.
-    #[oai(path = "/match/:hash", method = "get")]
+    #[oai(path = "/match/:hash", method = "get", operation_id = "getMatches")]
     async fn matches(
         &self,
         state: Data<&AppState>,
@@ -58,7 +58,11 @@ impl MatchApi {
     /// Matching images with details
     ///
     /// Each matching image with its hash, best face distance and names, closest first.
-    #[oai(path = "/match/:hash/details", method = "get")]
+    #[oai(
+        path = "/match/:hash/details",
+        method = "get",
+        operation_id = "getMatchDetails"
+    )]
     async fn match_details(
         &self,
         state: Data<&AppState>,

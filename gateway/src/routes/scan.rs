@@ -67,7 +67,11 @@ impl ScanApi {
     /// The body is the image's raw bytes, whatever the `Content-Type`. Answers once the job is
     /// durably queued (broker confirm) or the same bytes are already known; the filename is
     /// recorded either way and then points at this image.
-    #[oai(path = "/scan/image/:filename", method = "post")]
+    #[oai(
+        path = "/scan/image/:filename",
+        method = "post",
+        operation_id = "scanImage"
+    )]
     async fn scan_image(
         &self,
         state: Data<&AppState>,
@@ -111,7 +115,7 @@ impl ScanApi {
     /// The gateway downloads the image (http/https, public addresses, size-limited). A URL
     /// already scanned answers its hash at once, without downloading again, unless its job
     /// must be queued again (see `POST /scan/image/{filename}`).
-    #[oai(path = "/scan/url", method = "post")]
+    #[oai(path = "/scan/url", method = "post", operation_id = "scanUrl")]
     async fn scan_url(
         &self,
         state: Data<&AppState>,

@@ -15,7 +15,7 @@ use super::{Metrics, health::BrokerHealth};
 fn render_metrics(Data(metrics): Data<&Metrics>) -> poem::Response {
     poem::Response::builder()
         .content_type("text/plain; version=0.0.4")
-        .body(metrics.set().render())
+        .body(metrics.registry().render())
 }
 
 #[handler]

@@ -225,6 +225,7 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
     }
     let engine = Engine::start(pipeline).map_err(ServeError::Thread)?;
     let metrics = Metrics::default();
+    metrics.registry().keep_up();
     let health = health::BrokerHealth::new();
     let metrics_server =
         metrics_server::start(args.metrics_listen, metrics.clone(), health.clone())
