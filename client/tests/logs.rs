@@ -7,7 +7,7 @@ mod common;
 
 use std::{path::Path, process::Stdio, time::Duration};
 
-use common::{AMQP_URL, System, facematch};
+use common::{AMQP_URL, facematch, served};
 use facematch_core::{
     amqp::{AmqpLogLayer, forward_logs, log_routing_key},
     telemetry,
@@ -88,7 +88,7 @@ async fn wait_for_line<F: AsyncFnMut()>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_reconnects_after_losing_the_broker() {
-    let system = System::new("relogs").await;
+    let system = served("relogs").await;
     let proxy = Proxy::start("127.0.0.1:5672".parse().expect("addr")).await;
     let prefix = format!("{}.", system.id);
     let url = format!("amqp://guest:guest@{}/%2f", proxy.addr);
@@ -139,7 +139,7 @@ async fn logs_prints_the_gateways_rest_info_lines_with_their_routing_key() {
     let (forwarder, lines) =
         AmqpLogLayer::new("rest", vec!["gateway", "facematch", "facematch_core"]);
     let _telemetry = telemetry::init("client-logs-test", Some(forwarder), None);
-    let system = System::new("logs").await;
+    let system = served("logs").await;
     tokio::spawn(forward_logs(lines, system.publisher.clone()));
 
     // The Deployment's command, its environment as the Deployment sets it (the URL from the
@@ -166,7 +166,7 @@ async fn logs_prints_the_gateways_rest_info_lines_with_their_routing_key() {
     let info_key = log_routing_key("rest", &tracing::Level::INFO);
     let hash = "0".repeat(32);
     let http = reqwest::Client::new();
-    let url = format!("{}/match/{hash}", system.base);
+    let url = format!("{}/match/{hash}", system.base_url());
     let line = wait_for_line(&mut rx, &format!("/match/{hash}"), async || {
         let resp = http.get(&url).send().await.expect("request");
         assert!(resp.status().is_success());

@@ -3,21 +3,16 @@
 
 mod common;
 
-use std::{collections::BTreeMap, sync::Once};
+use std::collections::BTreeMap;
 
-use common::{System, copy_as, demo_path, face_crop};
-use facematch_core::telemetry;
-
-fn init_tracing() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| std::mem::forget(telemetry::init("client-test", None, None)));
-}
+use common::{cli, copy_as, demo_path, served};
+use facematch_testkit::images::face_crop;
+use image::ImageFormat;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scanning_a_folder_with_wait_prints_hashes_states_and_matches() {
-    init_tracing();
-    let mut system = System::new("scan").await;
-    system.start_worker();
+    let system = served("scan").await;
+    let worker = system.start_worker(system.worker_args(4));
     let dir = tempfile::tempdir().expect("temp dir");
     for n in 1..=4 {
         copy_as(&demo_path(n), dir.path(), &format!("sample{n}.jpg"));
@@ -26,12 +21,14 @@ async fn scanning_a_folder_with_wait_prints_hashes_states_and_matches() {
     copy_as(&demo_path(1), dir.path(), "sample1-copy.jpg");
     let sub = dir.path().join("crops");
     std::fs::create_dir(&sub).expect("mkdir");
-    std::fs::write(sub.join("face of sample1.PNG"), face_crop(1)).expect("write crop");
+    std::fs::write(
+        sub.join("face of sample1.PNG"),
+        face_crop(1, 0, 1.0, ImageFormat::Png),
+    )
+    .expect("write crop");
 
     let folder = dir.path().to_str().expect("utf-8 temp path");
-    let run = system
-        .facematch(&["scan", folder, "--wait=240", "--json"])
-        .await;
+    let run = cli(&system, &["scan", folder, "--wait=240", "--json"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     let lines = run.json_lines();
     assert_eq!(lines.len(), 6, "{run:?}");
@@ -68,7 +65,7 @@ async fn scanning_a_folder_with_wait_prints_hashes_states_and_matches() {
     assert!(matches(original).contains(&"face of sample1.PNG".to_owned()));
 
     // The same folder again as text: known images answer at once, already done.
-    let text = system.facematch(&["scan", folder, "--wait=60"]).await;
+    let text = cli(&system, &["scan", folder, "--wait=60"]).await;
     assert_eq!(text.code, Some(0), "{text:?}");
     let line = text
         .stdout
@@ -87,37 +84,35 @@ async fn scanning_a_folder_with_wait_prints_hashes_states_and_matches() {
 
     // `match` and `status` on the same image, as text and JSON.
     let hash = original["hash"].as_str().expect("hash");
-    let text = system.facematch(&["match", hash]).await;
+    let text = cli(&system, &["match", hash]).await;
     assert_eq!(text.code, Some(0), "{text:?}");
     assert!(
         text.stdout.lines().any(|l| l == "face of sample1.PNG"),
         "{text:?}"
     );
-    let json = system.facematch(&["match", hash, "--json"]).await;
+    let json = cli(&system, &["match", hash, "--json"]).await;
     let names: Vec<String> = serde_json::from_str(&json.stdout).expect("json list");
     assert_eq!(names, matches(original));
-    let details = system
-        .facematch(&["match", hash, "--details", "--json"])
-        .await;
+    let details = cli(&system, &["match", hash, "--details", "--json"]).await;
     let details: serde_json::Value = serde_json::from_str(&details.stdout).expect("json");
     assert_eq!(details[0]["hash"], crop["hash"], "{details}");
 
-    let status = system.facematch(&["status", hash]).await;
+    let status = cli(&system, &["status", hash]).await;
     assert_eq!(status.code, Some(0), "{status:?}");
     assert!(status.stdout.contains("state:   done"), "{status:?}");
     assert!(status.stdout.contains("sample1-copy.jpg"), "{status:?}");
-    let raw = system.facematch(&["status", hash, "--json"]).await;
+    let raw = cli(&system, &["status", hash, "--json"]).await;
     let doc: serde_json::Value = serde_json::from_str(&raw.stdout).expect("json");
     assert_eq!(doc["hash"], hash);
     assert_eq!(doc["state"], "done");
 
+    worker.stop().await;
     system.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_per_item_and_exit_codes_tell_them_apart() {
-    init_tracing();
-    let system = System::new("errors").await;
+    let system = served("errors").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let good = copy_as(&demo_path(2), dir.path(), "good one.jpg");
     let notes = dir.path().join("notes.jpg");
@@ -131,7 +126,7 @@ async fn failures_are_per_item_and_exit_codes_tell_them_apart() {
 
     let mut scan = vec!["scan"];
     scan.extend(args);
-    let text = system.facematch(&scan).await;
+    let text = cli(&system, &scan).await;
     assert_eq!(text.code, Some(1), "{text:?}");
     let lines: Vec<&str> = text.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{text:?}");
@@ -148,7 +143,7 @@ async fn failures_are_per_item_and_exit_codes_tell_them_apart() {
     assert!(text.stderr.contains("2 of 3 items failed"), "{text:?}");
 
     scan.push("--json");
-    let json = system.facematch(&scan).await;
+    let json = cli(&system, &scan).await;
     assert_eq!(json.code, Some(1), "{json:?}");
     let by_name: BTreeMap<String, serde_json::Value> = json
         .json_lines()
@@ -163,9 +158,7 @@ async fn failures_are_per_item_and_exit_codes_tell_them_apart() {
 
     // An unreachable gateway is a connection error: exit 2 and a clear message.
     let good = good.to_str().expect("utf-8");
-    let down = system
-        .facematch(&["--gateway", "http://127.0.0.1:1", "scan", good])
-        .await;
+    let down = cli(&system, &["--gateway", "http://127.0.0.1:1", "scan", good]).await;
     assert_eq!(down.code, Some(2), "{down:?}");
     assert!(
         down.stderr
@@ -173,18 +166,20 @@ async fn failures_are_per_item_and_exit_codes_tell_them_apart() {
         "{down:?}"
     );
     let hash = "0".repeat(32);
-    let down = system
-        .facematch(&["match", &hash, "--gateway", "http://127.0.0.1:1"])
-        .await;
+    let down = cli(
+        &system,
+        &["match", &hash, "--gateway", "http://127.0.0.1:1"],
+    )
+    .await;
     assert_eq!(down.code, Some(2), "{down:?}");
 
     // Usage errors are 2 as well; an unknown hash is a failed item (1) for `status`.
-    let usage = system.facematch(&["match", "not-a-hash"]).await;
+    let usage = cli(&system, &["match", "not-a-hash"]).await;
     assert_eq!(usage.code, Some(2), "{usage:?}");
-    let unknown = system.facematch(&["status", &hash]).await;
+    let unknown = cli(&system, &["status", &hash]).await;
     assert_eq!(unknown.code, Some(1), "{unknown:?}");
     assert!(unknown.stderr.contains("not_found"), "{unknown:?}");
-    let none = system.facematch(&["match", &hash]).await;
+    let none = cli(&system, &["match", &hash]).await;
     assert_eq!((none.code, none.stdout.as_str()), (Some(0), ""), "{none:?}");
 
     system.cleanup().await;

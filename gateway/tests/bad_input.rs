@@ -2,9 +2,9 @@
 
 mod common;
 
-use common::{Env, Options, error_code, png};
+use common::{Options, System, error_code, png};
 
-async fn assert_untouched(env: &Env) {
+async fn assert_untouched(env: &System) {
     assert!(
         env.redis_keys().await.is_empty(),
         "{:?}",
@@ -15,7 +15,7 @@ async fn assert_untouched(env: &Env) {
 
 #[tokio::test]
 async fn bad_uploads() {
-    let env = Env::with(
+    let env = System::with(
         "bad-upload",
         Options {
             max_body: 4096,
@@ -64,7 +64,7 @@ async fn bad_uploads() {
 
 #[tokio::test]
 async fn bad_url_requests() {
-    let env = Env::new("bad-url").await;
+    let env = System::new("bad-url").await;
     let raw = |body: &'static str| {
         env.client
             .post("/scan/url")
@@ -97,7 +97,7 @@ async fn bad_url_requests() {
 
 #[tokio::test]
 async fn an_oversized_json_body_is_413_about_json() {
-    let env = Env::new("big-json").await;
+    let env = System::new("big-json").await;
     let body = format!(r#"{{"url": "http://127.0.0.1/{}"}}"#, "a".repeat(100_000));
     let resp = env
         .client
@@ -119,7 +119,7 @@ async fn an_oversized_json_body_is_413_about_json() {
 
 #[tokio::test]
 async fn the_status_document_has_no_nulls() {
-    let env = Env::new("no-nulls").await;
+    let env = System::new("no-nulls").await;
     let (status, body) = env.upload("n.png", png(90)).await;
     assert_eq!(status, 200, "{body}");
     let (status, doc) = env
@@ -140,7 +140,7 @@ async fn a_url_serving_a_non_image_or_too_much_is_refused() {
     use std::collections::HashMap;
 
     use common::http_server::{Answer, HttpServer};
-    let env = Env::with(
+    let env = System::with(
         "bad-content",
         Options {
             max_body: 4096,
@@ -187,7 +187,7 @@ async fn a_url_serving_a_non_image_or_too_much_is_refused() {
 
 #[tokio::test]
 async fn unknown_route_and_malformed_hash_are_json_errors() {
-    let env = Env::new("bad-route").await;
+    let env = System::new("bad-route").await;
     let (status, json) = env.get("/no/such/route").await;
     assert_eq!(status, 404);
     assert_eq!(error_code(&json), "not_found");
@@ -200,7 +200,7 @@ async fn unknown_route_and_malformed_hash_are_json_errors() {
 
 #[tokio::test]
 async fn in_flight_limit_answers_429() {
-    let env = Env::with(
+    let env = System::with(
         "busy",
         Options {
             max_in_flight: 0,

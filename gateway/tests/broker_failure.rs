@@ -4,13 +4,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, Options, png};
+use common::{Options, System, png};
 use facematch_core::testing::Proxy;
 
 #[tokio::test]
 async fn cut_broker_gives_503_then_recovers_and_every_200_is_queued() {
     let proxy = Proxy::start("127.0.0.1:5672".parse().expect("addr")).await;
-    let env = Env::with(
+    let env = System::with(
         "broker",
         Options {
             amqp_url: format!("amqp://guest:guest@{}/%2f", proxy.addr),

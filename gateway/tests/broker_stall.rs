@@ -7,10 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, Options, error_code, png};
+use common::{Options, System, error_code, png};
 use facematch_core::testing::Proxy;
 
-async fn wait_for_readyz(env: &Env, status: u16, within: Duration) -> Option<Duration> {
+async fn wait_for_readyz(env: &System, status: u16, within: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < within {
         if env.get("/readyz").await.0 == status {
@@ -24,7 +24,7 @@ async fn wait_for_readyz(env: &Env, status: u16, within: Duration) -> Option<Dur
 #[tokio::test]
 async fn a_stalled_broker_fails_readiness_and_unconfirmed_uploads_say_may_be_queued() {
     let proxy = Proxy::start("127.0.0.1:5672".parse().expect("addr")).await;
-    let env = Env::with(
+    let env = System::with(
         "stall",
         Options {
             amqp_url: format!("amqp://guest:guest@{}/%2f", proxy.addr),

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::{
-    Env,
+    System,
     http_server::{Answer, HttpServer},
     png,
 };
@@ -19,7 +19,7 @@ fn as_filename(url: &str) -> String {
 
 #[tokio::test]
 async fn a_filename_spelled_like_a_url_does_not_answer_for_it() {
-    let env = Env::new("hijack-file-first").await;
+    let env = System::new("hijack-file-first").await;
     let served = png(31);
     let server = HttpServer::start(HashMap::from([(
         "/x.png".to_owned(),
@@ -57,7 +57,7 @@ async fn a_filename_spelled_like_a_url_does_not_answer_for_it() {
 
 #[tokio::test]
 async fn a_filename_upload_cannot_rebind_or_remove_a_scanned_url() {
-    let env = Env::new("hijack-url-first").await;
+    let env = System::new("hijack-url-first").await;
     let served = png(41);
     let server = HttpServer::start(HashMap::from([(
         "/y.png".to_owned(),

@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::{Env, png};
+use common::{System, png};
 use facematch_core::testing::parse_prometheus;
 
-async fn scrape(env: &Env) -> std::collections::HashMap<String, f64> {
+async fn scrape(env: &System) -> std::collections::HashMap<String, f64> {
     let resp = env.client.get("/metrics").send().await;
     assert_eq!(resp.0.status().as_u16(), 200);
     let text = resp.0.into_body().into_string().await.expect("body");
@@ -14,7 +14,7 @@ async fn scrape(env: &Env) -> std::collections::HashMap<String, f64> {
 
 #[tokio::test]
 async fn metrics_parse_and_move_with_a_scan() {
-    let env = Env::new("metrics").await;
+    let env = System::new("metrics").await;
     let scans = r#"facematch_gateway_requests_total{route="/scan/image/{filename}",method="POST",status="200"}"#;
     let confirmed = r#"facematch_gateway_publish_total{outcome="confirmed"}"#;
     let before = scrape(&env).await;

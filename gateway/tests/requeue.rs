@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{Env, png};
+use common::{System, png};
 use facematch_core::{
     ImageHash,
     store::{ImageState, redis},
 };
 
-async fn set_fields(env: &Env, hash: ImageHash, fields: &[(&str, String)]) {
+async fn set_fields(env: &System, hash: ImageHash, fields: &[(&str, String)]) {
     let mut conn = env.store.conn().await.expect("redis");
     let _: () = redis::cmd("HSET")
         .arg(env.store.keys().image(hash))
@@ -27,7 +27,7 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-async fn upload_hash(env: &Env, name: &str, bytes: Vec<u8>) -> ImageHash {
+async fn upload_hash(env: &System, name: &str, bytes: Vec<u8>) -> ImageHash {
     let (status, body) = env.upload(name, bytes).await;
     assert_eq!(status, 200, "{body}");
     body["hash"].as_str().expect("hash").parse().expect("hash")
@@ -35,7 +35,7 @@ async fn upload_hash(env: &Env, name: &str, bytes: Vec<u8>) -> ImageHash {
 
 #[tokio::test]
 async fn a_job_queued_longer_than_the_bound_is_queued_again_on_reupload() {
-    let env = Env::new("requeue-stale").await;
+    let env = System::new("requeue-stale").await;
     let hash = upload_hash(&env, "a.png", png(50)).await;
     // The message is lost (a worker took it and vanished, or the broker dropped it).
     assert_eq!(env.drain_queue().await.len(), 1);
@@ -74,7 +74,7 @@ async fn a_job_queued_longer_than_the_bound_is_queued_again_on_reupload() {
 
 #[tokio::test]
 async fn a_dead_lettered_image_is_queued_again_but_an_undecodable_one_is_not() {
-    let env = Env::new("requeue-failed").await;
+    let env = System::new("requeue-failed").await;
     let dead = upload_hash(&env, "dead.png", png(60)).await;
     let broken = upload_hash(&env, "broken.png", png(61)).await;
     env.drain_queue().await;

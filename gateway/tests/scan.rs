@@ -5,14 +5,14 @@ mod common;
 use std::collections::HashMap;
 
 use common::{
-    Env, header,
+    System, header,
     http_server::{Answer, HttpServer},
     png,
 };
 
 #[tokio::test]
 async fn same_bytes_under_two_names_share_a_hash_and_queue_once() {
-    let env = Env::new("dedup").await;
+    let env = System::new("dedup").await;
     let (s1, a) = env.upload("first.png", png(1)).await;
     let (s2, b) = env.upload("second.png", png(1)).await;
     assert_eq!((s1, s2), (200, 200), "{a} {b}");
@@ -40,7 +40,7 @@ async fn same_bytes_under_two_names_share_a_hash_and_queue_once() {
 
 #[tokio::test]
 async fn queued_message_carries_hash_name_and_traceparent() {
-    let env = Env::new("message").await;
+    let env = System::new("message").await;
     let bytes = png(7);
     let (status, body) = env.upload("a%20photo.png", bytes.clone()).await;
     assert_eq!(status, 200, "{body}");
@@ -73,7 +73,7 @@ async fn queued_message_carries_hash_name_and_traceparent() {
 
 #[tokio::test]
 async fn a_url_is_downloaded_once() {
-    let env = Env::new("url-once").await;
+    let env = System::new("url-once").await;
     let server = HttpServer::start(HashMap::from([(
         "/face.png".to_owned(),
         Answer::ok(png(3), "image/png"),
@@ -102,7 +102,7 @@ async fn a_url_is_downloaded_once() {
 
 #[tokio::test]
 async fn match_of_unknown_is_empty_and_malformed_hash_is_400() {
-    let env = Env::new("match").await;
+    let env = System::new("match").await;
     let (status, body) = env.get(&format!("/match/{}", "0".repeat(32))).await;
     assert_eq!((status, body), (200, serde_json::json!([])));
     let (status, body) = env.get("/match/not-a-hash").await;
@@ -116,7 +116,7 @@ async fn match_of_unknown_is_empty_and_malformed_hash_is_400() {
 
 #[tokio::test]
 async fn match_lists_names_of_matched_images() {
-    let env = Env::new("matchnames").await;
+    let env = System::new("matchnames").await;
     let (_, a) = env.upload("a.png", png(10)).await;
     let (_, b) = env.upload("b.png", png(11)).await;
     env.upload("b-copy.png", png(11)).await;
@@ -145,7 +145,7 @@ async fn match_lists_names_of_matched_images() {
 
 #[tokio::test]
 async fn health_readiness_and_openapi() {
-    let env = Env::new("health").await;
+    let env = System::new("health").await;
     assert_eq!(env.get("/healthz").await.0, 200);
     assert_eq!(env.get("/readyz").await.0, 200);
     let (status, spec) = env.get("/openapi.json").await;
@@ -164,7 +164,7 @@ async fn health_readiness_and_openapi() {
 
 #[tokio::test]
 async fn long_poll_returns_when_the_time_is_up() {
-    let env = Env::new("wait").await;
+    let env = System::new("wait").await;
     let (_, a) = env.upload("w.png", png(20)).await;
     let started = std::time::Instant::now();
     let (status, doc) = env

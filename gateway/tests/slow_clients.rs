@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Env, Options, error_code, png};
+use common::{Options, System, error_code, png};
 use facematch_core::testing::parse_prometheus;
 use gateway::{limits::Limits, server::ServerConfig};
 use poem::Body;
@@ -49,7 +49,7 @@ async fn trickle_headers(addr: std::net::SocketAddr, give_up: Duration) -> Optio
 
 #[tokio::test]
 async fn connections_trickling_headers_are_closed_after_the_header_timeout() {
-    let env = Env::new("slow-headers").await;
+    let mut env = System::new("slow-headers").await;
     let timeout = Duration::from_secs(2);
     let addr = env
         .listen(ServerConfig {
@@ -87,7 +87,7 @@ async fn connections_trickling_headers_are_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_stalled_body_is_answered_408() {
-    let env = Env::with(
+    let env = System::with(
         "slow-body",
         Options {
             limits: Limits {
@@ -114,7 +114,7 @@ async fn a_stalled_body_is_answered_408() {
 
 #[tokio::test]
 async fn the_slot_and_the_memory_are_taken_before_the_body_is_read() {
-    let env = Env::with(
+    let env = System::with(
         "slot-first",
         Options {
             max_in_flight: 1,
@@ -173,7 +173,7 @@ async fn the_slot_and_the_memory_are_taken_before_the_body_is_read() {
 
 #[tokio::test]
 async fn random_methods_share_one_metric_label_and_405_says_allow() {
-    let env = Env::new("labels").await;
+    let env = System::new("labels").await;
     for i in 0..30 {
         let method = poem::http::Method::from_bytes(format!("FROB{i}").as_bytes()).expect("method");
         let resp = env.client.request(method, "/healthz").send().await;
@@ -200,12 +200,31 @@ async fn random_methods_share_one_metric_label_and_405_says_allow() {
         Some(Some("GET, HEAD"))
     );
 
+    for i in 0..5 {
+        let resp = env.client.get(format!("/no-such-route-{i}")).send().await;
+        assert_eq!(resp.0.status().as_u16(), 404);
+    }
+    let hash = "0".repeat(32);
+    assert_eq!(env.get(&format!("/match/{hash}")).await.0, 200);
+
     let resp = env.client.get("/metrics").send().await;
     let text = resp.0.into_body().into_string().await.expect("body");
     let series = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         !text.contains("FROB"),
         "a client-chosen method became a label"
+    );
+    assert!(
+        !text.contains("no-such-route") && !text.contains(&hash),
+        "a client-chosen path became a label"
+    );
+    assert!(
+        series.contains_key(
+            r#"facematch_gateway_requests_total{route="other",method="GET",status="404"}"#
+        ) && series.contains_key(
+            r#"facematch_gateway_requests_total{route="/match/{hash}",method="GET",status="200"}"#
+        ),
+        "unknown paths are `other`, routes are templates: {text}"
     );
     assert!(
         series

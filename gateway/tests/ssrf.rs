@@ -5,17 +5,17 @@ mod common;
 use std::collections::HashMap;
 
 use common::{
-    Env, Options, error_code, hosts,
+    Options, System, error_code, hosts,
     http_server::{Answer, HttpServer},
     png,
 };
 use gateway::fetch::FetchConfig;
 
-async fn strict_env(tag: &str, static_hosts: &[(&str, &str)]) -> Env {
+async fn strict_env(tag: &str, static_hosts: &[(&str, &str)]) -> System {
     let mut fetch = FetchConfig::new(1 << 20, false);
     fetch.allowed_ports = None; // the test server runs on a random port
     fetch.static_hosts = hosts(static_hosts);
-    Env::with(
+    System::with(
         tag,
         Options {
             fetch,

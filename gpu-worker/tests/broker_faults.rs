@@ -1,13 +1,15 @@
 //! The worker's broker link cut again and again, or stalled (open, carrying nothing), through a
 //! proxy the test owns: every accepted job still ends `done`, and a stall shows on `/healthz`.
 
-mod system;
-
 use std::time::{Duration, Instant};
 
 use facematch_core::{ImageHash, testing::Proxy};
+use facematch_testkit::{
+    System,
+    images::{eight_images, face_crop, no_face},
+    within,
+};
 use image::ImageFormat;
-use system::{System, face_crop, no_face};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -41,12 +43,12 @@ async fn all_done(sys: &System, hashes: &[ImageHash]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_loop_leaves_every_accepted_job_done() {
     const CUTS: usize = 7;
-    system::within(async {
+    within(async {
         let sys = System::new("cut-loop").await;
         let proxy = proxy_to_broker().await;
         let mut hashes = Vec::new();
-        for (name, bytes) in system::eight_images() {
-            hashes.push(sys.upload(&name, bytes).await);
+        for (name, bytes) in eight_images() {
+            hashes.push(sys.scan(&name, bytes).await);
         }
         let mut args = sys.worker_args(4);
         args.amqp.amqp_url = via(&proxy);
@@ -93,20 +95,20 @@ async fn wait_health(base: &str, want: u16, within: Duration) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_broker_link_fails_healthz_and_recovers() {
-    system::within(async {
+    within(async {
         let sys = System::new("stall").await;
         let proxy = proxy_to_broker().await;
         let (mut args, base) = sys.worker_args_with_metrics(2);
         args.amqp.amqp_url = via(&proxy);
         let worker = sys.start_worker(args);
-        let before = sys.upload("before.png", no_face()).await;
+        let before = sys.scan("before.png", no_face()).await;
         assert_eq!(sys.wait_final(before, WAIT).await["state"], "done");
         wait_health(&base, 200, Duration::from_secs(10)).await;
 
         proxy.stall();
         let stalled_at = Instant::now();
         let during = sys
-            .upload("during.png", face_crop(1, 0, 1.0, ImageFormat::Png))
+            .scan("during.png", face_crop(1, 0, 1.0, ImageFormat::Png))
             .await;
         let body = wait_health(&base, 503, Duration::from_secs(20)).await;
         assert!(body.contains("no progress"), "{body}");

@@ -2,15 +2,16 @@
 //! doubled, and the final matches equal an uninterrupted run — also when it is killed again
 //! and again just after it starts consuming (a crash loop).
 
-mod system;
-
 use std::{
     process::Command,
     time::{Duration, Instant},
 };
 
 use facematch_core::{ImageHash, store::ImageState};
-use system::{Process, System, assert_same_matches};
+use facematch_testkit::{
+    MatchTable, Process, System, assert_same_matches, broker::drain_logs, images::eight_images,
+    within,
+};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -19,7 +20,11 @@ fn spawn_worker(sys: &System) -> Process {
 }
 
 fn spawn_worker_batch(sys: &System, max_batch: usize) -> Process {
-    sys.spawn_worker_process(max_batch, &[])
+    sys.spawn_worker(
+        std::path::Path::new(env!("CARGO_BIN_EXE_gpu-worker")),
+        max_batch,
+        &[],
+    )
 }
 
 async fn states(sys: &System, hashes: &[ImageHash]) -> Vec<ImageState> {
@@ -46,14 +51,14 @@ async fn wait_some_done(sys: &System, hashes: &[ImageHash]) {
 
 async fn upload_all(sys: &System) -> Vec<ImageHash> {
     let mut hashes = Vec::new();
-    for (name, bytes) in system::eight_images() {
-        hashes.push(sys.upload(&name, bytes).await);
+    for (name, bytes) in eight_images() {
+        hashes.push(sys.scan(&name, bytes).await);
     }
     hashes
 }
 
 /// Every image done, each face logged once; returns the match table.
-async fn check_complete(sys: &System, hashes: &[ImageHash]) -> system::MatchTable {
+async fn check_complete(sys: &System, hashes: &[ImageHash]) -> MatchTable {
     let mut faces = std::collections::HashMap::new();
     for h in hashes {
         let status = sys.wait_final(*h, WAIT).await;
@@ -74,7 +79,7 @@ async fn check_complete(sys: &System, hashes: &[ImageHash]) -> system::MatchTabl
     sys.match_table(hashes).await
 }
 
-async fn reference_run() -> system::MatchTable {
+async fn reference_run() -> MatchTable {
     let sys = System::new("reference").await;
     let worker = sys.start_worker(sys.worker_args(4));
     let hashes = upload_all(&sys).await;
@@ -86,7 +91,7 @@ async fn reference_run() -> system::MatchTable {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_with_unacked_deliveries_loses_and_doubles_nothing() {
-    system::within(async {
+    within(async {
         let sys = System::new("sigkill").await;
         let hashes = upload_all(&sys).await;
         let mut worker = spawn_worker(&sys);
@@ -113,7 +118,7 @@ async fn sigkill_with_unacked_deliveries_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_leaves_every_accepted_job_done() {
     const KILLS: usize = 6;
-    system::within(async {
+    within(async {
         let sys = System::new("crash-loop").await;
         let hashes = upload_all(&sys).await;
         assert!(hashes.len() >= 8, "at least 8 accepted jobs");
@@ -142,7 +147,7 @@ async fn a_crash_loop_leaves_every_accepted_job_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_batch_in_hand_and_exits_0() {
-    system::within(async {
+    within(async {
         let sys = System::new("sigterm").await;
         let mut logs = sys.listen_logs("*.worker.*").await;
         let hashes = upload_all(&sys).await;
@@ -168,7 +173,7 @@ async fn sigterm_finishes_the_batch_in_hand_and_exits_0() {
         assert!(status.success(), "exit status {status:?}");
         // The worker's own log lines reached the `logs` exchange as `<hostname>.worker.<level>`.
         let info_key = facematch_core::amqp::log_routing_key("worker", &tracing::Level::INFO);
-        let lines = system::drain_logs(&mut logs, Duration::from_secs(5)).await;
+        let lines = drain_logs(&mut logs, Duration::from_secs(5)).await;
         assert!(
             lines
                 .iter()

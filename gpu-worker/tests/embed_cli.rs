@@ -1,11 +1,9 @@
 //! `gpu-worker embed`: one JSON line per file, in order; a bad file gets an error line and the
 //! others still run.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use facematch_testkit::paths::{demo_path, weights_dir};
 
 #[test]
 fn embed_prints_a_line_per_file_and_survives_bad_ones() {
@@ -14,9 +12,9 @@ fn embed_prints_a_line_per_file_and_survives_bad_ones() {
     let out = Command::new(env!("CARGO_BIN_EXE_gpu-worker"))
         .args(["embed", "--device", "cpu", "--batch", "2", "--weights-dir"])
         .arg(weights_dir())
-        .arg(demo_image(1))
+        .arg(demo_path(1))
         .arg(&bad)
-        .arg(demo_image(3))
+        .arg(demo_path(3))
         .output()
         .expect("run gpu-worker");
     let _ = std::fs::remove_file(&bad);

@@ -1,9 +1,7 @@
 //! Bad weights and bad images give clear errors, never a panic or an out-of-memory.
 
-mod common;
-
 use candle_core::Device;
-use common::*;
+use facematch_testkit::paths::{demo_path, weights_dir};
 use gpu_worker::{
     DecodeError, FacePipeline, ModelError, PipelineOptions, decode_image,
     weights::{self, DETECTOR_FILE, Manifest, WeightsError},
@@ -73,7 +71,7 @@ fn wrong_sha256_is_refused() {
 
 #[test]
 fn bad_images_are_clear_errors() {
-    let jpeg = std::fs::read(demo_image(1)).expect("demo image");
+    let jpeg = std::fs::read(demo_path(1)).expect("demo image");
     let Err(e) = decode_image(&jpeg[..jpeg.len() / 2]) else {
         panic!("truncated jpeg accepted")
     };

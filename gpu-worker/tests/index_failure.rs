@@ -5,13 +5,11 @@
 //! The failure is a real one: a `facelog` entry whose descriptor is not a finite number, as a
 //! damaged store would hold. The index refuses it whole.
 
-mod system;
-
 use std::time::{Duration, Instant};
 
 use facematch_core::store::redis;
+use facematch_testkit::{Process, System, images::face_crop, paths::demo, within};
 use image::ImageFormat;
-use system::{System, demo, face_crop};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -48,18 +46,18 @@ async fn jobs_requeued(metrics_base: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_index_fails_is_requeued_until_repaired_then_done() {
-    system::within(async {
+    within(async {
         let sys = System::new("index-failure").await;
         let (args, metrics_base) = sys.worker_args_with_metrics(4);
         let worker = sys.start_worker(args);
-        let group = sys.upload("group.jpg", demo(1)).await;
+        let group = sys.scan("group.jpg", demo(1)).await;
         assert_eq!(sys.wait_final(group, WAIT).await["state"], "done");
 
         let damaged = append_damaged_entry(&sys).await;
         let crops = [
-            sys.upload("crop-0.png", face_crop(1, 0, 1.6, ImageFormat::Png))
+            sys.scan("crop-0.png", face_crop(1, 0, 1.6, ImageFormat::Png))
                 .await,
-            sys.upload("crop-1.png", face_crop(1, 1, 1.6, ImageFormat::Png))
+            sys.scan("crop-1.png", face_crop(1, 1, 1.6, ImageFormat::Png))
                 .await,
         ];
         // Each run fails at the catch-up: the batch goes back to the queue, again and again.
@@ -109,7 +107,7 @@ async fn a_batch_whose_index_fails_is_requeued_until_repaired_then_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_cannot_load_its_index_exits_non_zero_with_the_cause() {
-    system::within(async {
+    within(async {
         let sys = System::new("index-load").await;
         // A store of this worker's crop (a log without the record would be an old one's).
         sys.store
@@ -117,9 +115,13 @@ async fn a_worker_that_cannot_load_its_index_exits_non_zero_with_the_cause() {
             .await
             .expect("alignment");
         let damaged = append_damaged_entry(&sys).await;
-        let mut command = sys.worker_command(2, &[]);
+        let mut command = sys.worker_command(
+            std::path::Path::new(env!("CARGO_BIN_EXE_gpu-worker")),
+            2,
+            &[],
+        );
         command.stderr(std::process::Stdio::piped());
-        let mut process = system::Process(command.spawn().expect("start gpu-worker"));
+        let mut process = Process(command.spawn().expect("start gpu-worker"));
         let child = &mut process.0;
         let deadline = Instant::now() + WAIT;
         let status = loop {

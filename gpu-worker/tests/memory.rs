@@ -3,12 +3,10 @@
 //! default budgets, and its peak RSS stays under the documented bound; a 7000×7000 one is over
 //! the per-image budget and fails from its header.
 
-mod system;
-
 use std::{io::Write, time::Duration};
 
 use facematch_core::ImageHash;
-use system::System;
+use facematch_testkit::{System, within};
 
 const WAIT: Duration = Duration::from_secs(240);
 /// The bound documented in README ("Memory"); measured: about 340 MiB.
@@ -50,7 +48,7 @@ fn peak_rss(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_bit_images_keep_the_worker_within_its_memory_bound() {
-    system::within(async {
+    within(async {
         let sys = System::new("memory").await;
         let image = png16(6000);
         let mut hashes: Vec<ImageHash> = Vec::new();
@@ -61,7 +59,11 @@ async fn sixteen_bit_images_keep_the_worker_within_its_memory_bound() {
             hashes.push(sys.publish_raw(&format!("big-{i}.png"), &bytes).await);
         }
         let over = sys.publish_raw("over.png", &png16(7000)).await;
-        let mut worker = sys.spawn_worker_process(4, &[]);
+        let mut worker = sys.spawn_worker(
+            std::path::Path::new(env!("CARGO_BIN_EXE_gpu-worker")),
+            4,
+            &[],
+        );
         let status = sys.wait_final(over, WAIT).await;
         assert_eq!(status["state"], "failed", "{status}");
         assert!(

@@ -3,8 +3,6 @@
 //! reaches `facematch.dead` is marked `failed` with a `dead-lettered:` reason; and a deployment
 //! from before `facematch.scan.v2` has its first-version queue retired and drained.
 
-mod system;
-
 use std::time::Duration;
 
 use facematch_core::{
@@ -14,21 +12,25 @@ use facematch_core::{
     },
     store::DEAD_LETTERED,
 };
+use facematch_testkit::{
+    System,
+    images::{face_crop, no_face},
+    within,
+};
 use image::ImageFormat;
-use system::{System, face_crop, no_face};
 
 const WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_out_of_attempts_fails_alone_and_a_suspect_runs_alone() {
-    system::within(async {
+    within(async {
         let sys = System::new("poison").await;
-        let poison = sys.upload("poison.png", no_face()).await;
+        let poison = sys.scan("poison.png", no_face()).await;
         let suspect = sys
-            .upload("suspect.png", face_crop(1, 0, 1.0, ImageFormat::Png))
+            .scan("suspect.png", face_crop(1, 0, 1.0, ImageFormat::Png))
             .await;
         let innocent = sys
-            .upload("innocent.png", face_crop(1, 1, 1.0, ImageFormat::Png))
+            .scan("innocent.png", face_crop(1, 1, 1.0, ImageFormat::Png))
             .await;
         // As crashed workers would have left them: 3 starts for the poison job, 2 for the
         // suspect, with a budget of 3.
@@ -65,7 +67,7 @@ async fn a_job_out_of_attempts_fails_alone_and_a_suspect_runs_alone() {
 /// reason, instead of staying `queued` forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_lettered_job_is_marked_failed_with_the_reason() {
-    system::within(async {
+    within(async {
         let sys = System::new("dead-letter").await;
         let bytes = no_face();
         let hash = facematch_core::ImageHash::of(&bytes);
@@ -129,7 +131,7 @@ async fn a_dead_lettered_job_is_marked_failed_with_the_reason() {
 /// arguments: the worker unbinds it, drains what it holds, and new jobs go to the new queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_version_queue_is_retired_and_drained() {
-    system::within(async {
+    within(async {
         let sys = System::new("legacy").await;
         let channel = sys.inspector().create_channel().await.expect("channel");
         sys.topology
@@ -139,7 +141,7 @@ async fn the_first_version_queue_is_retired_and_drained() {
         // Queued under the old topology: the job sits in the legacy queue (and, bound to the
         // same key, in the new one).
         let old = sys
-            .upload("old.png", face_crop(2, 0, 1.0, ImageFormat::Png))
+            .scan("old.png", face_crop(2, 0, 1.0, ImageFormat::Png))
             .await;
         assert_eq!(
             sys.queue(&sys.topology.legacy_scan_queue())
@@ -164,7 +166,7 @@ async fn the_first_version_queue_is_retired_and_drained() {
         }
         worker.stop().await;
         // Unbound: a new job goes to the new queue only.
-        sys.upload("new.png", no_face()).await;
+        sys.scan("new.png", no_face()).await;
         let legacy = sys.queue(&sys.topology.legacy_scan_queue()).await;
         let current = sys.queue(&sys.topology.scan_queue()).await;
         assert_eq!((legacy.message_count(), current.message_count()), (0, 1));

@@ -4,17 +4,20 @@
 //! scores 0.93 as a face, a coffee cup) give no face; and a worker refuses a store whose faces
 //! were made with the other descriptor crop.
 
-mod system;
-
 use std::time::Duration;
 
 use facematch_core::store::redis;
+use facematch_testkit::{
+    System,
+    images::encode,
+    paths::{demo, weights_dir},
+    within,
+};
 use gpu_worker::{
     Alignment, FacePipeline, PipelineOptions, decode_image,
     service::{self, ServeError},
 };
 use image::{ImageFormat, RgbImage, imageops::FilterType};
-use system::{System, demo, encode, weights_dir};
 use tokio::sync::watch;
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -177,18 +180,18 @@ fn a_cat_scored_as_a_face_is_refused_by_the_landmark_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tight_thumbnail_matches_its_photo_and_photos_without_faces_give_none() {
-    system::within(async {
+    within(async {
         let sys = System::new("recall").await;
         let worker = sys.start_worker(sys.worker_args(4));
-        let photo = sys.upload("photo.jpg", demo(1)).await;
+        let photo = sys.scan("photo.jpg", demo(1)).await;
         let thumb = sys
-            .upload(
+            .scan(
                 "thumb.png",
                 encode(&tight_crop(1, 0, 150), ImageFormat::Png),
             )
             .await;
-        let cat = sys.upload("cat.jpg", test_image("cat.jpg")).await;
-        let coffee = sys.upload("coffee.jpg", test_image("coffee.jpg")).await;
+        let cat = sys.scan("cat.jpg", test_image("cat.jpg")).await;
+        let coffee = sys.scan("coffee.jpg", test_image("coffee.jpg")).await;
 
         let thumb_status = sys.wait_final(thumb, WAIT).await;
         assert_eq!(thumb_status["state"], "done", "{thumb_status}");
@@ -223,13 +226,13 @@ async fn start_and_wait(args: service::ServeArgs) -> Result<(), ServeError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_refuses_a_store_made_with_the_other_crop() {
-    system::within(async {
+    within(async {
         let sys = System::new("align").await;
         // A store whose faces were made with face-api's crop.
         let mut faceapi = sys.worker_args(4);
         faceapi.align = Alignment::FaceApi;
         let worker = sys.start_worker(faceapi);
-        let photo = sys.upload("photo.jpg", demo(2)).await;
+        let photo = sys.scan("photo.jpg", demo(2)).await;
         assert_eq!(sys.wait_final(photo, WAIT).await["state"], "done");
         worker.stop().await;
 

@@ -1,18 +1,21 @@
 //! The worker service end to end: real gateway, RabbitMQ, Redis and CPU models.
 
-mod system;
-
 use std::time::Duration;
 
 use facematch_core::testing::Proxy;
+use facematch_testkit::{
+    MatchTable, System, assert_same_matches,
+    images::{face_crop, no_face},
+    paths::demo,
+    within,
+};
 use image::ImageFormat;
-use system::{System, assert_same_matches, demo, face_crop, no_face};
 
 const WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_face_crop_matches_its_photo_and_a_blank_image_matches_nothing() {
-    system::within(async {
+    within(async {
         let sys = System::new("crop").await;
         let mut args = sys.worker_args(4);
         let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -21,12 +24,12 @@ async fn a_face_crop_matches_its_photo_and_a_blank_image_matches_nothing() {
             .port();
         args.metrics_listen = format!("127.0.0.1:{metrics_port}").parse().expect("addr");
         let worker = sys.start_worker(args);
-        let group = sys.upload("group.jpg", demo(1)).await;
+        let group = sys.scan("group.jpg", demo(1)).await;
         let crop_bytes = face_crop(1, 0, 1.0, ImageFormat::Png);
-        let crop = sys.upload("crop.png", crop_bytes.clone()).await;
-        let same = sys.upload("crop-copy.png", crop_bytes).await;
+        let crop = sys.scan("crop.png", crop_bytes.clone()).await;
+        let same = sys.scan("crop-copy.png", crop_bytes).await;
         assert_eq!(crop, same, "same bytes, same hash");
-        let blank = sys.upload("blank.png", no_face()).await;
+        let blank = sys.scan("blank.png", no_face()).await;
 
         let group_status = sys.wait_final(group, WAIT).await;
         assert_eq!(group_status["state"], "done", "{group_status}");
@@ -94,17 +97,14 @@ fn image_set() -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-async fn run_set(
-    tag: &str,
-    workers: usize,
-) -> (Vec<facematch_core::ImageHash>, system::MatchTable) {
+async fn run_set(tag: &str, workers: usize) -> (Vec<facematch_core::ImageHash>, MatchTable) {
     let sys = System::new(tag).await;
     let running: Vec<_> = (0..workers)
         .map(|_| sys.start_worker(sys.worker_args(2)))
         .collect();
     let mut hashes = Vec::new();
     for (name, bytes) in image_set() {
-        hashes.push(sys.upload(&name, bytes).await);
+        hashes.push(sys.scan(&name, bytes).await);
     }
     for h in &hashes {
         let status = sys.wait_final(*h, WAIT).await;
@@ -135,7 +135,7 @@ async fn run_set(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_find_exactly_the_matches_of_one() {
-    system::within(async {
+    within(async {
         let (hashes, one) = run_set("one-worker", 1).await;
         let (hashes2, two) = run_set("two-workers", 2).await;
         let (hashes3, again) = run_set("two-again", 2).await;
@@ -159,7 +159,7 @@ async fn two_workers_find_exactly_the_matches_of_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_is_retried_and_nothing_fails() {
-    system::within(async {
+    within(async {
         let sys = System::new("redis-cut").await;
         let proxy = Proxy::start("127.0.0.1:6379".parse().expect("addr")).await;
         let mut args = sys.worker_args(2);
@@ -167,7 +167,7 @@ async fn a_redis_outage_is_retried_and_nothing_fails() {
         let worker = sys.start_worker(args);
         let mut hashes = Vec::new();
         for (name, bytes) in image_set().into_iter().take(4) {
-            hashes.push(sys.upload(&name, bytes).await);
+            hashes.push(sys.scan(&name, bytes).await);
         }
         // Cut while the first batch is being worked on, long enough for several retries.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -204,7 +204,7 @@ async fn a_redis_outage_is_retried_and_nothing_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_images_fail_alone_and_the_worker_goes_on() {
-    system::within(async {
+    within(async {
         let sys = System::new("hostile").await;
         let jpeg = demo(1);
         let truncated = jpeg[..jpeg.len() / 2].to_vec();
@@ -263,7 +263,7 @@ async fn hostile_images_fail_alone_and_the_worker_goes_on() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // Still running: a later job completes too.
-        let later = sys.upload("later.png", no_face()).await;
+        let later = sys.scan("later.png", no_face()).await;
         assert_eq!(sys.wait_final(later, WAIT).await["state"], "done");
         worker.stop().await;
         sys.cleanup().await;

@@ -1,8 +1,6 @@
 //! One trace per image: an in-process OTLP/HTTP receiver collects the spans of the gateway (in
 //! this process) and of the worker binary, and the test checks their trace ids and links.
 
-mod system;
-
 use std::{
     process::{Command, Stdio},
     sync::{Arc, Mutex, OnceLock},
@@ -10,13 +8,13 @@ use std::{
 };
 
 use facematch_core::telemetry::{self, TelemetryGuard};
+use facematch_testkit::{System, images::face_crop, paths::weights_dir, within};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
     trace::v1::Span,
 };
 use poem::{EndpointExt, Route, Server, handler, listener::TcpListener, post, web::Data};
 use prost::Message;
-use system::{System, weights_dir};
 
 /// A span with the service that sent it.
 #[derive(Debug, Clone)]
@@ -91,7 +89,7 @@ fn find(spans: &[Received], pred: impl Fn(&Received) -> bool) -> Option<&Receive
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_request_publish_job_and_redis_write() {
-    system::within(async {
+    within(async {
         let (endpoint, store, guard) = receiver().await;
         let sys = System::new("trace").await;
         let mut worker = Command::new(env!("CARGO_BIN_EXE_gpu-worker"))
@@ -111,13 +109,13 @@ async fn one_trace_spans_request_publish_job_and_redis_write() {
         // An incoming traceparent is honoured: the whole trace continues the caller's.
         let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
         let resp = sys
-            .gateway
+            .client
             .post("/scan/image/traced.png")
             .header(
                 "traceparent",
                 format!("00-{caller_trace}-00f067aa0ba902b7-01"),
             )
-            .body(system::face_crop(1, 0, 1.0, image::ImageFormat::Png))
+            .body(face_crop(1, 0, 1.0, image::ImageFormat::Png))
             .send()
             .await;
         let body = resp.0.into_body().into_string().await.expect("body");

@@ -1,18 +1,20 @@
 //! The checks `scripts/gpu-check.sh` runs on a GPU machine, in one binary so one CUDA build is
 //! carried (a GPU machine may have no cargo, and the carry is limited to 64 MiB):
 //!
-//! - `golden`: the golden network and pipeline tests' comparisons on a device;
+//! - `golden`: the golden tests' comparisons (`facematch_testkit::golden`) on a device;
 //! - `throughput`: the worker's decode + pipeline in-process at several batch sizes;
 //! - `index`: the index search timings, checked against the CPU path.
 //!
 //! `gpu-check golden --device cuda [--weights-dir DIR --golden-dir DIR --dlib-dir DIR]`
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 use facematch_perf::{
-    golden::{self, GoldenArgs},
     index_bench::{self, IndexBenchArgs},
     pipeline_bench::{self, PipelineBenchArgs},
 };
+use facematch_testkit::golden::{self, GoldenInputs};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -36,13 +38,36 @@ enum Command {
     Index(IndexBenchArgs),
 }
 
+/// Where the golden checks read their inputs (relative to the working directory).
+#[derive(Debug, Clone, clap::Args)]
+struct GoldenArgs {
+    /// Converted weights and `demo/sample1..6.jpg`.
+    #[arg(long, default_value = "model-weights")]
+    weights_dir: PathBuf,
+    /// face-api's golden outputs (`synthetic.json`, `image-rs/sample*.json`).
+    #[arg(
+        long,
+        env = "FACEMATCH_GOLDEN_DIR",
+        default_value = "../shared/models/golden"
+    )]
+    golden_dir: PathBuf,
+    /// dlib's chips (`chips.json` and its PNGs).
+    #[arg(long, default_value = "gpu-worker/tests/golden/dlib")]
+    dlib_dir: PathBuf,
+}
+
 fn main() -> anyhow::Result<()> {
     // As the worker binary does: before any other thread starts.
     gpu_worker::memory::reuse_freed_memory();
     let ok = match Args::parse().command {
         Command::Golden { device, paths } => {
             let device = gpu_worker::select_device(&device)?;
-            let rows = golden::run(&device, &paths)?;
+            let inputs = GoldenInputs {
+                weights_dir: paths.weights_dir,
+                golden_dir: paths.golden_dir,
+                dlib_dir: paths.dlib_dir,
+            };
+            let rows = golden::run(&device, &inputs)?;
             println!("| check | measured | tolerance | within |");
             println!("| --- | --- | --- | :---: |");
             for r in &rows {

@@ -1,0 +1,98 @@
+//! Test images: crops of the demo photos' faces, images without faces, tiny distinct PNGs.
+
+use std::{io::Cursor, sync::OnceLock};
+
+use gpu_worker::{FacePipeline, PipelineOptions, decode_image};
+use image::{ImageFormat, RgbImage, imageops::FilterType};
+
+use crate::paths::{demo, weights_dir};
+
+/// The default pipeline on the CPU, loaded once per test binary (it finds the faces to crop).
+fn pipeline() -> &'static FacePipeline {
+    static PIPELINE: OnceLock<FacePipeline> = OnceLock::new();
+    PIPELINE.get_or_init(|| {
+        FacePipeline::load(
+            &weights_dir(),
+            &candle_core::Device::Cpu,
+            PipelineOptions::default(),
+        )
+        .expect("weights — run scripts/fetch-weights.sh")
+    })
+}
+
+/// Face `face` of demo image `sample`, cropped with a margin of 0.6 of the box on each side,
+/// scaled by `scale`, and encoded as `format`.
+pub fn face_crop(sample: u32, face: usize, scale: f32, format: ImageFormat) -> Vec<u8> {
+    let img = decode_image(&demo(sample)).expect("demo decodes");
+    let faces = pipeline()
+        .run(std::slice::from_ref(&img))
+        .expect("pipeline");
+    let [x, y, w, h] = faces[0]
+        .get(face)
+        .unwrap_or_else(|| panic!("demo image {sample} has no face {face}"))
+        .bbox;
+    let (mx, my) = (w * 0.6, h * 0.6);
+    let x0 = (x - mx).max(0.0) as u32;
+    let y0 = (y - my).max(0.0) as u32;
+    let x1 = ((x + w + mx) as u32).min(img.width());
+    let y1 = ((y + h + my) as u32).min(img.height());
+    let crop = image::imageops::crop_imm(&img, x0, y0, x1 - x0, y1 - y0).to_image();
+    let crop = if (scale - 1.0).abs() > f32::EPSILON {
+        let (cw, ch) = crop.dimensions();
+        image::imageops::resize(
+            &crop,
+            (cw as f32 * scale) as u32,
+            (ch as f32 * scale) as u32,
+            FilterType::Triangle,
+        )
+    } else {
+        crop
+    };
+    encode(&crop, format)
+}
+
+/// An image's bytes in `format`.
+pub fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), format)
+        .expect("encode");
+    out
+}
+
+/// A smooth gradient: an image with no face.
+pub fn no_face() -> Vec<u8> {
+    let img = RgbImage::from_fn(240, 180, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    encode(&img, ImageFormat::Png)
+}
+
+/// A small PNG whose pixels depend on `seed`, so every seed gives different bytes.
+pub fn png(seed: u32) -> Vec<u8> {
+    let img = RgbImage::from_fn(8, 8, |x, y| {
+        image::Rgb([
+            (seed & 0xff) as u8,
+            ((seed >> 8) & 0xff) as u8,
+            (x * 16 + y) as u8,
+        ])
+    });
+    encode(&img, ImageFormat::Png)
+}
+
+/// Four group photos, crops of their faces (two of the same face), and a blank image: the
+/// set the fault tests run through a failing system.
+pub fn eight_images() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("group1.jpg".into(), demo(1)),
+        ("face-a.png".into(), face_crop(1, 0, 1.0, ImageFormat::Png)),
+        ("group2.jpg".into(), demo(2)),
+        (
+            "face-a-small.jpg".into(),
+            face_crop(1, 0, 0.7, ImageFormat::Jpeg),
+        ),
+        ("group3.jpg".into(), demo(3)),
+        ("face-c.jpg".into(), face_crop(2, 0, 0.8, ImageFormat::Jpeg)),
+        ("group4.jpg".into(), demo(4)),
+        ("blank.png".into(), no_face()),
+    ]
+}

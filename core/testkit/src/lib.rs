@@ -1,0 +1,23 @@
+//! The one test harness of the facematch workspace (a dev-only crate, never shipped).
+//!
+//! - [`System`]: an isolated system over the real RabbitMQ and Redis, under its own key and
+//!   AMQP prefixes: the real gateway in process (driven without a socket, or served on one),
+//!   in-process workers or the worker binary, and the broker and store inspected around them.
+//! - [`images`]: the demo photos, crops of their faces, images without faces.
+//! - [`golden`]: the comparisons against face-api's and dlib's golden outputs, shared by the
+//!   golden tests and the `gpu-check` binary.
+//! - [`paths`]: where the weights, demo images and golden files are.
+//!
+//! Every test that uses it talks to the real services and runs the real models on the CPU
+//! (or on `FACEMATCH_TEST_DEVICE`).
+
+pub mod broker;
+pub mod golden;
+pub mod images;
+pub mod paths;
+pub mod system;
+pub mod worker;
+
+pub use facematch_core::testing::{TEST_AMQP_URL as AMQP_URL, TEST_REDIS_URL as REDIS_URL};
+pub use system::{MatchTable, Options, System, assert_same_matches, init_tracing, unique, within};
+pub use worker::{Process, Worker};

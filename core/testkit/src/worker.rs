@@ -1,0 +1,121 @@
+//! Workers for a [`System`]: in process ([`System::start_worker`]) or as the `gpu-worker`
+//! binary ([`System::worker_command`]), on the CPU, on the system's queue and keys.
+
+use std::{path::Path, time::Duration};
+
+use facematch_core::config::{AmqpArgs, RedisArgs, TelemetryArgs};
+use gpu_worker::{
+    Alignment,
+    service::{self, JobLimits, ServeArgs},
+};
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{AMQP_URL, REDIS_URL, System, paths::weights_dir};
+
+/// A worker running in this process.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), service::ServeError>>,
+}
+
+impl Worker {
+    /// SIGTERM's path: stop consuming, finish the batch in hand, close.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the worker stops within 60 s of SIGTERM")
+            .expect("worker task")
+            .expect("worker ended cleanly");
+    }
+}
+
+/// A worker binary (or any child) killed when dropped.
+pub struct Process(pub std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl System {
+    /// Worker settings for this system: CPU, batches of up to `max_batch`, 2 decode threads.
+    pub fn worker_args(&self, max_batch: usize) -> ServeArgs {
+        ServeArgs {
+            amqp: AmqpArgs {
+                amqp_url: AMQP_URL.into(),
+                amqp_prefix: format!("{}.", self.id),
+            },
+            redis: RedisArgs {
+                redis_url: REDIS_URL.into(),
+                key_prefix: format!("{}:", self.id),
+            },
+            telemetry: TelemetryArgs {
+                otlp_endpoint: None,
+            },
+            weights_dir: weights_dir(),
+            device: "cpu".into(),
+            max_batch: Some(max_batch),
+            max_wait_ms: 50,
+            threshold: 0.6,
+            align: Alignment::default(),
+            decode_threads: Some(2),
+            metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+            limits: JobLimits::default(),
+        }
+    }
+
+    /// Worker settings with `/metrics` and `/healthz` on a free port; returns their base URL.
+    pub fn worker_args_with_metrics(&self, max_batch: usize) -> (ServeArgs, String) {
+        let mut args = self.worker_args(max_batch);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        args.metrics_listen = format!("127.0.0.1:{port}").parse().expect("addr");
+        (args, format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Starts a worker in this process.
+    pub fn start_worker(&self, args: ServeArgs) -> Worker {
+        let (stop, shutdown) = watch::channel(false);
+        let task = tokio::spawn(service::run(args, shutdown));
+        Worker { stop, task }
+    }
+
+    /// The command line of the `gpu-worker` binary at `binary` for this system (CPU,
+    /// `max_batch`, extra `env`; stdout dropped, stderr inherited).
+    pub fn worker_command(
+        &self,
+        binary: &Path,
+        max_batch: usize,
+        env: &[(&str, String)],
+    ) -> std::process::Command {
+        let mut command = std::process::Command::new(binary);
+        command
+            .env("FACEMATCH_AMQP_PREFIX", format!("{}.", self.id))
+            .env("FACEMATCH_KEY_PREFIX", format!("{}:", self.id))
+            .env("FACEMATCH_WEIGHTS_DIR", weights_dir())
+            .env("FACEMATCH_DEVICE", "cpu")
+            .env("FACEMATCH_MAX_BATCH", max_batch.to_string())
+            .env("FACEMATCH_METRICS_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    /// Starts the `gpu-worker` binary at `binary` for this system (see [`Self::worker_command`]).
+    pub fn spawn_worker(&self, binary: &Path, max_batch: usize, env: &[(&str, String)]) -> Process {
+        Process(
+            self.worker_command(binary, max_batch, env)
+                .spawn()
+                .expect("start gpu-worker"),
+        )
+    }
+}
