@@ -9,7 +9,10 @@ use tracing_subscriber::{
     EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
 };
 
-use crate::amqp::AmqpLogLayer;
+use crate::{
+    amqp::{AmqpLogLayer, Publisher, Topology, forward_logs},
+    config::{AmqpArgs, TelemetryArgs},
+};
 
 /// Flushes and shuts telemetry down when dropped (or on [`TelemetryGuard::shutdown`]).
 #[derive(Debug)]
@@ -66,6 +69,31 @@ pub fn traces_url(endpoint: &str) -> String {
     } else {
         format!("{endpoint}/v1/traces")
     }
+}
+
+/// A service's start-up of logging and tracing: [`init`] for `service_name`, with this
+/// process's log lines (those of `targets`) also published to the `logs` exchange as
+/// `<hostname>.<component>.<level>` by a publisher started here, which is returned so the
+/// caller can close it last (a tokio runtime must be running).
+pub fn init_with_amqp_logs(
+    service_name: &'static str,
+    component: &'static str,
+    targets: Vec<&'static str>,
+    telemetry: &TelemetryArgs,
+    amqp: &AmqpArgs,
+) -> (TelemetryGuard, Publisher) {
+    let (forwarder, lines) = AmqpLogLayer::new(component, targets);
+    let guard = init(
+        service_name,
+        Some(forwarder),
+        telemetry.otlp_endpoint.as_deref(),
+    );
+    let publisher = Publisher::start(
+        amqp.amqp_url.clone(),
+        Topology::new(amqp.amqp_prefix.clone()),
+    );
+    tokio::spawn(forward_logs(lines, publisher.clone()));
+    (guard, publisher)
 }
 
 /// Installs the global subscriber: stderr (`RUST_LOG`, default `info`), the OpenTelemetry

@@ -4,12 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use facematch_core::{
-    amqp::{AmqpLogLayer, Publisher, Topology, forward_logs},
-    config::redact_url,
-    store::Store,
-    telemetry,
-};
+use facematch_core::{config::redact_url, store::Store, telemetry};
 use gateway::{
     AppState, app,
     config::Args,
@@ -22,19 +17,14 @@ use gateway::{
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     gateway::metrics::registry().keep_up();
-    let (forwarder, lines) =
-        AmqpLogLayer::new("rest", vec!["gateway", "facematch", "facematch_core"]);
-    let telemetry = telemetry::init(
+    // One publisher carries the jobs and this process's log lines.
+    let (telemetry, publisher) = telemetry::init_with_amqp_logs(
         "facematch-gateway",
-        Some(forwarder),
-        args.telemetry.otlp_endpoint.as_deref(),
+        "rest",
+        vec!["gateway", "facematch", "facematch_core"],
+        &args.telemetry,
+        &args.amqp,
     );
-
-    let publisher = Publisher::start(
-        args.amqp.amqp_url.clone(),
-        Topology::new(args.amqp.amqp_prefix.clone()),
-    );
-    tokio::spawn(forward_logs(lines, publisher.clone()));
     let store = Store::open(&args.redis.redis_url, &args.redis.key_prefix)
         .context("invalid FACEMATCH_REDIS_URL")?;
     let state = AppState::new(

@@ -1,28 +1,20 @@
 //! `gpu-worker serve` (the default): telemetry with log forwarding to the `logs` exchange, then
 //! the service until SIGTERM / Ctrl-C.
 
-use facematch_core::{
-    amqp::{AmqpLogLayer, Publisher, Topology, forward_logs},
-    telemetry,
-};
+use facematch_core::telemetry;
 use gpu_worker::service::{self, ServeArgs};
 use tokio::sync::watch;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let (forwarder, lines) =
-            AmqpLogLayer::new("worker", vec!["gpu_worker", "facematch", "facematch_core"]);
-        let telemetry = telemetry::init(
+        let (telemetry, logs) = telemetry::init_with_amqp_logs(
             "facematch-worker",
-            Some(forwarder),
-            args.telemetry.otlp_endpoint.as_deref(),
+            "worker",
+            vec!["gpu_worker", "facematch", "facematch_core"],
+            &args.telemetry,
+            &args.amqp,
         );
-        let logs = Publisher::start(
-            args.amqp.amqp_url.clone(),
-            Topology::new(args.amqp.amqp_prefix.clone()),
-        );
-        tokio::spawn(forward_logs(lines, logs.clone()));
 
         let (stop, shutdown) = watch::channel(false);
         tokio::spawn(async move {
