@@ -34,6 +34,20 @@ pub struct RedisArgs {
     pub key_prefix: String,
 }
 
+/// What every service process (the gateway, a worker) is told: its broker, its store and
+/// where its traces go.
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    pub amqp: AmqpArgs,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
 /// Tracing export.
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryArgs {

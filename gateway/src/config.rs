@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use facematch_core::config::{AmqpArgs, RedisArgs, TelemetryArgs};
+use facematch_core::config::ServiceArgs;
 
 /// facematch gateway: hashes, records and queues images; answers matches.
 #[derive(Debug, Parser)]
@@ -14,13 +14,7 @@ pub struct Args {
     pub listen: SocketAddr,
 
     #[command(flatten)]
-    pub amqp: AmqpArgs,
-
-    #[command(flatten)]
-    pub redis: RedisArgs,
-
-    #[command(flatten)]
-    pub telemetry: TelemetryArgs,
+    pub service: ServiceArgs,
 
     /// Largest image accepted, uploaded or downloaded (e.g. 16MiB, 500KB, 1048576).
     #[arg(long, env = "FACEMATCH_MAX_BODY", default_value = "16MiB", value_parser = parse_size)]

@@ -22,11 +22,14 @@ async fn main() -> anyhow::Result<()> {
         "facematch-gateway",
         "rest",
         vec!["gateway", "facematch", "facematch_core"],
-        &args.telemetry,
-        &args.amqp,
+        &args.service.telemetry,
+        &args.service.amqp,
     );
-    let store = Store::open(&args.redis.redis_url, &args.redis.key_prefix)
-        .context("invalid FACEMATCH_REDIS_URL")?;
+    let store = Store::open(
+        &args.service.redis.redis_url,
+        &args.service.redis.key_prefix,
+    )
+    .context("invalid FACEMATCH_REDIS_URL")?;
     let state = AppState::new(
         store,
         publisher.clone(),
@@ -44,9 +47,9 @@ async fn main() -> anyhow::Result<()> {
     .with_requeue_after(args.requeue_after);
     tracing::info!(
         listen = %args.listen,
-        amqp = %redact_url(&args.amqp.amqp_url),
-        redis = %redact_url(&args.redis.redis_url),
-        key_prefix = %args.redis.key_prefix,
+        amqp = %redact_url(&args.service.amqp.amqp_url),
+        redis = %redact_url(&args.service.redis.redis_url),
+        key_prefix = %args.service.redis.key_prefix,
         max_body = args.max_body,
         max_buffered = args.max_buffered,
         header_timeout = ?args.header_timeout,

@@ -51,7 +51,7 @@ async fn a_cut_loop_leaves_every_accepted_job_done() {
             hashes.push(sys.scan(&name, bytes).await);
         }
         let mut args = sys.worker_args(4);
-        args.amqp.amqp_url = via(&proxy);
+        args.service.amqp.amqp_url = via(&proxy);
         let worker = sys.start_worker(args);
         for _ in 0..CUTS {
             sys.wait_scan_consumers(1, WAIT).await;
@@ -99,7 +99,7 @@ async fn a_stalled_broker_link_fails_healthz_and_recovers() {
         let sys = System::new("stall").await;
         let proxy = proxy_to_broker().await;
         let (mut args, base) = sys.worker_args_with_metrics(2);
-        args.amqp.amqp_url = via(&proxy);
+        args.service.amqp.amqp_url = via(&proxy);
         let worker = sys.start_worker(args);
         let before = sys.scan("before.png", no_face()).await;
         assert_eq!(sys.wait_final(before, WAIT).await["state"], "done");

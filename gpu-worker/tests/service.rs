@@ -163,7 +163,7 @@ async fn a_redis_outage_is_retried_and_nothing_fails() {
         let sys = System::new("redis-cut").await;
         let proxy = Proxy::start("127.0.0.1:6379".parse().expect("addr")).await;
         let mut args = sys.worker_args(2);
-        args.redis.redis_url = format!("redis://{}", proxy.addr);
+        args.service.redis.redis_url = format!("redis://{}", proxy.addr);
         let worker = sys.start_worker(args);
         let mut hashes = Vec::new();
         for (name, bytes) in image_set().into_iter().take(4) {

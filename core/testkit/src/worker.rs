@@ -3,7 +3,7 @@
 
 use std::{path::Path, time::Duration};
 
-use facematch_core::config::{AmqpArgs, RedisArgs, TelemetryArgs};
+use facematch_core::config::{AmqpArgs, RedisArgs, ServiceArgs, TelemetryArgs};
 use gpu_worker::{
     Alignment,
     service::{self, JobLimits, ServeArgs},
@@ -44,16 +44,18 @@ impl System {
     /// Worker settings for this system: CPU, batches of up to `max_batch`, 2 decode threads.
     pub fn worker_args(&self, max_batch: usize) -> ServeArgs {
         ServeArgs {
-            amqp: AmqpArgs {
-                amqp_url: AMQP_URL.into(),
-                amqp_prefix: format!("{}.", self.id),
-            },
-            redis: RedisArgs {
-                redis_url: REDIS_URL.into(),
-                key_prefix: format!("{}:", self.id),
-            },
-            telemetry: TelemetryArgs {
-                otlp_endpoint: None,
+            service: ServiceArgs {
+                amqp: AmqpArgs {
+                    amqp_url: AMQP_URL.into(),
+                    amqp_prefix: format!("{}.", self.id),
+                },
+                redis: RedisArgs {
+                    redis_url: REDIS_URL.into(),
+                    key_prefix: format!("{}:", self.id),
+                },
+                telemetry: TelemetryArgs {
+                    otlp_endpoint: None,
+                },
             },
             weights_dir: weights_dir(),
             device: "cpu".into(),

@@ -12,8 +12,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             "facematch-worker",
             "worker",
             vec!["gpu_worker", "facematch", "facematch_core"],
-            &args.telemetry,
-            &args.amqp,
+            &args.service.telemetry,
+            &args.service.amqp,
         );
 
         let (stop, shutdown) = watch::channel(false);

@@ -28,7 +28,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use clap::Args;
 use facematch_core::{
     amqp::Topology,
-    config::{AmqpArgs, RedisArgs, TelemetryArgs, redact_url},
+    config::{ServiceArgs, redact_url},
     store::{Store, StoreError},
 };
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -50,13 +50,7 @@ use crate::{
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub amqp: AmqpArgs,
-
-    #[command(flatten)]
-    pub redis: RedisArgs,
-
-    #[command(flatten)]
-    pub telemetry: TelemetryArgs,
+    pub service: ServiceArgs,
 
     /// Folder of the converted, pinned `.safetensors` weights.
     #[arg(long, env = "FACEMATCH_WEIGHTS_DIR", default_value = "model-weights")]
@@ -219,7 +213,10 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
         .decode_threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
         .max(1);
-    let store = Store::open(&args.redis.redis_url, &args.redis.key_prefix)?;
+    let store = Store::open(
+        &args.service.redis.redis_url,
+        &args.service.redis.key_prefix,
+    )?;
     if !check_alignment(&store, args.align, &shutdown).await? {
         return Ok(()); // shut down while waiting for Redis
     }
@@ -237,8 +234,8 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
         max_wait_ms = args.max_wait_ms,
         threshold = args.threshold,
         align = %args.align,
-        amqp = %redact_url(&args.amqp.amqp_url),
-        redis = %redact_url(&args.redis.redis_url),
+        amqp = %redact_url(&args.service.amqp.amqp_url),
+        redis = %redact_url(&args.service.redis.redis_url),
         metrics = %metrics_server,
         "worker starting"
     );
@@ -274,10 +271,10 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
 
     let prefetch = u16::try_from(max_batch * 2).unwrap_or(u16::MAX);
     let (deliveries_tx, mut deliveries) = mpsc::channel(usize::from(prefetch));
-    let topology = Topology::new(args.amqp.amqp_prefix.clone());
+    let topology = Topology::new(args.service.amqp.amqp_prefix.clone());
     let consumer = tokio::spawn(consume(
         ConsumerConfig {
-            amqp_url: args.amqp.amqp_url.clone(),
+            amqp_url: args.service.amqp.amqp_url.clone(),
             topology: topology.clone(),
             prefetch,
             feed: Feed::Scan,
@@ -289,7 +286,7 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
     let (dead_tx, dead_rx) = mpsc::channel(16);
     let dead_consumer = tokio::spawn(consume(
         ConsumerConfig {
-            amqp_url: args.amqp.amqp_url.clone(),
+            amqp_url: args.service.amqp.amqp_url.clone(),
             topology,
             prefetch: 16,
             feed: Feed::Dead,

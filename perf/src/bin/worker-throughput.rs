@@ -15,7 +15,7 @@ use clap::Parser;
 use facematch_core::{
     ImageHash,
     amqp::{JobMeta, Publisher, Source, Topology, lapin},
-    config::{AmqpArgs, RedisArgs, TelemetryArgs},
+    config::{AmqpArgs, RedisArgs, ServiceArgs, TelemetryArgs},
     store::{ImageState, Store, redis},
 };
 use facematch_perf::pipeline_bench::{self, PipelineBenchArgs};
@@ -62,16 +62,18 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
 
     let (stop, shutdown) = watch::channel(false);
     let serve = ServeArgs {
-        amqp: AmqpArgs {
-            amqp_url: args.amqp_url.clone(),
-            amqp_prefix: format!("{id}."),
-        },
-        redis: RedisArgs {
-            redis_url: args.redis_url.clone(),
-            key_prefix: format!("{id}:"),
-        },
-        telemetry: TelemetryArgs {
-            otlp_endpoint: None,
+        service: ServiceArgs {
+            amqp: AmqpArgs {
+                amqp_url: args.amqp_url.clone(),
+                amqp_prefix: format!("{id}."),
+            },
+            redis: RedisArgs {
+                redis_url: args.redis_url.clone(),
+                key_prefix: format!("{id}:"),
+            },
+            telemetry: TelemetryArgs {
+                otlp_endpoint: None,
+            },
         },
         weights_dir: args.weights_dir.clone(),
         device: args.device.clone(),
