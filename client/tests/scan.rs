@@ -11,6 +11,7 @@ use image::ImageFormat;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scanning_a_folder_with_wait_prints_hashes_states_and_matches() {
+    facematch_testkit::init_tracing();
     let system = served("scan").await;
     let worker = system.start_worker(system.worker_args(4));
     let dir = tempfile::tempdir().expect("temp dir");
@@ -112,6 +113,7 @@ async fn scanning_a_folder_with_wait_prints_hashes_states_and_matches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_per_item_and_exit_codes_tell_them_apart() {
+    facematch_testkit::init_tracing();
     let system = served("errors").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let good = copy_as(&demo_path(2), dir.path(), "good one.jpg");

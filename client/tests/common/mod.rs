@@ -7,11 +7,16 @@ use std::{
     process::Output,
 };
 
-pub use facematch_testkit::{AMQP_URL, System, paths::demo_path};
+pub use facematch_testkit::{AMQP_URL, Options, System, paths::demo_path};
 
-/// A system whose gateway is served on a real port (the CLI talks HTTP to it).
+/// A system whose gateway is served on a real port (the CLI talks HTTP to it). It installs
+/// no tracing: the `logs` tests install their own subscriber, which forwards to the broker.
 pub async fn served(tag: &str) -> System {
-    let mut system = System::new(&format!("cli-{tag}")).await;
+    let options = Options {
+        init_tracing: false,
+        ..Options::default()
+    };
+    let mut system = System::with(&format!("cli-{tag}"), options).await;
     system.serve().await;
     system
 }

@@ -44,8 +44,9 @@ pub async fn within<F: std::future::Future>(body: F) -> F::Output {
         .expect("the test finishes within its 5-minute deadline")
 }
 
-/// How to build the test gateway. The default takes 16 MiB bodies and fetches from any
-/// address and port (the tests' own HTTP servers listen on 127.0.0.1).
+/// How to build the test gateway. The default takes 16 MiB bodies, fetches from any
+/// address and port (the tests' own HTTP servers listen on 127.0.0.1), and installs the
+/// test binary's tracing.
 pub struct Options {
     pub amqp_url: String,
     pub max_body: usize,
@@ -53,6 +54,9 @@ pub struct Options {
     pub max_in_flight: usize,
     pub limits: Limits,
     pub requeue_after: Duration,
+    /// Install [`init_tracing`]'s subscriber; off for a test binary that installs its own
+    /// (one global subscriber per process).
+    pub init_tracing: bool,
 }
 
 impl Default for Options {
@@ -66,6 +70,7 @@ impl Default for Options {
             max_in_flight: 64,
             limits: Limits::default(),
             requeue_after: gateway::state::DEFAULT_REQUEUE_AFTER,
+            init_tracing: true,
         }
     }
 }
@@ -91,7 +96,9 @@ impl System {
     }
 
     pub async fn with(tag: &str, options: Options) -> Self {
-        init_tracing();
+        if options.init_tracing {
+            init_tracing();
+        }
         let Namespace {
             id,
             topology,
