@@ -91,7 +91,7 @@ async fn access_log<E: Endpoint>(
         }
     };
     if let Some(template) = &template {
-        span.record("http.route", template.as_str());
+        span.record("http.route", &**template);
     }
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED
         && let Some(allow) = template.as_deref().and_then(|t| routes.allow(t))
@@ -103,7 +103,7 @@ async fn access_log<E: Endpoint>(
     span.record("http.status_code", status);
     crate::metrics::request(
         method.as_str(),
-        template.as_deref().unwrap_or("other"),
+        template.unwrap_or_else(|| Arc::from("other")),
         status,
         started.elapsed().as_secs_f64(),
     );

@@ -4,7 +4,7 @@
 //! set (the route templates poem's router matched, the standard methods, outcomes), so no
 //! client can add series.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use facematch_core::metrics::{
     Registry, SECONDS_BUCKETS, counter, describe_counter, describe_gauge, describe_histogram,
@@ -51,12 +51,11 @@ pub fn method_label(method: &str) -> &'static str {
 }
 
 /// Records one answered request; `route` is the template the router matched
-/// ([`crate::route::template`]), `other` when none did.
-pub fn request(method: &str, route: &str, status: u16, seconds: f64) {
-    let route = route.to_owned();
+/// ([`crate::route::RouteTable::template`]), `other` when none did.
+pub fn request(method: &str, route: Arc<str>, status: u16, seconds: f64) {
     let method = method_label(method);
     registry().record(|| {
-        counter!(REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string())
+        counter!(REQUESTS, "route" => Arc::clone(&route), "method" => method, "status" => status.to_string())
             .increment(1);
         histogram!(REQUEST_SECONDS, "route" => route).record(seconds);
     });

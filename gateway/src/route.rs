@@ -8,21 +8,23 @@
 //!   route outside the spec keeps its own pattern;
 //! - no route matched (at most the API's nest at `/`): `None` (the metrics say `other`).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use poem::PathPattern;
 use poem_openapi::OperationId;
 
 /// The spec's routes: templates by operation id, and templates with their methods by shape.
+/// Templates are shared strings, so naming a request's route (every request, for its metrics)
+/// allocates nothing.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    by_operation: HashMap<String, String>,
+    by_operation: HashMap<String, Arc<str>>,
     by_shape: HashMap<String, Route>,
 }
 
 #[derive(Debug, Clone)]
 struct Route {
-    template: String,
+    template: Arc<str>,
     allow: String,
 }
 
@@ -38,6 +40,7 @@ impl RouteTable {
             let Some(item) = item.as_object() else {
                 continue;
             };
+            let template: Arc<str> = Arc::from(template.as_str());
             let mut methods = Vec::new();
             for (method, operation) in item {
                 let method = method.to_uppercase();
@@ -45,7 +48,9 @@ impl RouteTable {
                     continue; // `parameters`, `summary`…
                 }
                 if let Some(id) = operation["operationId"].as_str() {
-                    table.by_operation.insert(id.to_owned(), template.clone());
+                    table
+                        .by_operation
+                        .insert(id.to_owned(), Arc::clone(&template));
                 }
                 if method == "GET" {
                     methods.push("HEAD".to_owned()); // poem answers HEAD on every GET route
@@ -54,9 +59,9 @@ impl RouteTable {
             }
             methods.sort_by_key(|m| METHODS.iter().position(|k| k == m));
             table.by_shape.insert(
-                shape(template),
+                shape(&openapi_style(&template)),
                 Route {
-                    template: template.clone(),
+                    template,
                     allow: methods.join(", "),
                 },
             );
@@ -70,24 +75,24 @@ impl RouteTable {
         &self,
         operation: Option<&OperationId>,
         pattern: Option<&PathPattern>,
-    ) -> Option<String> {
+    ) -> Option<Arc<str>> {
         if let Some(template) = operation.and_then(|id| self.by_operation.get(id.0)) {
-            return Some(template.clone());
+            return Some(Arc::clone(template));
         }
         let pattern = openapi_style(&pattern?.0);
         if pattern == "/" {
             return None; // only the API's nest at `/` matched: no route did
         }
         Some(match self.by_shape.get(&shape(&pattern)) {
-            Some(route) => route.template.clone(),
-            None => pattern,
+            Some(route) => Arc::clone(&route.template),
+            None => pattern.into(),
         })
     }
 
     /// The `Allow` value of a template in the spec.
     pub fn allow(&self, template: &str) -> Option<&str> {
         self.by_shape
-            .get(&shape(template))
+            .get(&shape(&openapi_style(template)))
             .map(|route| route.allow.as_str())
     }
 }
@@ -109,10 +114,10 @@ fn openapi_style(pattern: &str) -> String {
     format!("/{}", segments.join("/"))
 }
 
-/// A template with its parameter names dropped (`/match/{}`), to pair poem's patterns with
-/// the spec's templates.
+/// A template (in [`openapi_style`]) with its parameter names dropped (`/match/{}`), to pair
+/// poem's patterns with the spec's templates.
 fn shape(template: &str) -> String {
-    openapi_style(template)
+    template
         .split('/')
         .map(|segment| {
             if segment.starts_with('{') {

@@ -91,8 +91,14 @@ pub struct System {
 }
 
 impl System {
+    /// A system with the default [`Options`], its gateway's broker link up.
     pub async fn new(tag: &str) -> Self {
-        Self::with(tag, Options::default()).await
+        let system = Self::with(tag, Options::default()).await;
+        assert!(
+            system.publisher.is_ready().await,
+            "the gateway reaches RabbitMQ at {TEST_AMQP_URL} within 10 s"
+        );
+        system
     }
 
     pub async fn with(tag: &str, options: Options) -> Self {
