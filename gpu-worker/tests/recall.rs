@@ -29,12 +29,18 @@ fn pipeline(options: PipelineOptions) -> FacePipeline {
 /// Face `face` of demo image `sample`: the square around its detected box, resized to
 /// `size`×`size` — a profile picture or dataset thumbnail.
 fn tight_crop(sample: u32, face: usize, size: u32) -> RgbImage {
+    framed_crop(sample, face, 1.0, size)
+}
+
+/// Face `face` of demo image `sample`: the square around its detected box enlarged by
+/// `framing` (clipped to the photo), resized to `size`×`size`.
+fn framed_crop(sample: u32, face: usize, framing: f32, size: u32) -> RgbImage {
     let img = decode_image(&demo(sample)).expect("demo decodes");
     let faces = pipeline(PipelineOptions::default())
         .run(std::slice::from_ref(&img))
         .expect("pipeline");
     let [x, y, w, h] = faces[0][face].bbox;
-    let side = w.max(h);
+    let side = w.max(h) * framing;
     let (cx, cy) = (x + w / 2.0, y + h / 2.0);
     let x0 = (cx - side / 2.0).max(0.0) as u32;
     let y0 = (cy - side / 2.0).max(0.0) as u32;
@@ -76,6 +82,44 @@ fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
         w > 75.0 && h > 75.0,
         "the face fills most of the thumbnail: {w}×{h}"
     );
+}
+
+#[test]
+fn an_image_whose_only_detection_is_refused_gets_the_second_pass() {
+    let photo = decode_image(&demo(5)).expect("demo decodes");
+    let source = pipeline(PipelineOptions::default())
+        .run(std::slice::from_ref(&photo))
+        .expect("run")[0][2]
+        .descriptor;
+    let crop = framed_crop(5, 2, 1.6, 250);
+    let first_unchecked = pipeline(PipelineOptions {
+        second_pass: None,
+        frame_check: None,
+        face_check: None,
+        ..PipelineOptions::default()
+    });
+    assert!(
+        !first_unchecked
+            .run(std::slice::from_ref(&crop))
+            .expect("run")[0]
+            .is_empty(),
+        "the first pass detects something"
+    );
+    let first_checked = pipeline(PipelineOptions {
+        second_pass: None,
+        frame_check: None,
+        ..PipelineOptions::default()
+    });
+    assert!(
+        first_checked.run(std::slice::from_ref(&crop)).expect("run")[0].is_empty(),
+        "the landmark check refuses what the first pass found"
+    );
+    let faces = pipeline(PipelineOptions::default())
+        .run(&[crop])
+        .expect("run");
+    assert_eq!(faces[0].len(), 1, "the second pass finds the face");
+    let d = distance(&faces[0][0].descriptor, &source);
+    assert!(d < 0.6, "it matches its source face: {d}");
 }
 
 fn grey(img: &RgbImage) -> RgbImage {

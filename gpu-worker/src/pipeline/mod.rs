@@ -95,10 +95,11 @@ pub struct PipelineOptions {
     /// Most faces per landmark/descriptor forward pass (bounds memory).
     pub face_chunk: usize,
     /// Detection once more, on a padded copy, of the images where the first pass found no
-    /// face; `None` turns it off (face-api's behaviour).
+    /// face that passed the landmark check; `None` turns it off (face-api's behaviour).
     pub second_pass: Option<SecondPass>,
-    /// For images in which no detection pass found anything, centred squares verified by the
-    /// stability of their landmarks ([`frame_check`]); `None` turns it off.
+    /// For images in which no detection pass found a face that passed the landmark check,
+    /// centred squares verified by the stability of their landmarks ([`frame_check`]); `None`
+    /// turns it off.
     pub frame_check: Option<FrameCheck>,
     /// Drops detections whose landmarks do not look like a face's
     /// ([`plausible::is_plausible_face`]); `None` keeps every detection (face-api).
@@ -160,8 +161,6 @@ struct Pending {
     bbox: BBox,
     crop: CropRect,
     landmarks: align::Landmarks,
-    /// A centred square of the frame check, not a detection.
-    proposal: bool,
 }
 
 /// Fills an `[n, size, size, 3]` buffer in parallel, one item per chunk.
@@ -237,23 +236,31 @@ impl FacePipeline {
             return Ok((result, timings));
         }
         let t = Instant::now();
-        let mut pending = self.detect(images)?;
-        timings.detect = t.elapsed();
-
+        let mut pending = self.first_pass(images)?;
+        timings.detect += t.elapsed();
         let t = Instant::now();
+        self.keep_faces(images, &mut pending)?;
+        timings.landmarks += t.elapsed();
+
+        if let Some(pass) = &self.options.second_pass {
+            let t = Instant::now();
+            let mut found = self.second_pass(images, &pending, pass)?;
+            timings.detect += t.elapsed();
+            let t = Instant::now();
+            self.keep_faces(images, &mut found)?;
+            pending.extend(found);
+            timings.landmarks += t.elapsed();
+        }
+
         if let Some(frame) = &self.options.frame_check {
-            pending.extend(passes::frame_proposals(images, &pending, frame));
+            let t = Instant::now();
+            let mut proposals = passes::frame_proposals(images, &pending, frame);
+            self.locate_all_landmarks(images, &mut proposals)?;
+            let mut found = self.check_proposals(images, &proposals, frame)?;
+            self.retain_plausible(&mut found);
+            pending.extend(found);
+            timings.landmarks += t.elapsed();
         }
-        for chunk in pending.chunks_mut(self.options.face_chunk.max(1)) {
-            self.locate_landmarks(images, chunk)?;
-        }
-        if let Some(frame) = &self.options.frame_check {
-            self.check_proposals(images, &mut pending, frame)?;
-        }
-        if let Some(check) = &self.options.face_check {
-            pending.retain(|p| plausible::is_plausible_face(&p.landmarks, &p.bbox, check));
-        }
-        timings.landmarks = t.elapsed();
 
         for chunk in pending.chunks(self.options.face_chunk.max(1)) {
             let descriptors = self.describe(images, chunk, &mut timings)?;
@@ -271,6 +278,32 @@ impl FacePipeline {
     }
 
     /// Landmark net on a chunk of faces.
+    /// Locates the landmarks of `faces` and keeps those that pass the landmark check.
+    fn keep_faces(&self, images: &[RgbImage], faces: &mut Vec<Pending>) -> Result<(), ModelError> {
+        self.locate_all_landmarks(images, faces)?;
+        self.retain_plausible(faces);
+        Ok(())
+    }
+
+    /// Drops the detections whose landmarks do not look like a face's (when the check is on).
+    fn retain_plausible(&self, faces: &mut Vec<Pending>) {
+        if let Some(check) = &self.options.face_check {
+            faces.retain(|p| plausible::is_plausible_face(&p.landmarks, &p.bbox, check));
+        }
+    }
+
+    /// [`Self::locate_landmarks`] in chunks of [`PipelineOptions::face_chunk`].
+    fn locate_all_landmarks(
+        &self,
+        images: &[RgbImage],
+        faces: &mut [Pending],
+    ) -> Result<(), ModelError> {
+        for chunk in faces.chunks_mut(self.options.face_chunk.max(1)) {
+            self.locate_landmarks(images, chunk)?;
+        }
+        Ok(())
+    }
+
     fn locate_landmarks(
         &self,
         images: &[RgbImage],

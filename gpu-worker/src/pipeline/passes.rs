@@ -1,30 +1,37 @@
-//! Finding the faces of a batch before their landmarks and descriptors: the detector's first
-//! pass, its second pass on padded canvases for the images it found nothing in, and the frame
-//! check's centred squares for the images still without a face.
+//! Finding the faces of a batch before their descriptors: the detector's first pass, its
+//! second pass on padded canvases for the images with no face yet, and the frame check's
+//! centred squares for the images still without one. "No face" means no detection that passed
+//! the landmark check ([`super::plausible`]), so an image whose only detection was refused
+//! gets the later passes too.
 
 use image::RgbImage;
 
 use super::{
-    Canvas, CropRect, FacePipeline, FrameCheck, Normalize, Pending, align, batch_input, detection,
-    frame_check, preprocess,
+    Canvas, CropRect, FacePipeline, FrameCheck, Normalize, Pending, SecondPass, align, batch_input,
+    detection, frame_check, preprocess,
 };
 use crate::{error::ModelError, models::ssd::SSD_INPUT};
 
 impl FacePipeline {
-    /// SSD on the whole batch; then, for the images where it found nothing, SSD once more on
-    /// each of them centred on larger black canvases ([`PipelineOptions::second_pass`]), all
-    /// such copies of the batch in one forward pass. face-api's SSD misses faces that fill
-    /// the frame (tight crops, thumbnails): on a canvas they shrink to a size its anchors
-    /// cover.
-    pub(super) fn detect(&self, images: &[RgbImage]) -> Result<Vec<Pending>, ModelError> {
+    /// SSD on the whole batch, each image whole.
+    pub(super) fn first_pass(&self, images: &[RgbImage]) -> Result<Vec<Pending>, ModelError> {
         let whole: Vec<(usize, Option<Canvas>)> = (0..images.len()).map(|i| (i, None)).collect();
-        let mut pending = self.detect_pass(images, &whole, self.options.min_confidence)?;
-        let Some(pass) = self.options.second_pass else {
-            return Ok(pending);
-        };
-        let copies: Vec<(usize, Option<Canvas>)> = (0..images.len())
-            .filter(|&i| images[i].width() > 0 && images[i].height() > 0)
-            .filter(|&i| !pending.iter().any(|p| p.image == i))
+        self.detect_pass(images, &whole, self.options.min_confidence)
+    }
+
+    /// SSD once more on each image without a face in `found`, centred on larger black
+    /// canvases ([`PipelineOptions::second_pass`]), all such copies of the batch in one
+    /// forward pass. face-api's SSD misses faces that fill the frame (tight crops,
+    /// thumbnails): on a canvas they shrink to a size its anchors cover. `found` holds the
+    /// faces that passed the landmark check, so an image whose first pass found only
+    /// something that is not a face gets this pass too.
+    pub(super) fn second_pass(
+        &self,
+        images: &[RgbImage],
+        found: &[Pending],
+        pass: &SecondPass,
+    ) -> Result<Vec<Pending>, ModelError> {
+        let copies: Vec<(usize, Option<Canvas>)> = without_face(images, found)
             .flat_map(|i| {
                 let (w, h) = images[i].dimensions();
                 pass.canvases.iter().map(move |&(factor, min_side)| {
@@ -33,13 +40,13 @@ impl FacePipeline {
             })
             .collect();
         if copies.is_empty() {
-            return Ok(pending);
+            return Ok(Vec::new());
         }
-        let mut found = self.detect_pass(images, &copies, pass.min_confidence)?;
+        let mut seen = self.detect_pass(images, &copies, pass.min_confidence)?;
         // One face seen on several canvases: keep the best-scored box (face-api's order).
-        found.sort_by(|a, b| a.image.cmp(&b.image).then(b.score.total_cmp(&a.score)));
+        seen.sort_by(|a, b| a.image.cmp(&b.image).then(b.score.total_cmp(&a.score)));
         let mut kept: Vec<Pending> = Vec::new();
-        for p in found {
+        for p in seen {
             let overlaps = kept
                 .iter()
                 .any(|k| k.image == p.image && k.bbox.iou(&p.bbox) > self.options.iou_threshold);
@@ -47,8 +54,7 @@ impl FacePipeline {
                 kept.push(p);
             }
         }
-        pending.extend(kept);
-        Ok(pending)
+        Ok(kept)
     }
 
     /// One SSD forward pass over the given images (whole, or centred on a canvas), then
@@ -106,7 +112,6 @@ impl FacePipeline {
                         bbox,
                         crop,
                         landmarks: [[0.0; 2]; 68],
-                        proposal: false,
                     });
                 }
             }
@@ -114,20 +119,16 @@ impl FacePipeline {
         Ok(pending)
     }
 
-    /// The frame check's second landmark run: each proposal moves to the box its landmarks
-    /// imply and gets the landmarks found there; it stays only when that box is not flat and
-    /// the landmarks drifted less than `frame.max_drift`, and one image keeps its steadiest
-    /// proposal.
+    /// The frame check's second landmark run: each proposal (its first landmarks located)
+    /// moves to the box its landmarks imply and gets the landmarks found there; it stays only
+    /// when that box is not flat and the landmarks drifted less than `frame.max_drift`, and
+    /// one image keeps its steadiest proposal.
     pub(super) fn check_proposals(
         &self,
         images: &[RgbImage],
-        pending: &mut Vec<Pending>,
+        proposals: &[Pending],
         frame: &FrameCheck,
-    ) -> Result<(), ModelError> {
-        let (proposals, detections): (Vec<Pending>, Vec<Pending>) = std::mem::take(pending)
-            .into_iter()
-            .partition(|p| p.proposal);
-        *pending = detections;
+    ) -> Result<Vec<Pending>, ModelError> {
         // Each proposal that moves to a usable, non-flat box, with its first landmarks kept
         // beside it (dropped proposals must not shift the pairs).
         let (firsts, mut moved): (Vec<align::Landmarks>, Vec<Pending>) = proposals
@@ -140,9 +141,7 @@ impl FacePipeline {
                     .then_some((p.landmarks, Pending { bbox, crop, ..*p }))
             })
             .unzip();
-        for chunk in moved.chunks_mut(self.options.face_chunk.max(1)) {
-            self.locate_landmarks(images, chunk)?;
-        }
+        self.locate_all_landmarks(images, &mut moved)?;
         let mut steadiest: Vec<(f64, Pending)> = Vec::new();
         for (first, p) in firsts.iter().zip(moved) {
             let drift = frame_check::drift(first, &p.landmarks);
@@ -157,22 +156,33 @@ impl FacePipeline {
             }
         }
         // No detector scored these faces; the score says how steady the landmarks were.
-        pending.extend(steadiest.into_iter().map(|(drift, p)| Pending {
-            score: (1.0 - drift) as f32,
-            ..p
-        }));
-        Ok(())
+        Ok(steadiest
+            .into_iter()
+            .map(|(drift, p)| Pending {
+                score: (1.0 - drift) as f32,
+                ..p
+            })
+            .collect())
     }
 }
 
-/// The frame check's centred squares for every image without a detection.
+/// The images of the batch, non-empty, with no face in `found`.
+fn without_face<'a>(
+    images: &'a [RgbImage],
+    found: &'a [Pending],
+) -> impl Iterator<Item = usize> + 'a {
+    (0..images.len())
+        .filter(|&i| images[i].width() > 0 && images[i].height() > 0)
+        .filter(move |&i| !found.iter().any(|p| p.image == i))
+}
+
+/// The frame check's centred squares for every image without a face in `found`.
 pub(super) fn frame_proposals(
     images: &[RgbImage],
     found: &[Pending],
     frame: &FrameCheck,
 ) -> Vec<Pending> {
-    (0..images.len())
-        .filter(|&i| !found.iter().any(|p| p.image == i))
+    without_face(images, found)
         .flat_map(|i| {
             let (w, h) = images[i].dimensions();
             frame_check::proposals(w, h, frame.fractions)
@@ -185,7 +195,6 @@ pub(super) fn frame_proposals(
                         bbox,
                         crop,
                         landmarks: [[0.0; 2]; 68],
-                        proposal: true,
                     })
                 })
         })
