@@ -277,7 +277,6 @@ impl FacePipeline {
         Ok((result, timings))
     }
 
-    /// Landmark net on a chunk of faces.
     /// Locates the landmarks of `faces` and keeps those that pass the landmark check.
     fn keep_faces(&self, images: &[RgbImage], faces: &mut Vec<Pending>) -> Result<(), ModelError> {
         self.locate_all_landmarks(images, faces)?;
@@ -304,6 +303,7 @@ impl FacePipeline {
         Ok(())
     }
 
+    /// Landmark net on a chunk of faces.
     fn locate_landmarks(
         &self,
         images: &[RgbImage],
