@@ -190,6 +190,19 @@ async fn closed_loop(
     all
 }
 
+/// Longest time an idle connection is reused, as an HTTP client's pool would: under the
+/// servers' keep-alive limit (the gateway closes a connection idle for 10 s), so a request is
+/// never written into a connection the server is closing. Without it the open loop's 30 s
+/// points counted such races as `broken pipe` errors.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
+/// The most recently used idle connection not idle for longer than [`POOL_IDLE`]; older ones
+/// are dropped.
+fn reusable(pool: &mut Vec<(Conn, Instant)>) -> Option<Conn> {
+    pool.retain(|(_, since)| since.elapsed() < POOL_IDLE);
+    pool.pop().map(|(conn, _)| conn)
+}
+
 async fn open_loop(
     addr: SocketAddr,
     source: Arc<Source>,
@@ -198,7 +211,8 @@ async fn open_loop(
     from: Instant,
     until: Instant,
 ) -> Tally {
-    let pool: Arc<Mutex<Vec<Conn>>> = Arc::default();
+    // Idle connections with the time they were put back.
+    let pool: Arc<Mutex<Vec<(Conn, Instant)>>> = Arc::default();
     let tally: Arc<Mutex<Tally>> = Arc::default();
     let outstanding = Arc::new(AtomicUsize::new(0));
     let begin = Instant::now();
@@ -227,12 +241,12 @@ async fn open_loop(
             source.clone(),
         );
         tasks.spawn(async move {
-            let mut conn = pool.lock().expect("poisoned").pop();
+            let mut conn = reusable(&mut pool.lock().expect("poisoned"));
             let start = Instant::now();
             let outcome = one(addr, &source, &mut conn).await;
             let took = start.elapsed();
             if let Some(c) = conn {
-                pool.lock().expect("poisoned").push(c);
+                pool.lock().expect("poisoned").push((c, Instant::now()));
             }
             outstanding.fetch_sub(1, Ordering::Relaxed);
             if measured {
