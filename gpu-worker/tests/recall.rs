@@ -14,7 +14,7 @@ use facematch_testkit::{
     within,
 };
 use gpu_worker::{
-    Alignment, FacePipeline, PipelineOptions, decode_image,
+    Alignment, Face, FacePipeline, PipelineOptions, decode_image,
     service::{self, ServeError},
 };
 use image::{ImageFormat, RgbImage, imageops::FilterType};
@@ -26,27 +26,39 @@ fn pipeline(options: PipelineOptions) -> FacePipeline {
     FacePipeline::load(&weights_dir(), &candle_core::Device::Cpu, options).expect("weights")
 }
 
+/// Every face `options` finds in `img`.
+fn faces_with(options: PipelineOptions, img: &RgbImage) -> Vec<Face> {
+    pipeline(options)
+        .run(std::slice::from_ref(img))
+        .expect("run")
+        .remove(0)
+}
+
+/// Demo image `sample` decoded, and its face `face` as the default pipeline finds it.
+fn demo_face(sample: u32, face: usize) -> (RgbImage, Face) {
+    let img = decode_image(&demo(sample)).expect("demo decodes");
+    let found = faces_with(PipelineOptions::default(), &img).swap_remove(face);
+    (img, found)
+}
+
 /// Face `face` of demo image `sample`: the square around its detected box, resized to
 /// `size`×`size` — a profile picture or dataset thumbnail.
 fn tight_crop(sample: u32, face: usize, size: u32) -> RgbImage {
-    framed_crop(sample, face, 1.0, size)
+    let (photo, face) = demo_face(sample, face);
+    crop_around(&photo, &face, 1.0, size)
 }
 
-/// Face `face` of demo image `sample`: the square around its detected box enlarged by
-/// `framing` (clipped to the photo), resized to `size`×`size`.
-fn framed_crop(sample: u32, face: usize, framing: f32, size: u32) -> RgbImage {
-    let img = decode_image(&demo(sample)).expect("demo decodes");
-    let faces = pipeline(PipelineOptions::default())
-        .run(std::slice::from_ref(&img))
-        .expect("pipeline");
-    let [x, y, w, h] = faces[0][face].bbox;
+/// The square around `face`'s box in `photo`, enlarged by `framing` (clipped to the photo),
+/// resized to `size`×`size`.
+fn crop_around(photo: &RgbImage, face: &Face, framing: f32, size: u32) -> RgbImage {
+    let [x, y, w, h] = face.bbox;
     let side = w.max(h) * framing;
     let (cx, cy) = (x + w / 2.0, y + h / 2.0);
     let x0 = (cx - side / 2.0).max(0.0) as u32;
     let y0 = (cy - side / 2.0).max(0.0) as u32;
-    let x1 = ((cx + side / 2.0) as u32).min(img.width());
-    let y1 = ((cy + side / 2.0) as u32).min(img.height());
-    let crop = image::imageops::crop_imm(&img, x0, y0, x1 - x0, y1 - y0).to_image();
+    let x1 = ((cx + side / 2.0) as u32).min(photo.width());
+    let y1 = ((cy + side / 2.0) as u32).min(photo.height());
+    let crop = image::imageops::crop_imm(photo, x0, y0, x1 - x0, y1 - y0).to_image();
     image::imageops::resize(&crop, size, size, FilterType::CatmullRom)
 }
 
@@ -60,20 +72,18 @@ fn test_image(name: &str) -> Vec<u8> {
 #[test]
 fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
     let crop = tight_crop(1, 0, 150);
-    let first_only = pipeline(PipelineOptions {
+    let first_only = PipelineOptions {
         second_pass: None,
         frame_check: None,
         ..PipelineOptions::default()
-    });
+    };
     assert!(
-        first_only.run(std::slice::from_ref(&crop)).expect("run")[0].is_empty(),
+        faces_with(first_only, &crop).is_empty(),
         "face-api's single pass misses a face that fills the frame"
     );
-    let faces = pipeline(PipelineOptions::default())
-        .run(&[crop])
-        .expect("run");
-    assert_eq!(faces[0].len(), 1, "the second pass finds it");
-    let [x, y, w, h] = faces[0][0].bbox;
+    let faces = faces_with(PipelineOptions::default(), &crop);
+    assert_eq!(faces.len(), 1, "the second pass finds it");
+    let [x, y, w, h] = faces[0].bbox;
     assert!(
         x >= 0.0 && y >= 0.0 && x + w <= 150.0 && y + h <= 150.0,
         "box clipped to the image"
@@ -86,39 +96,28 @@ fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
 
 #[test]
 fn an_image_whose_only_detection_is_refused_gets_the_second_pass() {
-    let photo = decode_image(&demo(5)).expect("demo decodes");
-    let source = pipeline(PipelineOptions::default())
-        .run(std::slice::from_ref(&photo))
-        .expect("run")[0][2]
-        .descriptor;
-    let crop = framed_crop(5, 2, 1.6, 250);
-    let first_unchecked = pipeline(PipelineOptions {
+    let (photo, source) = demo_face(5, 2);
+    let crop = crop_around(&photo, &source, 1.6, 250);
+    let first_only = PipelineOptions {
         second_pass: None,
         frame_check: None,
-        face_check: None,
         ..PipelineOptions::default()
-    });
+    };
+    let unchecked = PipelineOptions {
+        face_check: None,
+        ..first_only
+    };
     assert!(
-        !first_unchecked
-            .run(std::slice::from_ref(&crop))
-            .expect("run")[0]
-            .is_empty(),
+        !faces_with(unchecked, &crop).is_empty(),
         "the first pass detects something"
     );
-    let first_checked = pipeline(PipelineOptions {
-        second_pass: None,
-        frame_check: None,
-        ..PipelineOptions::default()
-    });
     assert!(
-        first_checked.run(std::slice::from_ref(&crop)).expect("run")[0].is_empty(),
+        faces_with(first_only, &crop).is_empty(),
         "the landmark check refuses what the first pass found"
     );
-    let faces = pipeline(PipelineOptions::default())
-        .run(&[crop])
-        .expect("run");
-    assert_eq!(faces[0].len(), 1, "the second pass finds the face");
-    let d = distance(&faces[0][0].descriptor, &source);
+    let faces = faces_with(PipelineOptions::default(), &crop);
+    assert_eq!(faces.len(), 1, "the second pass finds the face");
+    let d = distance(&faces[0].descriptor, &source.descriptor);
     assert!(d < 0.6, "it matches its source face: {d}");
 }
 
@@ -137,34 +136,21 @@ fn distance(a: &[f32; 128], b: &[f32; 128]) -> f32 {
 
 #[test]
 fn a_grey_thumbnail_both_passes_miss_is_found_by_the_frame_check() {
-    let photo = decode_image(&demo(4)).expect("demo decodes");
-    let source = pipeline(PipelineOptions::default())
-        .run(std::slice::from_ref(&photo))
-        .expect("run")[0][3]
-        .descriptor;
-    let thumb = grey(&tight_crop(4, 3, 150));
-    let detectors_only = pipeline(PipelineOptions {
+    let (photo, source) = demo_face(4, 3);
+    let thumb = grey(&crop_around(&photo, &source, 1.0, 150));
+    let detectors_only = PipelineOptions {
         frame_check: None,
         ..PipelineOptions::default()
-    });
+    };
     assert!(
-        detectors_only
-            .run(std::slice::from_ref(&thumb))
-            .expect("run")[0]
-            .is_empty(),
+        faces_with(detectors_only, &thumb).is_empty(),
         "neither detection pass finds this face"
     );
-    let faces = pipeline(PipelineOptions::default())
-        .run(&[thumb])
-        .expect("run");
-    assert_eq!(faces[0].len(), 1, "the frame check finds it");
-    let d = distance(&faces[0][0].descriptor, &source);
+    let faces = faces_with(PipelineOptions::default(), &thumb);
+    assert_eq!(faces.len(), 1, "the frame check finds it");
+    let d = distance(&faces[0].descriptor, &source.descriptor);
     assert!(d < 0.6, "it matches its source face: {d}");
-    assert!(
-        faces[0][0].score > 0.8,
-        "steady landmarks: {}",
-        faces[0][0].score
-    );
+    assert!(faces[0].score > 0.8, "steady landmarks: {}", faces[0].score);
 }
 
 #[test]
