@@ -70,13 +70,14 @@ def main():
 
     if args.no_face:
         false_faces = 0
-        for name in sorted(os.listdir(args.no_face)):
+        names = sorted(os.listdir(args.no_face))
+        for name in names:
             image = face_recognition.load_image_file(os.path.join(args.no_face, name))
             faces = len(face_recognition.face_locations(image))
             false_faces += faces
             if faces:
                 print(f"false face: {name} ({faces})")
-        print(f"\nfalse faces on {len(os.listdir(args.no_face))} no-face images: {false_faces}")
+        print(f"\nfalse faces on {len(names)} no-face images: {false_faces}")
 
 
 if __name__ == "__main__":
