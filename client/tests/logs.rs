@@ -113,8 +113,17 @@ async fn logs_reconnects_after_losing_the_broker() {
     };
     wait_for_line(&mut rx, "listening", async || {}).await;
     wait_for_file(&ready, true).await;
-    let line = wait_for_line(&mut rx, "before the cut", publish("before the cut")).await;
+    // A message of two lines (the forwarder groups lines logged together): each line is
+    // printed with the key.
+    let line = wait_for_line(
+        &mut rx,
+        "before the cut",
+        publish("before the cut\nits second line"),
+    )
+    .await;
     assert_eq!(line, "somehost.worker.info before the cut");
+    let line = wait_for_line(&mut rx, "its second line", async || {}).await;
+    assert_eq!(line, "somehost.worker.info its second line");
 
     proxy.cut();
     wait_for_line(&mut rx, "lost the connection", async || {}).await;

@@ -107,7 +107,10 @@ async fn listen(
         let Ok(delivery) = delivery else { break };
         let text = String::from_utf8_lossy(&delivery.data);
         let mut stderr = std::io::stderr().lock();
-        let _ = writeln!(stderr, "{} {}", delivery.routing_key, text.trim_end());
+        // A message may carry several lines (the forwarder groups lines logged together).
+        for line in text.trim_end().lines() {
+            let _ = writeln!(stderr, "{} {line}", delivery.routing_key);
+        }
     }
     Ok(Listened::Bound)
 }
