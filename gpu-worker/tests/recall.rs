@@ -34,6 +34,15 @@ fn faces_with(options: PipelineOptions, img: &RgbImage) -> Vec<Face> {
         .remove(0)
 }
 
+/// face-api's single detection pass, with the landmark check: no second pass, no frame check.
+fn first_pass_only() -> PipelineOptions {
+    PipelineOptions {
+        second_pass: None,
+        frame_check: None,
+        ..PipelineOptions::default()
+    }
+}
+
 /// Demo image `sample` decoded, and its face `face` as the default pipeline finds it.
 fn demo_face(sample: u32, face: usize) -> (RgbImage, Face) {
     let img = decode_image(&demo(sample)).expect("demo decodes");
@@ -72,11 +81,7 @@ fn test_image(name: &str) -> Vec<u8> {
 #[test]
 fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
     let crop = tight_crop(1, 0, 150);
-    let first_only = PipelineOptions {
-        second_pass: None,
-        frame_check: None,
-        ..PipelineOptions::default()
-    };
+    let first_only = first_pass_only();
     assert!(
         faces_with(first_only, &crop).is_empty(),
         "face-api's single pass misses a face that fills the frame"
@@ -98,11 +103,7 @@ fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
 fn an_image_whose_only_detection_is_refused_gets_the_second_pass() {
     let (photo, source) = demo_face(5, 2);
     let crop = crop_around(&photo, &source, 1.6, 250);
-    let first_only = PipelineOptions {
-        second_pass: None,
-        frame_check: None,
-        ..PipelineOptions::default()
-    };
+    let first_only = first_pass_only();
     let unchecked = PipelineOptions {
         face_check: None,
         ..first_only
