@@ -97,7 +97,7 @@ impl<S: Subscriber> Layer<S> for AmqpLogLayer {
 }
 
 /// Most lines [`forward_logs`] takes from the buffer at once.
-pub const MAX_LINES_PER_ROUND: usize = 256;
+const MAX_LINES_PER_ROUND: usize = 256;
 
 /// Publishes forwarded lines until every sender is gone. While the broker is away, lines wait
 /// in the buffer (each at most a few seconds) instead of being dropped at once, so the lines of
@@ -123,7 +123,7 @@ pub async fn forward_logs(mut lines: mpsc::Receiver<LogLine>, publisher: Publish
 
 /// The lines grouped by routing key, keys in order of their first line, each group's lines
 /// joined by newlines in their own order.
-pub fn by_routing_key(lines: impl IntoIterator<Item = LogLine>) -> Vec<(String, String)> {
+fn by_routing_key(lines: impl IntoIterator<Item = LogLine>) -> Vec<(String, String)> {
     let mut groups: Vec<(String, String)> = Vec::new();
     for line in lines {
         match groups.iter_mut().find(|(key, _)| *key == line.routing_key) {
