@@ -103,7 +103,7 @@ const MAX_LINES_PER_ROUND: usize = 256;
 /// in the buffer (each at most a few seconds) instead of being dropped at once, so the lines of
 /// start-up and of a short outage still arrive.
 ///
-/// Each round takes every line already waiting (up to [`MAX_LINES_PER_ROUND`]) and publishes
+/// Each round takes every line already waiting (up to 256) and publishes
 /// one message per routing key, its lines joined by newlines in the order they were logged. A
 /// quiet process sends a message per line, as before; under load the broker gets a few
 /// messages per round instead of several per request.
