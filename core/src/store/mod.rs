@@ -36,6 +36,23 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether Redis may answer if asked again: it was out of reach, too slow, or dropped the
+    /// connection, as opposed to refusing the command or holding data we cannot read.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unavailable(_) | Self::Timeout(_) => true,
+            Self::Command(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+            }
+            Self::Corrupt(_) => false,
+        }
+    }
+}
+
 /// A Redis pool plus the key schema: the one door to the stored state.
 #[derive(Clone)]
 pub struct Store {
@@ -117,4 +134,21 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deadpool_redis::redis::ErrorKind;
+
+    #[test]
+    fn a_dropped_connection_is_transient_and_a_refused_command_is_not() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::Command(RedisError::from(reset)).is_transient());
+        assert!(StoreError::Unavailable("pool".into()).is_transient());
+        assert!(StoreError::Timeout(Duration::from_secs(3)).is_transient());
+        let type_error = RedisError::from((ErrorKind::UnexpectedReturnType, "not a string"));
+        assert!(!StoreError::Command(type_error).is_transient());
+        assert!(!StoreError::Corrupt("facelog entry".into()).is_transient());
+    }
 }

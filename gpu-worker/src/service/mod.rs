@@ -29,7 +29,7 @@ use clap::Args;
 use facematch_core::{
     amqp::Topology,
     config::{ServiceArgs, redact_url},
-    store::{Store, StoreError},
+    store::Store,
 };
 use tokio::sync::{Semaphore, mpsc, watch};
 
@@ -166,7 +166,7 @@ async fn check_alignment(
         match store.store_alignment(&configured.to_string()).await {
             Ok(stored) if stored == configured.to_string() => return Ok(true),
             Ok(stored) => return Err(ServeError::AlignmentMismatch { stored, configured }),
-            Err(e @ (StoreError::Unavailable(_) | StoreError::Timeout(_))) => {
+            Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, "waiting for Redis to read the store's descriptor crop");
             }
             Err(e) => return Err(ServeError::AlignmentUnknown(e)),
