@@ -6,7 +6,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
 };
 
@@ -23,13 +23,15 @@ pub struct Proxy {
     open: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
     stalled: watch::Sender<bool>,
+    held: Arc<AtomicUsize>,
 }
 
-/// Copies `from` to `to`, holding each chunk while the proxy is stalled.
+/// Copies `from` to `to`, holding each chunk while the proxy is stalled (counted in `held`).
 async fn forward(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
     mut stalled: watch::Receiver<bool>,
+    held: Arc<AtomicUsize>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -37,6 +39,9 @@ async fn forward(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        if *stalled.borrow() {
+            held.fetch_add(1, Ordering::SeqCst);
+        }
         if stalled.wait_for(|s| !*s).await.is_err() {
             return;
         }
@@ -54,7 +59,9 @@ impl Proxy {
         let open = Arc::new(AtomicBool::new(true));
         let (cuts, _) = watch::channel(0u64);
         let (stalled, _) = watch::channel(false);
-        let (open2, cuts2, stalled2) = (open.clone(), cuts.clone(), stalled.clone());
+        let held = Arc::new(AtomicUsize::new(0));
+        let (open2, cuts2, stalled2, held2) =
+            (open.clone(), cuts.clone(), stalled.clone(), held.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !open2.load(Ordering::SeqCst) {
@@ -63,6 +70,7 @@ impl Proxy {
                 }
                 let mut cut = cuts2.subscribe();
                 let (up, down) = (stalled2.subscribe(), stalled2.subscribe());
+                let (held_up, held_down) = (held2.clone(), held2.clone());
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(target).await else {
                         return;
@@ -70,8 +78,8 @@ impl Proxy {
                     let (in_read, in_write) = inbound.split();
                     let (out_read, out_write) = outbound.into_split();
                     tokio::select! {
-                        _ = forward(in_read, out_write, up) => {}
-                        _ = forward(out_read, in_write, down) => {}
+                        _ = forward(in_read, out_write, up, held_up) => {}
+                        _ = forward(out_read, in_write, down, held_down) => {}
                         _ = cut.changed() => {}
                     }
                 });
@@ -82,7 +90,14 @@ impl Proxy {
             open,
             cuts,
             stalled,
+            held,
         }
+    }
+
+    /// Chunks that arrived while stalled (either way), since the proxy started: a test
+    /// waits on it to know a request is caught in the stall.
+    pub fn held_chunks(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Keeps every connection open but forwards nothing, either way, until [`Self::resume`].
@@ -237,14 +252,54 @@ impl Namespace {
     }
 }
 
-/// Removes a namespace's keys, queues and exchanges and closes its connection.
+/// Removes a namespace's keys, queues and exchanges and closes its connection. Each step is
+/// tried a few times: on a loaded machine the broker may time out deleting a quorum queue, or
+/// have closed the inspector's connection, and a test's clean-up should not fail the test
+/// for that.
 pub async fn remove_namespace(
     store: &crate::store::Store,
     topology: &crate::amqp::Topology,
     inspector: &lapin::Connection,
 ) {
-    delete_prefixed(store).await.expect("clean up redis");
-    let channel = inspector.create_channel().await.expect("channel");
-    topology.delete(&channel).await.expect("delete topology");
+    retry_cleanup("deleting the test's Redis keys", || delete_prefixed(store)).await;
+    retry_cleanup("deleting the test's queues and exchanges", || async {
+        // A channel error closes the channel, and the broker may have closed the whole
+        // connection: each try takes a fresh channel, on a fresh connection if need be.
+        let channel = match inspector.create_channel().await {
+            Ok(channel) => channel,
+            Err(_) => {
+                lapin::Connection::connect(TEST_AMQP_URL, lapin::ConnectionProperties::default())
+                    .await?
+                    .create_channel()
+                    .await?
+            }
+        };
+        topology.delete(&channel).await
+    })
+    .await;
     let _ = inspector.close(200, "done".into()).await;
 }
+
+/// Runs a clean-up `step` until it succeeds, at most [`CLEANUP_TRIES`] times a second apart;
+/// panics with the last error.
+async fn retry_cleanup<E, F, Fut>(what: &str, mut step: F)
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    for attempt in 1..=CLEANUP_TRIES {
+        match step().await {
+            Ok(()) => return,
+            Err(e) if attempt == CLEANUP_TRIES => {
+                panic!("{what} failed {CLEANUP_TRIES} times; the last error: {e}")
+            }
+            Err(e) => {
+                eprintln!("{what} failed (try {attempt} of {CLEANUP_TRIES}): {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+const CLEANUP_TRIES: u32 = 5;

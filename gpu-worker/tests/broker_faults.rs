@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use facematch_core::{ImageHash, testing::Proxy};
+use facematch_core::testing::Proxy;
 use facematch_testkit::{
     System,
     images::{eight_images, face_crop, no_face},
@@ -19,23 +19,6 @@ async fn proxy_to_broker() -> Proxy {
 
 fn via(proxy: &Proxy) -> String {
     format!("amqp://guest:guest@{}/%2f", proxy.addr)
-}
-
-async fn all_done(sys: &System, hashes: &[ImageHash]) {
-    for h in hashes {
-        let status = sys.wait_final(*h, WAIT).await;
-        assert_eq!(status["state"], "done", "{status}");
-    }
-    let mut logged = std::collections::HashMap::new();
-    for owner in sys.facelog_owners().await {
-        *logged.entry(owner).or_insert(0u64) += 1;
-    }
-    for h in hashes {
-        let faces = sys.wait_final(*h, WAIT).await["face_count"]
-            .as_u64()
-            .expect("count");
-        assert_eq!(logged.get(h).copied().unwrap_or(0), faces, "facelog of {h}");
-    }
 }
 
 /// The cut loop: each cut returns every prefetched job to the queue (7 returns each),
@@ -60,7 +43,7 @@ async fn a_cut_loop_leaves_every_accepted_job_done() {
             sys.wait_scan_consumers(0, WAIT).await;
             proxy.restore();
         }
-        all_done(&sys, &hashes).await;
+        sys.assert_done_and_logged_once(&hashes, WAIT).await;
         assert_eq!(sys.dead_letters().await, 0, "nothing dead-lettered");
         worker.stop().await;
         sys.cleanup().await;

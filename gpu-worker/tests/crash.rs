@@ -59,23 +59,7 @@ async fn upload_all(sys: &System) -> Vec<ImageHash> {
 
 /// Every image done, each face logged once; returns the match table.
 async fn check_complete(sys: &System, hashes: &[ImageHash]) -> MatchTable {
-    let mut faces = std::collections::HashMap::new();
-    for h in hashes {
-        let status = sys.wait_final(*h, WAIT).await;
-        assert_eq!(status["state"], "done", "{status}");
-        faces.insert(*h, status["face_count"].as_u64().expect("count"));
-    }
-    let mut logged = std::collections::HashMap::new();
-    for owner in sys.facelog_owners().await {
-        *logged.entry(owner).or_insert(0u64) += 1;
-    }
-    for (h, n) in &faces {
-        assert_eq!(
-            logged.get(h).copied().unwrap_or(0),
-            *n,
-            "facelog entries of {h}"
-        );
-    }
+    sys.assert_done_and_logged_once(hashes, WAIT).await;
     sys.match_table(hashes).await
 }
 

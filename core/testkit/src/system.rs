@@ -270,6 +270,29 @@ impl System {
             .collect()
     }
 
+    /// Waits for every image to be final and asserts each is `done` with each of its faces in
+    /// `facelog` exactly once (no face lost, none appended twice by a retry or a redelivery).
+    pub async fn assert_done_and_logged_once(&self, hashes: &[ImageHash], timeout: Duration) {
+        let mut faces = BTreeMap::new();
+        for h in hashes {
+            let status = self.wait_final(*h, timeout).await;
+            assert_eq!(status["state"], "done", "{h} is not done: {status}");
+            let count = status["face_count"].as_u64().expect("face_count");
+            faces.insert(*h, count);
+        }
+        let mut logged = BTreeMap::new();
+        for owner in self.facelog_owners().await {
+            *logged.entry(owner).or_insert(0u64) += 1;
+        }
+        for (h, count) in &faces {
+            assert_eq!(
+                logged.get(h).copied().unwrap_or(0),
+                *count,
+                "facelog entries of {h} against its face count"
+            );
+        }
+    }
+
     /// Sets an image's count of processing attempts, as crashed workers would have left it.
     pub async fn set_attempts(&self, hash: ImageHash, attempts: u32) {
         let mut conn = self.store.conn().await.expect("redis");
