@@ -24,6 +24,7 @@ pub struct Proxy {
     cuts: watch::Sender<u64>,
     stalled: watch::Sender<bool>,
     held: Arc<AtomicUsize>,
+    forwarded: Arc<AtomicUsize>,
 }
 
 /// Copies `from` to `to`, holding each chunk while the proxy is stalled (counted in `held`).
@@ -60,14 +61,21 @@ impl Proxy {
         let (cuts, _) = watch::channel(0u64);
         let (stalled, _) = watch::channel(false);
         let held = Arc::new(AtomicUsize::new(0));
-        let (open2, cuts2, stalled2, held2) =
-            (open.clone(), cuts.clone(), stalled.clone(), held.clone());
+        let forwarded = Arc::new(AtomicUsize::new(0));
+        let (open2, cuts2, stalled2, held2, forwarded2) = (
+            open.clone(),
+            cuts.clone(),
+            stalled.clone(),
+            held.clone(),
+            forwarded.clone(),
+        );
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !open2.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
+                forwarded2.fetch_add(1, Ordering::SeqCst);
                 let mut cut = cuts2.subscribe();
                 let (up, down) = (stalled2.subscribe(), stalled2.subscribe());
                 let (held_up, held_down) = (held2.clone(), held2.clone());
@@ -91,7 +99,14 @@ impl Proxy {
             cuts,
             stalled,
             held,
+            forwarded,
         }
+    }
+
+    /// Connections accepted and forwarded since the proxy started (not those refused while
+    /// cut).
+    pub fn connections(&self) -> usize {
+        self.forwarded.load(Ordering::SeqCst)
     }
 
     /// Chunks that arrived while stalled (either way), since the proxy started: a test

@@ -1,6 +1,7 @@
-//! The worker's Redis link cut through a proxy the test owns: work in progress waits for Redis
-//! and ends `done` with each face logged once, and a connection dropped in the middle of a
-//! command counts as an outage to wait out, not as a refusal.
+//! Redis cut through a proxy the test owns: the worker's work in progress waits for Redis and
+//! ends `done` with each face logged once; a connection dropped in the middle of a command
+//! counts as an outage to wait out, not as a refusal; and the store's one shared connection
+//! is replaced after an outage.
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +105,32 @@ async fn a_connection_dropped_mid_command_is_transient() {
             "a dropped command: {error:?}"
         );
         assert!(error.is_transient(), "not transient: {error}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_shares_one_connection_and_replaces_it_after_an_outage() {
+    within(async {
+        let proxy = proxy_to_redis().await;
+        let store = Store::open(&format!("redis://{}", proxy.addr), "t-redis-link:").expect("url");
+        let pings = (0..50).map(|_| store.ping());
+        for result in futures_util::future::join_all(pings).await {
+            result.expect("ping");
+        }
+        assert_eq!(
+            proxy.connections(),
+            1,
+            "50 concurrent commands, one connection"
+        );
+        proxy.cut();
+        assert!(store.ping().await.is_err(), "Redis is cut off");
+        proxy.restore();
+        store
+            .ping()
+            .await
+            .expect("a new connection once Redis is back");
+        assert_eq!(proxy.connections(), 2);
     })
     .await;
 }

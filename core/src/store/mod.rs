@@ -6,12 +6,16 @@ mod alignment;
 mod attempts;
 mod gateway_ops;
 mod keys;
+mod link;
 mod model;
 mod worker_ops;
 
 use std::{future::Future, time::Duration};
 
-use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts, redis::RedisError};
+use deadpool_redis::{
+    Config, PoolConfig, Runtime, Timeouts,
+    redis::{RedisError, aio::MultiplexedConnection},
+};
 use tracing::Instrument;
 
 pub use self::{
@@ -53,10 +57,10 @@ impl StoreError {
     }
 }
 
-/// A Redis pool plus the key schema: the one door to the stored state.
+/// The Redis link plus the key schema: the one door to the stored state.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    link: link::Link,
     keys: Keys,
     timeout: Duration,
 }
@@ -68,7 +72,7 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens a pool (lazily: no connection is made until first use).
+    /// Opens the store (lazily: no connection is made until first use).
     pub fn open(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
         let timeout = Duration::from_secs(3);
         let mut cfg = Config::from_url(url);
@@ -85,7 +89,7 @@ impl Store {
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
-            pool,
+            link: link::Link::new(pool),
             keys: Keys::new(key_prefix),
             timeout,
         })
@@ -96,12 +100,9 @@ impl Store {
         &self.keys
     }
 
-    /// A pooled connection.
-    pub async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    /// The connection every operation shares (see [`link`]).
+    pub async fn conn(&self) -> Result<MultiplexedConnection, StoreError> {
+        self.link.get().await
     }
 
     /// Runs one Redis round trip under the store's timeout, in its own span (`redis.<name>`).
@@ -111,10 +112,17 @@ impl Store {
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let span = tracing::info_span!("redis", otel.name = name, otel.kind = "client");
-        tokio::time::timeout(self.timeout, op)
+        let result = tokio::time::timeout(self.timeout, op)
             .instrument(span)
             .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(|_| StoreError::Timeout(self.timeout))
+            .and_then(|r| r);
+        if let Err(e) = &result
+            && e.is_transient()
+        {
+            self.link.forget();
+        }
+        result
     }
 
     /// `PING`: used by readiness checks.
