@@ -92,8 +92,8 @@ async fn a_connection_dropped_mid_command_is_transient() {
             proxy.held_chunks() > held_before
         })
         .await;
+        // Cut while still stalled: resuming first could let the held command through.
         proxy.cut();
-        proxy.resume();
         let error = StoreError::from(
             in_flight
                 .await
