@@ -3,6 +3,9 @@
 //! counts as an outage to wait out, not as a refusal; and the store's one shared connection
 //! is replaced after an outage.
 
+// The nested futures of these tests overflow rustc's default query depth in a clean build.
+#![recursion_limit = "256"]
+
 use std::time::{Duration, Instant};
 
 use facematch_core::{
