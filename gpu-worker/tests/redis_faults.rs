@@ -12,7 +12,7 @@ use facematch_core::{
     store::{Store, StoreError, redis},
     testing::Proxy,
 };
-use facematch_testkit::{System, images::eight_images, within};
+use facematch_testkit::{System, images::eight_images, within, worker_metrics};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -55,14 +55,8 @@ async fn a_redis_outage_is_retried_and_nothing_fails() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         proxy.restore();
         sys.assert_done_and_logged_once(&hashes, WAIT).await;
-        let metrics = reqwest::get(format!("{metrics_base}/metrics"))
+        let retries = worker_metrics(&metrics_base)
             .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        let metrics = facematch_core::testing::parse_prometheus(&metrics).expect("prometheus");
-        let retries = metrics
             .get("facematch_worker_redis_retries_total")
             .copied()
             .unwrap_or(0.0);

@@ -6,7 +6,7 @@ use facematch_testkit::{
     MatchTable, System, assert_same_matches,
     images::{face_crop, no_face},
     paths::demo,
-    within,
+    within, worker_metrics,
 };
 use image::ImageFormat;
 
@@ -53,16 +53,10 @@ async fn a_face_crop_matches_its_photo_and_a_blank_image_matches_nothing() {
 
         // The worker's /metrics parse and count what it did.
         let base = format!("http://127.0.0.1:{metrics_port}");
-        let text = reqwest::get(format!("{base}/metrics"))
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        let metrics = facematch_core::testing::parse_prometheus(&text).expect("prometheus text");
+        let metrics = worker_metrics(&base).await;
         assert!(
             metrics[r#"facematch_worker_jobs_total{outcome="done"}"#] >= 3.0,
-            "{text}"
+            "{metrics:?}"
         );
         assert!(metrics["facematch_worker_index_faces"] >= 4.0);
         assert!(metrics[r#"facematch_worker_inference_seconds_count{stage="detect"}"#] >= 1.0);
@@ -178,13 +172,7 @@ async fn hostile_images_fail_alone_and_the_worker_goes_on() {
         sys.publish_malformed(b"not a job").await;
         let deadline = std::time::Instant::now() + WAIT;
         loop {
-            let text = reqwest::get(format!("{metrics_base}/metrics"))
-                .await
-                .expect("metrics")
-                .text()
-                .await
-                .expect("text");
-            let metrics = facematch_core::testing::parse_prometheus(&text).expect("prometheus");
+            let metrics = worker_metrics(&metrics_base).await;
             let malformed = metrics
                 .get(r#"facematch_worker_jobs_total{outcome="malformed"}"#)
                 .copied()

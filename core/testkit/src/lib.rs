@@ -20,4 +20,4 @@ pub mod worker;
 
 pub use facematch_core::testing::{TEST_AMQP_URL as AMQP_URL, TEST_REDIS_URL as REDIS_URL};
 pub use system::{MatchTable, Options, System, assert_same_matches, init_tracing, unique, within};
-pub use worker::{Process, Worker};
+pub use worker::{Process, Worker, worker_metrics};

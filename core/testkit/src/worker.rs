@@ -1,7 +1,7 @@
 //! Workers for a [`System`]: in process ([`System::start_worker`]) or as the `gpu-worker`
 //! binary ([`System::worker_command`]), on the CPU, on the system's queue and keys.
 
-use std::{path::Path, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use facematch_core::config::{AmqpArgs, RedisArgs, ServiceArgs, TelemetryArgs};
 use gpu_worker::{
@@ -120,4 +120,16 @@ impl System {
                 .expect("start gpu-worker"),
         )
     }
+}
+
+/// A worker's `/metrics` at `metrics_base`, parsed (`series → value`); panics if it does not
+/// answer or is not well-formed Prometheus text.
+pub async fn worker_metrics(metrics_base: &str) -> HashMap<String, f64> {
+    let text = reqwest::get(format!("{metrics_base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    facematch_core::testing::parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
