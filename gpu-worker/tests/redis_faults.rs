@@ -20,6 +20,11 @@ async fn proxy_to_redis() -> Proxy {
     Proxy::start("127.0.0.1:6379".parse().expect("addr")).await
 }
 
+/// A store that reaches Redis through `proxy`.
+fn store_via(proxy: &Proxy, key_prefix: &str) -> Store {
+    Store::open(&format!("redis://{}", proxy.addr), key_prefix).expect("url")
+}
+
 /// Polls `ready` every 20 ms until it holds; panics naming `what` after [`WAIT`].
 async fn wait_until<F, Fut>(what: &str, mut ready: F)
 where
@@ -74,9 +79,9 @@ async fn a_redis_outage_is_retried_and_nothing_fails() {
 async fn a_connection_dropped_mid_command_is_transient() {
     within(async {
         let proxy = proxy_to_redis().await;
-        let store = Store::open(&format!("redis://{}", proxy.addr), "t-redis-drop:").expect("url");
-        // Checked out before the stall: the pool's own check on checkout is already done.
-        let mut conn = store.conn().await.expect("the pooled connection works");
+        let store = store_via(&proxy, "t-redis-drop:");
+        // Made before the stall, so the stall holds the command, not the connection's set-up.
+        let mut conn = store.conn().await.expect("the connection works");
         proxy.stall();
         let held_before = proxy.held_chunks();
         let in_flight = tokio::spawn(async move {
@@ -110,7 +115,7 @@ async fn a_connection_dropped_mid_command_is_transient() {
 async fn the_store_shares_one_connection_and_replaces_it_after_an_outage() {
     within(async {
         let proxy = proxy_to_redis().await;
-        let store = Store::open(&format!("redis://{}", proxy.addr), "t-redis-link:").expect("url");
+        let store = store_via(&proxy, "t-redis-link:");
         let pings = (0..50).map(|_| store.ping());
         for result in futures_util::future::join_all(pings).await {
             result.expect("ping");

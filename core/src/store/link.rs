@@ -5,19 +5,19 @@
 //! state (no `WATCH`, `MULTI` or blocking reads). After a transient error the connection is
 //! forgotten and the next operation makes a new one.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use deadpool_redis::{Connection, Pool, redis::aio::MultiplexedConnection};
+use tokio::sync::Mutex;
 
 use super::StoreError;
 
-/// The pool that makes connections, and the connection in use.
+/// The pool that makes connections, and the connection in use. The lock is held while a
+/// connection is made, so concurrent first uses make one, not one each.
 #[derive(Clone)]
 pub(super) struct Link {
     pool: Pool,
     current: Arc<Mutex<Option<MultiplexedConnection>>>,
-    /// Held while a connection is made, so concurrent first uses make one, not one each.
-    making: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Link {
@@ -25,18 +25,14 @@ impl Link {
         Self {
             pool,
             current: Arc::default(),
-            making: Arc::default(),
         }
     }
 
     /// The shared connection, made first if there is none.
     pub(super) async fn get(&self) -> Result<MultiplexedConnection, StoreError> {
-        if let Some(conn) = self.lock().clone() {
-            return Ok(conn);
-        }
-        let _making = self.making.lock().await;
-        if let Some(conn) = self.lock().clone() {
-            return Ok(conn); // made while this one waited
+        let mut current = self.current.lock().await;
+        if let Some(conn) = current.as_ref() {
+            return Ok(conn.clone());
         }
         let made = self
             .pool
@@ -45,16 +41,12 @@ impl Link {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         // Taken out of the pool for good: the pool only makes connections now.
         let conn = Connection::take(made);
-        *self.lock() = Some(conn.clone());
+        *current = Some(conn.clone());
         Ok(conn)
     }
 
     /// Drops the shared connection (after an error on it); the next [`Self::get`] makes one.
-    pub(super) fn forget(&self) {
-        self.lock().take();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(super) async fn forget(&self) {
+        self.current.lock().await.take();
     }
 }

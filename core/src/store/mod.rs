@@ -76,12 +76,14 @@ impl Store {
     pub fn open(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
         let timeout = Duration::from_secs(3);
         let mut cfg = Config::from_url(url);
+        // The pool only makes the one shared connection (see `link`), which is never
+        // returned to it, so it is never recycled either.
         cfg.pool = Some(PoolConfig {
-            max_size: 32,
+            max_size: 1,
             timeouts: Timeouts {
                 wait: Some(timeout),
                 create: Some(timeout),
-                recycle: Some(timeout),
+                recycle: None,
             },
             ..PoolConfig::default()
         });
@@ -120,7 +122,7 @@ impl Store {
         if let Err(e) = &result
             && e.is_transient()
         {
-            self.link.forget();
+            self.link.forget().await;
         }
         result
     }
