@@ -5,19 +5,22 @@
 //! state (no `WATCH`, `MULTI` or blocking reads). After a transient error the connection is
 //! forgotten and the next operation makes a new one.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use deadpool_redis::{Connection, Pool, redis::aio::MultiplexedConnection};
-use tokio::sync::Mutex;
 
 use super::StoreError;
 
-/// The pool that makes connections, and the connection in use. The lock is held while a
-/// connection is made, so concurrent first uses make one, not one each.
+/// The pool that makes connections, and the connection in use. Two locks: a plain one that
+/// every operation takes for a moment to clone the connection, and an async one held only
+/// while a connection is made. (One async lock for both measured 4–13 % fewer uploads/s at
+/// concurrency 16.)
 #[derive(Clone)]
 pub(super) struct Link {
     pool: Pool,
     current: Arc<Mutex<Option<MultiplexedConnection>>>,
+    /// Held while a connection is made, so concurrent first uses make one, not one each.
+    making: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Link {
@@ -25,14 +28,18 @@ impl Link {
         Self {
             pool,
             current: Arc::default(),
+            making: Arc::default(),
         }
     }
 
     /// The shared connection, made first if there is none.
     pub(super) async fn get(&self) -> Result<MultiplexedConnection, StoreError> {
-        let mut current = self.current.lock().await;
-        if let Some(conn) = current.as_ref() {
-            return Ok(conn.clone());
+        if let Some(conn) = self.lock().clone() {
+            return Ok(conn);
+        }
+        let _making = self.making.lock().await;
+        if let Some(conn) = self.lock().clone() {
+            return Ok(conn); // made while this one waited
         }
         let made = self
             .pool
@@ -41,12 +48,16 @@ impl Link {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         // Taken out of the pool for good: the pool only makes connections now.
         let conn = Connection::take(made);
-        *current = Some(conn.clone());
+        *self.lock() = Some(conn.clone());
         Ok(conn)
     }
 
     /// Drops the shared connection (after an error on it); the next [`Self::get`] makes one.
-    pub(super) async fn forget(&self) {
-        self.current.lock().await.take();
+    pub(super) fn forget(&self) {
+        self.lock().take();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

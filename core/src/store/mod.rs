@@ -122,7 +122,7 @@ impl Store {
         if let Err(e) = &result
             && e.is_transient()
         {
-            self.link.forget().await;
+            self.link.forget();
         }
         result
     }
