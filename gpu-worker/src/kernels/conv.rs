@@ -3,10 +3,10 @@
 //! fused separable convolution.
 
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, bail};
-use rayon::prelude::*;
 
 use super::{
     cpu_f32,
+    output::par_filled,
     window::{Window, pad_nhwc, tap},
 };
 
@@ -23,29 +23,25 @@ impl CustomOp1 for Im2Col {
         let win = self.0;
         let (ho, wo) = win.out_hw(h, w)?;
         let k = win.kh * win.kw * c;
-        let mut out = vec![0f32; b * ho * wo * k];
-        if out.is_empty() {
-            return Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, k))));
-        }
-        out.par_chunks_mut(wo * k)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (bi, oy) = (row / ho, row % ho);
-                for ky in 0..win.kh {
-                    let Some(iy) = win.src_y(oy, ky, h) else {
-                        continue;
-                    };
-                    let src_row = &x[(bi * h + iy) * w * c..(bi * h + iy + 1) * w * c];
-                    for ox in 0..wo {
-                        for kx in 0..win.kw {
-                            if let Some(ix) = win.src_x(ox, kx, w) {
-                                let d = ox * k + (ky * win.kw + kx) * c;
-                                dst[d..d + c].copy_from_slice(&src_row[ix * c..(ix + 1) * c]);
-                            }
+        // Taps in the padding stay zero.
+        let out = par_filled(b * ho * wo * k, wo * k, |row, dst| {
+            let (bi, oy) = (row / ho, row % ho);
+            for ky in 0..win.kh {
+                let Some(iy) = win.src_y(oy, ky, h) else {
+                    continue;
+                };
+                let src_row = &x[(bi * h + iy) * w * c..(bi * h + iy + 1) * w * c];
+                for ox in 0..wo {
+                    for kx in 0..win.kw {
+                        if let Some(ix) = win.src_x(ox, kx, w) {
+                            let d = ox * k + (ky * win.kw + kx) * c;
+                            dst[d..d + c].copy_from_slice(&src_row[ix * c..(ix + 1) * c]);
                         }
                     }
                 }
-            });
+            }
+            Ok(())
+        })?;
         Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, k))))
     }
 }

@@ -3,12 +3,12 @@
 //! convolution), and the device-generic fallback.
 
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor, bail};
-use rayon::prelude::*;
 
 use super::{
     Act, cpu_f32,
     elementwise::bias_act,
     madd,
+    output::par_filled,
     window::{Window, pad_nhwc, tap},
 };
 
@@ -44,13 +44,10 @@ impl CustomOp3 for DepthwiseBiasAct {
             win,
         };
         let (ho, wo) = win.out_hw(h, w)?;
-        let mut out = vec![0f32; b * ho * wo * c];
-        if out.is_empty() {
-            return Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, c))));
-        }
-        out.par_chunks_mut(wo * c)
-            .enumerate()
-            .for_each(|(row, dst)| kernel.row(row / ho, row % ho, dst));
+        let out = par_filled(b * ho * wo * c, wo * c, |row, dst| {
+            kernel.row(row / ho, row % ho, dst);
+            Ok(())
+        })?;
         Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, c))))
     }
 }

@@ -20,6 +20,7 @@
 //!   activation fused.
 //! - `elementwise.rs`: [`bias_act`], `act(y + x)` and `act(x)`, with in-place variants for
 //!   fresh layer outputs.
+//! - `output.rs`: a layer's output buffer, zeroed and filled chunk by chunk in parallel.
 //! - `pool.rs`: [`max_pool`] and [`avg_pool`].
 //! - `separable.rs`: [`Separable`], depthwise then pointwise convolution, fused on the CPU.
 //!
@@ -71,6 +72,7 @@ macro_rules! with_avx512 {
 mod conv;
 mod depthwise;
 mod elementwise;
+mod output;
 mod pool;
 mod separable;
 mod window;

@@ -2,10 +2,10 @@
 //! device-generic fallback.
 
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, bail};
-use rayon::prelude::*;
 
 use super::{
     cpu_f32,
+    output::par_filled,
     window::{Padding, Window, tap},
 };
 
@@ -43,12 +43,10 @@ impl CustomOp1 for PoolOp {
             stride: self.stride,
             max: self.max,
         };
-        let mut out = vec![0f32; b * ho * wo * c];
-        if !out.is_empty() {
-            out.par_chunks_mut(wo * c)
-                .enumerate()
-                .for_each(|(row, dst)| kernel.row(row / ho, row % ho, dst));
-        }
+        let out = par_filled(b * ho * wo * c, wo * c, |row, dst| {
+            kernel.row(row / ho, row % ho, dst);
+            Ok(())
+        })?;
         Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, c))))
     }
 }

@@ -13,7 +13,6 @@
 //! change a face's result.
 
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Module, Result, Shape, Tensor, bail};
-use rayon::prelude::*;
 
 use super::{
     Act,
@@ -21,6 +20,7 @@ use super::{
     cpu_f32,
     depthwise::{Depthwise, depthwise_conv2d},
     elementwise::{act_in_place, bias_act_owned},
+    output::par_filled,
     window::{Padding, Window},
 };
 
@@ -152,10 +152,10 @@ impl CustomOp3 for FusedSeparable {
         };
         let pointwise_filter = cpu_f32(s2, l2, "pointwise filter")?;
         let (ho, wo) = win.out_hw(h, w)?;
-        let mut out = vec![0f32; b * ho * wo * cout];
-        out.par_chunks_mut(self.tile_rows * wo * cout)
-            .enumerate()
-            .try_for_each(|(tile, dst)| {
+        let out = par_filled(
+            b * ho * wo * cout,
+            self.tile_rows * wo * cout,
+            |tile, dst| {
                 let first_row = tile * self.tile_rows;
                 let pixels = dst.len() / cout;
                 let mut scratch = vec![0f32; pixels * c];
@@ -168,8 +168,9 @@ impl CustomOp3 for FusedSeparable {
                 }
                 matmul_add(&scratch, pointwise_filter, dst, (pixels, c, cout))?;
                 act_in_place(dst, self.pointwise_act);
-                Ok::<(), candle_core::Error>(())
-            })?;
+                Ok(())
+            },
+        )?;
         Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, cout))))
     }
 }
