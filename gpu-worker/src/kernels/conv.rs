@@ -1,5 +1,5 @@
 //! Convolution as im2col + one matmul: the im2col op (a direct CPU kernel, shifted slices
-//! elsewhere), [`conv2d`] on top of it, and [`matmul_add`], gemm on plain slices for the
+//! elsewhere), [`conv2d`] on top of it, and [`matmul_into`], gemm on plain slices for the
 //! fused separable convolution.
 
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, bail};
@@ -87,9 +87,9 @@ pub fn conv2d(x: &Tensor, filter: &Tensor, win: Window) -> Result<Tensor> {
         .reshape((b, ho, wo, cout))
 }
 
-/// `dst += a · b` on the calling thread, for row-major `a` `[m, k]`, `b` `[k, n]` and `dst`
+/// `dst = a · b` on the calling thread (what `dst` held is ignored), for row-major `a` `[m, k]`, `b` `[k, n]` and `dst`
 /// `[m, n]` (gemm's kernels, AVX-512 when the CPU has it).
-pub fn matmul_add(
+pub fn matmul_into(
     a: &[f32],
     b: &[f32],
     dst: &mut [f32],
@@ -120,7 +120,7 @@ pub fn matmul_add(
             dst.as_mut_ptr(),
             1,
             n_stride,
-            true,
+            false, // dst is written, not read
             a.as_ptr(),
             1,
             k_stride,
@@ -169,19 +169,18 @@ mod tests {
     }
 
     #[test]
-    fn matmul_add_accumulates_into_dst() {
+    fn matmul_into_overwrites_dst() {
         let (m, k, n) = (37, 19, 23);
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.5).collect();
         let mut dst: Vec<f32> = (0..m * n).map(|i| i as f32).collect();
-        matmul_add(&a, &b, &mut dst, (m, k, n)).expect("matmul");
+        matmul_into(&a, &b, &mut dst, (m, k, n)).expect("matmul");
         for i in 0..m {
             for j in 0..n {
-                let want =
-                    (i * n + j) as f32 + (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f32>();
+                let want = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum::<f32>();
                 assert!((dst[i * n + j] - want).abs() < 1e-3, "({i}, {j})");
             }
         }
-        assert!(matmul_add(&a, &b, &mut dst[1..], (m, k, n)).is_err());
+        assert!(matmul_into(&a, &b, &mut dst[1..], (m, k, n)).is_err());
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! - `window.rs`: TensorFlow padding ([`Padding`], [`tf_pad`]), the sliding [`Window`], and the
 //!   strided taps the fallbacks are built from.
-//! - `conv.rs`: [`im2col`], [`conv2d`] (im2col + one matmul) and `matmul_add`, gemm called
+//! - `conv.rs`: [`im2col`], [`conv2d`] (im2col + one matmul) and `matmul_into`, gemm called
 //!   on slices (the fused separable convolution's matmul).
 //! - `depthwise.rs`: [`depthwise_conv2d`], the 3×3 depthwise convolution with its bias and
 //!   activation fused.

@@ -3,12 +3,12 @@
 //!
 //! On the CPU, layers with enough pixels run fused. The output is cut into tiles of whole
 //! rows; for each tile, in parallel, the depthwise result is written to a scratch buffer that
-//! stays in cache and multiplied straight into the output by one single-threaded matmul that
-//! starts from the pointwise bias, and the activation follows while the tile is still in
-//! cache. The depthwise output never exists as a whole tensor: no allocation, no zeroing and
-//! no round trip through memory for it, and no separate bias pass over the output. Small
-//! layers (whose matmul would not split into enough large tiles) and other devices run the
-//! two layers one after the other. Both ways give identical values on the CPU (same sums in
+//! stays in cache (one per thread, reused) and multiplied straight into the output by one
+//! single-threaded matmul, and the pointwise bias and activation follow while the tile is
+//! still in cache. The depthwise output never exists as a whole tensor: no allocation, no
+//! zeroing and no round trip through memory for it, and no separate bias pass over the
+//! output. Small layers (whose matmul would not split into enough large tiles) and other
+//! devices run the two layers one after the other. Both ways give identical values on the CPU (same sums in
 //! the same order), so whether a layer runs fused, which depends on the batch size, does not
 //! change a face's result.
 
@@ -16,10 +16,10 @@ use candle_core::{CpuStorage, CustomOp3, Device, Layout, Module, Result, Shape, 
 
 use super::{
     Act,
-    conv::{conv2d, matmul_add},
+    conv::{conv2d, matmul_into},
     cpu_f32,
     depthwise::{Depthwise, depthwise_conv2d},
-    elementwise::{act_in_place, bias_act_owned},
+    elementwise::{bias_act_in_place, bias_act_owned},
     output::par_filled,
     window::{Padding, Window},
 };
@@ -28,6 +28,12 @@ use super::{
 const TILE_BYTES: usize = 512 * 1024;
 /// Fewest output pixels per tile: below this the matmul's set-up dominates.
 const MIN_TILE_PIXELS: usize = 512;
+
+thread_local! {
+    /// Each rayon thread's depthwise tile, kept from tile to tile and layer to layer (it only
+    /// grows, to the largest tile), so no tile allocates or zeroes one.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Filter, bias and activation of one of the two convolutions.
 #[derive(Debug, Clone)]
@@ -158,16 +164,19 @@ impl CustomOp3 for FusedSeparable {
             |tile, dst| {
                 let first_row = tile * self.tile_rows;
                 let pixels = dst.len() / cout;
-                let mut scratch = vec![0f32; pixels * c];
-                for (i, row) in scratch.chunks_exact_mut(wo * c).enumerate() {
-                    let r = first_row + i;
-                    depthwise.row(r / ho, r % ho, row);
-                }
-                for px in dst.chunks_exact_mut(cout) {
-                    px.copy_from_slice(pointwise_bias);
-                }
-                matmul_add(&scratch, pointwise_filter, dst, (pixels, c, cout))?;
-                act_in_place(dst, self.pointwise_act);
+                SCRATCH.with_borrow_mut(|scratch| {
+                    // Every value of the tile's part is written by the depthwise rows.
+                    if scratch.len() < pixels * c {
+                        scratch.resize(pixels * c, 0.0);
+                    }
+                    let scratch = &mut scratch[..pixels * c];
+                    for (i, row) in scratch.chunks_exact_mut(wo * c).enumerate() {
+                        let r = first_row + i;
+                        depthwise.row(r / ho, r % ho, row);
+                    }
+                    matmul_into(scratch, pointwise_filter, dst, (pixels, c, cout))
+                })?;
+                bias_act_in_place(dst, pointwise_bias, self.pointwise_act);
                 Ok(())
             },
         )?;
