@@ -7,130 +7,7 @@
 //! Progressive and other frame types are not walked: their refinement scans cannot be parsed
 //! without the coefficient history a full decoder keeps; the decoder decides for them.
 
-/// A canonical Huffman table (JPEG Annex C).
-struct Huffman {
-    max_code: [i32; 17],
-    first_code: [i32; 17],
-    first_index: [usize; 17],
-    values: Vec<u8>,
-}
-
-impl Huffman {
-    fn new(counts: &[u8], values: &[u8]) -> Self {
-        let mut max_code = [-1i32; 17];
-        let mut first_code = [0i32; 17];
-        let mut first_index = [0usize; 17];
-        let (mut code, mut index) = (0i32, 0usize);
-        for len in 1..=16 {
-            let n = usize::from(counts[len - 1]);
-            first_code[len] = code;
-            first_index[len] = index;
-            if n > 0 {
-                code += n as i32;
-                index += n;
-                max_code[len] = code - 1;
-            }
-            code <<= 1;
-        }
-        Self {
-            max_code,
-            first_code,
-            first_index,
-            values: values.to_vec(),
-        }
-    }
-
-    fn decode(&self, bits: &mut Bits) -> Result<u8, Stop> {
-        let mut code = 0i32;
-        for len in 1..=16 {
-            code = (code << 1) | bits.bit()? as i32;
-            if code <= self.max_code[len] {
-                let i = self.first_index[len] + (code - self.first_code[len]) as usize;
-                return self.values.get(i).copied().ok_or(Stop::Corrupt);
-            }
-        }
-        Err(Stop::Corrupt)
-    }
-}
-
-/// Why walking a scan stopped early.
-enum Stop {
-    /// A marker (or the end of the data) came where coded data was still needed.
-    Marker,
-    /// An invalid Huffman code or reference.
-    Corrupt,
-}
-
-/// Entropy-coded bits, with `FF 00` unstuffed; stops at the first marker.
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-    buf: u64,
-    n: u32,
-    at_marker: bool,
-}
-
-impl Bits<'_> {
-    fn refill(&mut self) {
-        while self.n <= 56 && !self.at_marker {
-            let Some(&b) = self.data.get(self.pos) else {
-                self.at_marker = true;
-                break;
-            };
-            if b == 0xFF {
-                if self.data.get(self.pos + 1) == Some(&0) {
-                    self.pos += 2;
-                } else {
-                    self.at_marker = true;
-                    break;
-                }
-            } else {
-                self.pos += 1;
-            }
-            self.buf |= u64::from(b) << (56 - self.n);
-            self.n += 8;
-        }
-    }
-
-    fn bit(&mut self) -> Result<u32, Stop> {
-        if self.n == 0 {
-            self.refill();
-            if self.n == 0 {
-                return Err(Stop::Marker);
-            }
-        }
-        let b = (self.buf >> 63) as u32;
-        self.buf <<= 1;
-        self.n -= 1;
-        Ok(b)
-    }
-
-    fn skip(&mut self, k: u32) -> Result<(), Stop> {
-        if self.n < k {
-            self.refill();
-            if self.n < k {
-                return Err(Stop::Marker);
-            }
-        }
-        self.buf = if k >= 64 { 0 } else { self.buf << k };
-        self.n -= k;
-        Ok(())
-    }
-
-    /// Drops the padding bits and returns the position of the next marker (its `FF`).
-    fn next_marker(&mut self) -> Option<usize> {
-        self.buf = 0;
-        self.n = 0;
-        let mut i = self.pos;
-        while i + 1 < self.data.len() {
-            if self.data[i] == 0xFF && self.data[i + 1] != 0 && self.data[i + 1] != 0xFF {
-                return Some(i);
-            }
-            i += 1;
-        }
-        None
-    }
-}
+use super::huffman::{Bits, Huffman, Stop};
 
 #[derive(Clone, Copy)]
 struct Component {
@@ -253,13 +130,7 @@ pub fn check_scans(data: &[u8]) -> Result<(), String> {
                         usize::from(spec[1] & 3),
                     ));
                 }
-                let mut bits = Bits {
-                    data,
-                    pos: i,
-                    buf: 0,
-                    n: 0,
-                    at_marker: false,
-                };
+                let mut bits = Bits::new(data, i);
                 walk_scan(frame, &scan, &dc, &ac, restart, &mut bits)?;
                 match bits.next_marker() {
                     Some(at) => i = at,

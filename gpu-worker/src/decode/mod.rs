@@ -9,6 +9,7 @@
 //! decoded by zune-jpeg in strict mode, so corrupt entropy data fails too. PNG is decoded straight to 8 bits per sample (16-bit samples are
 //! stripped while decoding), so no 16-bit buffer is ever allocated: at most 5 bytes per pixel.
 
+mod huffman;
 mod jpeg_scan;
 
 use std::io::Cursor;
