@@ -87,8 +87,8 @@ pub fn conv2d(x: &Tensor, filter: &Tensor, win: Window) -> Result<Tensor> {
         .reshape((b, ho, wo, cout))
 }
 
-/// `dst = a · b` on the calling thread (what `dst` held is ignored), for row-major `a` `[m, k]`, `b` `[k, n]` and `dst`
-/// `[m, n]` (gemm's kernels, AVX-512 when the CPU has it).
+/// `dst = a · b` on the calling thread (what `dst` held is ignored), for row-major `a`
+/// `[m, k]`, `b` `[k, n]` and `dst` `[m, n]` (gemm's kernels, AVX-512 when the CPU has it).
 pub fn matmul_into(
     a: &[f32],
     b: &[f32],
