@@ -42,26 +42,29 @@ impl Huffman {
             values: values.to_vec(),
             fast: Vec::new(),
         };
-        table.fast = (0..1u32 << FAST_BITS)
-            .map(|prefix| table.fast_entry(prefix))
-            .collect();
+        table.fast = table.fast_table();
         table
     }
 
-    /// The code `prefix` (its [`FAST_BITS`] bits, first bit highest) starts with, as the
-    /// bitwise walk would find it, when it is at most [`FAST_BITS`] long and valid.
-    fn fast_entry(&self, prefix: u32) -> (u8, u8) {
-        let mut code = 0i32;
+    /// The lookup: each code of at most [`FAST_BITS`] bits with a symbol fills the entries of
+    /// every prefix it starts. Codes of different lengths never share a prefix (each length's
+    /// first code lies past the extensions of the shorter ones), so this is what the bitwise
+    /// walk finds for each prefix; codes past the values stay 0 and the walk reports them.
+    fn fast_table(&self) -> Vec<(u8, u8)> {
+        let mut fast = vec![(0u8, 0u8); 1 << FAST_BITS];
         for len in 1..=FAST_BITS as usize {
-            code = (code << 1) | ((prefix >> (FAST_BITS as usize - len)) & 1) as i32;
-            if code <= self.max_code[len] {
-                let value = usize::try_from(code - self.first_code[len])
-                    .ok()
-                    .and_then(|offset| self.values.get(self.first_index[len] + offset));
-                return value.map_or((0, 0), |&v| (len as u8, v));
+            let shift = FAST_BITS as usize - len;
+            // An overfull table declares codes too large for `len` bits: no prefix holds them.
+            let last = self.max_code[len].min((1 << len) - 1);
+            for code in self.first_code[len]..=last {
+                let index = self.first_index[len] + (code - self.first_code[len]) as usize;
+                if let Some(&value) = self.values.get(index) {
+                    let start = (code as usize) << shift;
+                    fast[start..start + (1 << shift)].fill((len as u8, value));
+                }
             }
         }
-        (0, 0)
+        fast
     }
 
     /// The next symbol.

@@ -8,9 +8,9 @@
 //! still in cache. The depthwise output never exists as a whole tensor: no allocation, no
 //! zeroing and no round trip through memory for it, and no separate bias pass over the
 //! output. Small layers (whose matmul would not split into enough large tiles) and other
-//! devices run the two layers one after the other. Both ways give identical values on the CPU (same sums in
-//! the same order), so whether a layer runs fused, which depends on the batch size, does not
-//! change a face's result.
+//! devices run the two layers one after the other. Both ways give identical values on the
+//! CPU (same sums in the same order), so whether a layer runs fused, which depends on the
+//! batch size, does not change a face's result.
 
 use candle_core::{CpuStorage, CustomOp3, Device, Layout, Module, Result, Shape, Tensor, bail};
 
