@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The recall benchmark's crops and no-face images through the peer's detector, for the
 side-by-side row of perf/RESULTS.md: face_recognition's defaults as the peer worker calls them
-(dlib's HOG frontal detector, upsampled once, then its 128-d descriptor).
+(dlib's HOG frontal detector, upsampled once, then its 128-d descriptor). `--detector cnn`
+uses dlib's MMOD CNN detector instead (`model="cnn"`, the weights in the PyPI package
+face_recognition_models that the peer installs): not what the peer worker runs, but the
+nearest detector from a package registry that scores faces in profile, measured for #9.
 
 A crop counts as found when the peer finds a face in it, and as matched when one of those
 faces is within 0.6 of a face the peer finds in the crop's source photo (the crop's names say
@@ -11,7 +14,7 @@ writes them).
     target/release/recall --save-crops /tmp/crops
     perf/peer/install.sh
     perf/peer/.venv/bin/python perf/recall/peer-recall.py /tmp/crops model-weights/demo \
-        --no-face /tmp/no-face
+        --no-face /tmp/no-face [--detector cnn]
 """
 import argparse
 import collections
@@ -24,9 +27,16 @@ import numpy as np
 NAME = re.compile(r"s(\d+)f(\d+)_x([\d.]+)_(\d+)_(colour|grey)\.jpg$")
 
 
+DETECTOR = "hog"
+
+
+def locations(image):
+    return face_recognition.face_locations(image, number_of_times_to_upsample=1, model=DETECTOR)
+
+
 def encodings(path):
     image = face_recognition.load_image_file(path)
-    return face_recognition.face_encodings(image, face_recognition.face_locations(image))
+    return face_recognition.face_encodings(image, locations(image))
 
 
 def main():
@@ -34,7 +44,10 @@ def main():
     ap.add_argument("crops")
     ap.add_argument("photos", help="folder with sample<N>.jpg, the crops' sources")
     ap.add_argument("--no-face")
+    ap.add_argument("--detector", choices=["hog", "cnn"], default="hog")
     args = ap.parse_args()
+    global DETECTOR
+    DETECTOR = args.detector
 
     sources = {}
     cells = collections.defaultdict(lambda: [0, 0, 0])
@@ -73,7 +86,7 @@ def main():
         names = sorted(os.listdir(args.no_face))
         for name in names:
             image = face_recognition.load_image_file(os.path.join(args.no_face, name))
-            faces = len(face_recognition.face_locations(image))
+            faces = len(locations(image))
             false_faces += faces
             if faces:
                 print(f"false face: {name} ({faces})")
