@@ -27,16 +27,13 @@ import numpy as np
 NAME = re.compile(r"s(\d+)f(\d+)_x([\d.]+)_(\d+)_(colour|grey)\.jpg$")
 
 
-DETECTOR = "hog"
+def locations(image, detector):
+    return face_recognition.face_locations(image, number_of_times_to_upsample=1, model=detector)
 
 
-def locations(image):
-    return face_recognition.face_locations(image, number_of_times_to_upsample=1, model=DETECTOR)
-
-
-def encodings(path):
+def encodings(path, detector):
     image = face_recognition.load_image_file(path)
-    return face_recognition.face_encodings(image, locations(image))
+    return face_recognition.face_encodings(image, locations(image, detector))
 
 
 def main():
@@ -46,8 +43,6 @@ def main():
     ap.add_argument("--no-face")
     ap.add_argument("--detector", choices=["hog", "cnn"], default="hog")
     args = ap.parse_args()
-    global DETECTOR
-    DETECTOR = args.detector
 
     sources = {}
     cells = collections.defaultdict(lambda: [0, 0, 0])
@@ -58,8 +53,9 @@ def main():
             continue
         photo, _, framing, size, colour = m.groups()
         if photo not in sources:
-            sources[photo] = encodings(os.path.join(args.photos, f"sample{photo}.jpg"))
-        found = encodings(os.path.join(args.crops, name))
+            source = os.path.join(args.photos, f"sample{photo}.jpg")
+            sources[photo] = encodings(source, args.detector)
+        found = encodings(os.path.join(args.crops, name), args.detector)
         cell = cells[(framing, int(size), colour)]
         cell[0] += 1
         cell[1] += bool(found)
@@ -86,7 +82,7 @@ def main():
         names = sorted(os.listdir(args.no_face))
         for name in names:
             image = face_recognition.load_image_file(os.path.join(args.no_face, name))
-            faces = len(locations(image))
+            faces = len(locations(image, args.detector))
             false_faces += faces
             if faces:
                 print(f"false face: {name} ({faces})")
