@@ -3,7 +3,8 @@
 Publishes persistent messages one at a time with publisher confirms (pika), each waiting for
 its confirm, to a queue of its own that it deletes afterwards, and prints p50/p99 in ms.
 
-usage: perf/peer/.venv/bin/python perf/load/broker-confirm-floor.py [quorum|classic] [bytes] [seconds]
+usage (pika from the peer's venv, perf/peer/install.sh):
+    perf/peer/.venv/bin/python perf/load/broker-confirm-floor.py [quorum|classic] [bytes] [seconds]
 """
 
 import os
