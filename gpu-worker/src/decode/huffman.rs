@@ -110,11 +110,11 @@ pub(super) enum Stop {
 /// past the first `n` are always zero.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Bits<'a> {
-    pub(super) data: &'a [u8],
-    pub(super) pos: usize,
+    data: &'a [u8],
+    pos: usize,
     buf: u64,
     n: u32,
-    pub(super) at_marker: bool,
+    at_marker: bool,
 }
 
 impl<'a> Bits<'a> {
@@ -173,6 +173,21 @@ impl<'a> Bits<'a> {
         self.buf = if k >= 64 { 0 } else { self.buf << k };
         self.n -= k;
         Ok(())
+    }
+
+    /// At the end of a restart interval: drops the padding bits, expects an `RSTn` marker
+    /// next and goes on reading after it. False when the next marker is another one or there
+    /// is none.
+    pub(super) fn restart(&mut self) -> bool {
+        let Some(at) = self.next_marker() else {
+            return false;
+        };
+        if !(0xD0..=0xD7).contains(&self.data[at + 1]) {
+            return false;
+        }
+        self.pos = at + 2;
+        self.at_marker = false;
+        true
     }
 
     /// Drops the padding bits and returns the position of the next marker (its `FF`).
@@ -246,6 +261,18 @@ mod tests {
             }
         }
         data
+    }
+
+    #[test]
+    fn a_restart_skips_the_padding_and_its_marker_only() {
+        let data = [0xA5, 0xFF, 0x00, 0x3C, 0xFF, 0xD3, 0x41, 0xFF, 0xD9];
+        let mut bits = Bits::new(&data, 0);
+        bits.skip(12).expect("bits before the marker");
+        assert!(bits.restart(), "RST3 follows");
+        let byte = (0..8).try_fold(0u32, |acc, _| Ok::<_, Stop>(acc << 1 | bits.bit()?));
+        assert_eq!(byte, Ok(0x41), "reading goes on after the marker");
+        assert!(!bits.restart(), "EOI is not a restart marker");
+        assert!(!Bits::new(&data[..4], 0).restart(), "no marker at all");
     }
 
     #[test]

@@ -172,16 +172,10 @@ fn walk_scan(
         format!("truncated JPEG: its scan ends after {mcu} of {mcus} blocks (data cut off)")
     };
     for mcu in 0..mcus {
-        if restart > 0 && mcu > 0 && mcu % restart == 0 {
-            // Expect RSTn at this boundary.
-            let Some(at) = bits.next_marker() else {
-                return Err(truncated(mcu));
-            };
-            if !(0xD0..=0xD7).contains(&bits.data[at + 1]) {
-                return Err(truncated(mcu));
-            }
-            bits.pos = at + 2;
-            bits.at_marker = false;
+        // At each restart interval's end the data must go on after an RSTn marker.
+        let interval_ends = restart > 0 && mcu > 0 && mcu % restart == 0;
+        if interval_ends && !bits.restart() {
+            return Err(truncated(mcu));
         }
         for ((dc, ac), blocks) in tables.iter().zip(&per_mcu) {
             for _ in 0..*blocks {
