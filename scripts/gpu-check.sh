@@ -12,19 +12,18 @@
 #
 # BUILD (on a machine without a GPU, from the repository root; CUDA 13.0, sm_90 for H100/H200;
 # its own target dir so the CPU build is not rebuilt):
-#   CARGO_TARGET_DIR=target/cuda ../shared/tools/build-cuda.sh . -p facematch-perf --bin gpu-check
-# CARRY: the binary, the golden files and the weights, packed (the working tree and carried
-# paths travel together, 64 MiB in all; the f32 weights alone are 45 MB, 12 MB gzipped):
+#   scripts/build-cuda.sh -p facematch-perf --bin gpu-check      (into target/cuda)
+# CARRY: the binary and the weights, packed; the golden files are in the working tree (the
+# working tree and carried paths travel together, 64 MiB in all; the f32 weights alone are
+# 45 MB, 12 MB gzipped):
 #   c=target/gpu-carry; rm -rf $c; mkdir -p $c/bin $c/model-weights
 #   cp target/cuda/release/gpu-check $c/bin/ && strip $c/bin/gpu-check
-#   cp -r ../shared/models/golden $c/golden
 #   cp -r model-weights/*.safetensors model-weights/demo $c/model-weights/
 #   tar -czf target/gpu-carry.tar.gz -C target gpu-carry && du -h target/gpu-carry.tar.gz
 # The device tool sends the checkout its session started in, so this script and the archive
 # must be in that checkout. RUN there (carry ["target/gpu-carry.tar.gz"], timeout_s 600):
 #   tar -xzf target/gpu-carry.tar.gz -C target && c=target/gpu-carry &&
-#   scripts/gpu-check.sh --bin-dir $c/bin --weights-dir $c/model-weights --golden-dir $c/golden \
-#     --out $OUT/gpu-check.md
+#   scripts/gpu-check.sh --bin-dir $c/bin --weights-dir $c/model-weights --out $OUT/gpu-check.md
 # The CUDA libraries the binary links (cudart, cublas, curand) are taken from python3's nvidia
 # wheels there when the loader does not find them. CPU DRY RUN (here):
 #   cargo build --release -p facematch-perf --bin gpu-check
@@ -38,7 +37,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 device=cuda bin_dir= out= quick=0 images=
 weights_dir=$root/model-weights
-golden_dir=${FACEMATCH_GOLDEN_DIR:-$root/../shared/models/golden}
+golden_dir=${FACEMATCH_GOLDEN_DIR:-$root/gpu-worker/tests/golden/faceapi}
 usage() { sed -n '/^# usage:/,/^#   --quick/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (README): the deployment files checked offline, services up,
-# model weights present, then format, lints, every test on the CPU, and a type-check of the
-# CUDA build.
+# The project's test command (README): no path outside the repository, the deployment files
+# checked offline, services up, model weights present, then format, lints, every test on the
+# CPU, and a type-check of the CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
 fi
+scripts/check-standalone.py   # a clone has nothing beside it: no tracked file may look there
 scripts/check-deploy.sh   # first: a few seconds, and needs no build
 scripts/services.sh
 scripts/fetch-weights.sh

@@ -1,5 +1,5 @@
 //! Where the tests' inputs are: the workspace, the converted weights and demo images
-//! (`scripts/fetch-weights.sh`), and the golden files beside the checkout.
+//! (`scripts/fetch-weights.sh`), and the golden files kept in the repository.
 
 use std::path::{Path, PathBuf};
 
@@ -30,15 +30,16 @@ pub fn demo(n: u32) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// face-api's golden outputs: `FACEMATCH_GOLDEN_DIR`, else `../shared/models/golden` beside
-/// the workspace.
+/// face-api's golden outputs, kept in the repository: `FACEMATCH_GOLDEN_DIR` overrides them
+/// (to compare against another generation of the same files).
 pub fn golden_dir() -> PathBuf {
     let dir = std::env::var_os("FACEMATCH_GOLDEN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared/models/golden"));
+        .unwrap_or_else(|| workspace().join("gpu-worker/tests/golden/faceapi"));
     assert!(
         dir.join("synthetic.json").is_file(),
-        "golden files not found in {}: set FACEMATCH_GOLDEN_DIR or put shared/ beside the checkout",
+        "golden files not found in {}: FACEMATCH_GOLDEN_DIR must name a folder like \
+         gpu-worker/tests/golden/faceapi",
         dir.display()
     );
     dir

@@ -48,7 +48,7 @@ struct GoldenArgs {
     #[arg(
         long,
         env = "FACEMATCH_GOLDEN_DIR",
-        default_value = "../shared/models/golden"
+        default_value = "gpu-worker/tests/golden/faceapi"
     )]
     golden_dir: PathBuf,
     /// dlib's chips (`chips.json` and its PNGs).
