@@ -74,7 +74,7 @@ wait_http() { # port
 }
 
 start_gateway() {
-  FACEMATCH_LISTEN=127.0.0.1:$gw_port FACEMATCH_AMQP_PREFIX="$fm_amqp" FACEMATCH_KEY_PREFIX="$fm_keys" \
+  FACEMATCH_AUTH=${FACEMATCH_AUTH:-off} FACEMATCH_LISTEN=127.0.0.1:$gw_port FACEMATCH_AMQP_PREFIX="$fm_amqp" FACEMATCH_KEY_PREFIX="$fm_keys" \
     $bin/gateway >"$out/gateway.log" 2>&1 &
   pids+=($!); gw_pid=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$gw_port/readyz" -o /dev/null && return 0; sleep 0.1; done

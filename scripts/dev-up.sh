@@ -3,7 +3,9 @@
 # build, then the gateway, one worker and the logs listener until Ctrl-C. The terminal shows
 # the `logs` exchange (every process's lines, as `facematch logs` prints them); each process's
 # own stderr goes to target/dev-up/*.log. Ctrl-C (or any process dying) stops all of them.
-# Extra environment (FACEMATCH_*, OTEL_EXPORTER_OTLP_ENDPOINT) is passed through.
+# Extra environment (FACEMATCH_*, OTEL_EXPORTER_OTLP_ENDPOINT) is passed through. The gateway
+# listens on loopback with API keys off (FACEMATCH_AUTH=off), so the quickstart needs no key;
+# set FACEMATCH_AUTH=required and FACEMATCH_ADMIN_KEY_FILE to try keys (README, "Security").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +20,9 @@ http_ok() {
   [[ $line == *" 200 "* ]]
 }
 
-listen=${FACEMATCH_LISTEN:-0.0.0.0:8080}
+export FACEMATCH_LISTEN=${FACEMATCH_LISTEN:-127.0.0.1:8080}
+export FACEMATCH_AUTH=${FACEMATCH_AUTH:-off}
+listen=$FACEMATCH_LISTEN
 gateway_port=${listen##*:}
 metrics_listen=${FACEMATCH_METRICS_LISTEN:-0.0.0.0:9090}
 metrics_port=${metrics_listen##*:}
@@ -84,6 +88,7 @@ client=target/release/facematch
 cat <<EOF
 
 facematch is up after $((SECONDS - start)) s. Ctrl-C stops everything.
+  API keys     $FACEMATCH_AUTH (on $FACEMATCH_LISTEN)
   API          $base            (e.g. curl $base/match/HASH)
   API docs     $base/docs
   metrics      $base/metrics (gateway), http://127.0.0.1:$metrics_port/metrics (worker)

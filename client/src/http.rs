@@ -32,12 +32,19 @@ pub enum ApiError {
     /// The `--gateway` URL cannot carry the request.
     #[error("invalid gateway URL {0:?}: it must be an http(s) URL")]
     BadBase(String),
+    /// The `--key` cannot be sent in a header.
+    #[error("the API key holds characters a header cannot carry")]
+    BadKey,
 }
 
 impl ApiError {
-    /// True when the gateway never answered (the run cannot go on: exit 2).
+    /// True when the run cannot go on (exit 2): the gateway never answered, or it refused the
+    /// key, which every later request would repeat.
     pub fn is_connection(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::BadBase(_))
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::BadBase(_) | Self::BadKey
+        ) || matches!(self, Self::Refused { status: 401, .. })
     }
 
     /// The gateway's error code, when it sent one.
@@ -131,14 +138,52 @@ pub struct Gateway {
     http: reqwest::Client,
 }
 
+/// Where the gateway is and the key to show it (`--gateway`, `--key`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// Base URL of the facematch gateway.
+    #[arg(
+        long,
+        global = true,
+        env = "FACEMATCH_GATEWAY",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub gateway: String,
+
+    /// The API key (`fmk_...`) sent as `Authorization: Bearer`; not needed when the gateway
+    /// runs with keys off.
+    #[arg(long, global = true, env = "FACEMATCH_API_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+}
+
 impl Gateway {
+    /// A client for the gateway of `args`.
+    pub fn connect(args: &GatewayArgs) -> Result<Self, ApiError> {
+        Self::with_key(&args.gateway, args.key.as_deref())
+    }
+
     /// A client for the gateway at `base` (`http://host:port`, optionally with a path prefix).
+    #[cfg(test)]
     pub fn new(base: &str) -> Result<Self, ApiError> {
+        Self::with_key(base, None)
+    }
+
+    /// A client for the gateway at `base` that sends `key`, if any, with every request.
+    pub fn with_key(base: &str, key: Option<&str>) -> Result<Self, ApiError> {
         let url = Url::parse(base).map_err(|_| ApiError::BadBase(base.to_owned()))?;
         if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
             return Err(ApiError::BadBase(base.to_owned()));
         }
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(key) = key {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                    .map_err(|_| ApiError::BadKey)?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("facematch/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -207,6 +252,26 @@ impl Gateway {
         self.json(self.http.get(url)).await
     }
 
+    /// `POST path` with a JSON body; the answer's JSON.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &serde_json::Value,
+    ) -> Result<T, ApiError> {
+        self.json(self.http.post(self.url(segments)).json(body))
+            .await
+    }
+
+    /// `GET path`; the answer's JSON.
+    pub async fn get_json<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ApiError> {
+        self.json(self.http.get(self.url(segments))).await
+    }
+
+    /// `DELETE path`; the answer's JSON.
+    pub async fn delete_json<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ApiError> {
+        self.json(self.http.delete(self.url(segments))).await
+    }
+
     async fn json<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
@@ -248,7 +313,14 @@ fn refusal(status: StatusCode, body: &str) -> ApiError {
         Ok(e) => ApiError::Refused {
             status: status.as_u16(),
             code: e.error.code,
-            message: e.error.message,
+            message: if status == StatusCode::UNAUTHORIZED {
+                format!(
+                    "{} (give a key with --key or FACEMATCH_API_KEY)",
+                    e.error.message
+                )
+            } else {
+                e.error.message
+            },
         },
         Err(_) => ApiError::Unexpected {
             status: status.as_u16(),

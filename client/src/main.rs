@@ -27,14 +27,8 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "facematch", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// Base URL of the facematch gateway.
-    #[arg(
-        long,
-        global = true,
-        env = "FACEMATCH_GATEWAY",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    gateway: String,
+    #[command(flatten)]
+    gateway: http::GatewayArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -54,6 +48,12 @@ enum Command {
     /// Print the system's log lines (the `logs` exchange) to stderr until Ctrl-C.
     #[command(after_help = EXIT_CODES)]
     Logs(cmd::logs::LogsArgs),
+    /// Make, list and revoke API keys (needs an admin key), or generate one locally.
+    #[command(after_help = EXIT_CODES)]
+    Keys(cmd::keys::KeysArgs),
+    /// Create, list and delete collections (needs an admin key).
+    #[command(after_help = EXIT_CODES)]
+    Collections(cmd::collections::CollectionsArgs),
 }
 
 #[tokio::main]
@@ -64,6 +64,8 @@ async fn main() -> ExitCode {
         Command::Match(args) => cmd::matches::run(&cli.gateway, args).await,
         Command::Status(args) => cmd::status::run(&cli.gateway, args).await,
         Command::Logs(args) => cmd::logs::run(args).await,
+        Command::Keys(args) => cmd::keys::run(&cli.gateway, args).await,
+        Command::Collections(args) => cmd::collections::run(&cli.gateway, args).await,
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -3,12 +3,15 @@
 //! typed operations, shared configuration and telemetry set-up.
 
 pub mod amqp;
+pub mod api_key;
+mod collection;
 pub mod config;
 mod hash;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;
 
+pub use collection::{Collection, InvalidCollection};
 pub use hash::{ImageHash, ParseHashError};
 #[cfg(feature = "test-support")]
 pub mod testing;

@@ -16,14 +16,16 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::{
     error::ApiError,
     route::RouteTable,
-    routes::{health::HealthApi, images::ImageApi, matches::MatchApi, scan::ScanApi},
+    routes::{
+        admin::AdminApi, health::HealthApi, images::ImageApi, matches::MatchApi, scan::ScanApi,
+    },
     state::AppState,
 };
 
 /// The whole gateway as a poem endpoint (tests drive it without a socket).
 pub fn app(state: AppState) -> impl Endpoint {
     let api = OpenApiService::new(
-        (ScanApi, MatchApi, ImageApi, HealthApi),
+        (ScanApi, MatchApi, ImageApi, AdminApi, HealthApi),
         "facematch",
         env!("CARGO_PKG_VERSION"),
     );

@@ -5,6 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 use clap::Parser;
 use facematch_core::config::ServiceArgs;
 
+use crate::auth::AuthMode;
+
 /// facematch gateway: hashes, records and queues images; answers matches.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -15,6 +17,26 @@ pub struct Args {
 
     #[command(flatten)]
     pub service: ServiceArgs,
+
+    /// Whether API routes need a key: `required`, or `off` (everything acts in the `default`
+    /// collection, with no key).
+    #[arg(long, env = "FACEMATCH_AUTH", value_enum, default_value = "required")]
+    pub auth: AuthMode,
+
+    /// A file holding the bootstrap admin key (`fmk_` and 64 hex characters; a Kubernetes or
+    /// compose secret). It acts in the `default` collection with every scope and is never
+    /// stored in Redis.
+    #[arg(long, env = "FACEMATCH_ADMIN_KEY_FILE")]
+    pub admin_key_file: Option<std::path::PathBuf>,
+
+    /// Serve with `--auth off` on an address other than loopback: anyone who reaches the port
+    /// can then read every match. Needed on purpose, never by default.
+    #[arg(
+        long,
+        env = "FACEMATCH_INSECURE_NO_AUTH_ON_PUBLIC_ADDRESS",
+        default_value_t = false
+    )]
+    pub insecure_no_auth_on_public_address: bool,
 
     /// Largest image accepted, uploaded or downloaded (e.g. 16MiB, 500KB, 1048576).
     #[arg(long, env = "FACEMATCH_MAX_BODY", default_value = "16MiB", value_parser = parse_size)]
@@ -55,6 +77,49 @@ pub struct Args {
     /// job again (its message may have been lost), e.g. 15m.
     #[arg(long, env = "FACEMATCH_REQUEUE_AFTER", default_value = "15m", value_parser = parse_duration)]
     pub requeue_after: Duration,
+}
+
+impl Args {
+    /// Refuses settings that would expose every face without a key, the way Redis's protected
+    /// mode does: auth off on an address other than loopback, unless asked for by name.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        if self.auth == AuthMode::Off
+            && !self.listen.ip().is_loopback()
+            && !self.insecure_no_auth_on_public_address
+        {
+            return Err(format!(
+                "refusing to serve without API keys on {}, which is not a loopback address: \
+                 anyone who can reach it could read every image's matches. Set \
+                 FACEMATCH_AUTH=required (the default) with FACEMATCH_ADMIN_KEY_FILE, listen on \
+                 127.0.0.1, or set FACEMATCH_INSECURE_NO_AUTH_ON_PUBLIC_ADDRESS=true if this \
+                 is really what you want",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bootstrap admin key from `--admin-key-file`, checked.
+    pub fn admin_key(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.admin_key_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read FACEMATCH_ADMIN_KEY_FILE {}: {e}",
+                path.display()
+            )
+        })?;
+        let key = text.trim();
+        if !facematch_core::api_key::looks_like_key(key) {
+            return Err(format!(
+                "FACEMATCH_ADMIN_KEY_FILE {} does not hold a key: it must be `fmk_` and 64 \
+                 lowercase hex characters (make one with `facematch keys generate`)",
+                path.display()
+            ));
+        }
+        Ok(Some(key.to_owned()))
+    }
 }
 
 /// Parses `500ms`, `10s`, `15m`, `1h`; a bare number is seconds.
@@ -101,7 +166,56 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 mod tests {
     use std::time::Duration;
 
-    use super::{parse_duration, parse_size};
+    use clap::Parser;
+
+    use super::{Args, parse_duration, parse_size};
+
+    fn args(extra: &[&str]) -> Args {
+        Args::try_parse_from([&["gateway"], extra].concat()).expect("arguments")
+    }
+
+    #[test]
+    fn auth_off_is_refused_on_a_public_address_unless_asked_for() {
+        assert!(
+            args(&["--auth", "off", "--listen", "0.0.0.0:8080"])
+                .check_exposure()
+                .is_err()
+        );
+        assert!(
+            args(&["--auth", "off", "--listen", "[::]:8080"])
+                .check_exposure()
+                .is_err()
+        );
+        assert!(
+            args(&["--auth", "off", "--listen", "127.0.0.1:8080"])
+                .check_exposure()
+                .is_ok()
+        );
+        assert!(
+            args(&[
+                "--auth",
+                "off",
+                "--listen",
+                "0.0.0.0:8080",
+                "--insecure-no-auth-on-public-address"
+            ])
+            .check_exposure()
+            .is_ok()
+        );
+        assert!(args(&["--listen", "0.0.0.0:8080"]).check_exposure().is_ok());
+    }
+
+    #[test]
+    fn the_admin_key_file_must_hold_a_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("admin.key");
+        std::fs::write(&path, "hunter2\n").expect("write");
+        let with_file = args(&["--admin-key-file", path.to_str().expect("path")]);
+        assert!(with_file.admin_key().is_err());
+        let key = facematch_core::api_key::generate_key();
+        std::fs::write(&path, format!("{key}\n")).expect("write");
+        assert_eq!(with_file.admin_key(), Ok(Some(key)));
+    }
 
     #[test]
     fn sizes() {

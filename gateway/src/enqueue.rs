@@ -13,7 +13,7 @@
 use facematch_core::{
     ImageHash,
     amqp::{JobMeta, PublishError, Source},
-    store::{Claim, ImageState},
+    store::{Claim, ImageState, Store},
 };
 
 use crate::{error::ApiError, state::AppState};
@@ -27,6 +27,8 @@ pub struct Job<'a> {
     pub source: Source,
     pub mime: &'a str,
     pub body: &'a [u8],
+    /// The collection's epoch, carried by the message (see [`JobMeta::epoch`]).
+    pub epoch: Option<&'a str>,
 }
 
 /// Why a job is not known to be queued.
@@ -50,9 +52,9 @@ impl From<facematch_core::store::StoreError> for NotQueued {
     }
 }
 
-/// Claims the image; `Existing` means there is nothing to publish.
-pub async fn claim(state: &AppState, hash: ImageHash) -> Result<Claim, ApiError> {
-    let claim = state.store.claim_image(hash, state.requeue_after).await?;
+/// Claims the image in `store`'s collection; `Existing` means there is nothing to publish.
+pub async fn claim(state: &AppState, store: &Store, hash: ImageHash) -> Result<Claim, ApiError> {
+    let claim = store.claim_image(hash, state.requeue_after).await?;
     if let Claim::Requeue(had) = claim {
         tracing::info!(%hash, had = had.as_str(), "queueing a known image again; its message may be gone");
     }
@@ -62,15 +64,18 @@ pub async fn claim(state: &AppState, hash: ImageHash) -> Result<Claim, ApiError>
 /// Makes sure an upload's job is durably queued (or already known) and its filename recorded;
 /// then returns. Two Redis round trips for a new image (claim; queued + filename), one for a
 /// known one (claim + filename).
-pub async fn enqueue_upload(state: &AppState, job: Job<'_>) -> Result<(), NotQueued> {
-    let claim = state
-        .store
+pub async fn enqueue_upload(
+    state: &AppState,
+    store: &Store,
+    job: Job<'_>,
+) -> Result<(), NotQueued> {
+    let claim = store
         .claim_upload(job.hash, state.requeue_after, job.name)
         .await?;
     if let Claim::Requeue(had) = claim {
         tracing::info!(hash = %job.hash, had = had.as_str(), "queueing a known image again; its message may be gone");
     }
-    publish_claimed(state, claim, job).await
+    publish_claimed(state, store, claim, job).await
 }
 
 /// Publishes a claimed job when the claim says so, and settles the claim with the outcome: a
@@ -78,6 +83,7 @@ pub async fn enqueue_upload(state: &AppState, job: Job<'_>) -> Result<(), NotQue
 /// is recorded by its caller, which must learn the hash it is bound to).
 pub async fn publish_claimed(
     state: &AppState,
+    store: &Store,
     claim: Claim,
     job: Job<'_>,
 ) -> Result<(), NotQueued> {
@@ -88,6 +94,8 @@ pub async fn publish_claimed(
     }
     let meta = JobMeta {
         hash,
+        collection: store.collection().clone(),
+        epoch: job.epoch.map(str::to_owned),
         name: job.name.to_owned(),
         source: job.source,
         content_type: job.mime.to_owned(),
@@ -97,8 +105,8 @@ pub async fn publish_claimed(
         Ok(()) => {
             crate::metrics::publish("confirmed");
             match job.source {
-                Source::Upload => state.store.confirm_upload(hash, job.name).await?,
-                Source::Url => state.store.confirm_queued(hash).await?,
+                Source::Upload => store.confirm_upload(hash, job.name).await?,
+                Source::Url => store.confirm_queued(hash).await?,
             }
             Ok(())
         }
@@ -112,7 +120,7 @@ pub async fn publish_claimed(
             tracing::warn!(%hash, error = %e, "publish failed");
             if claim == Claim::New {
                 // Best effort: a later request may claim and publish again.
-                let _ = state.store.release_claim(hash).await;
+                let _ = store.release_claim(hash).await;
             }
             Err(NotQueued::Refused(ApiError::unavailable(format!(
                 "{e}; the image was not queued, retry shortly"
@@ -122,8 +130,8 @@ pub async fn publish_claimed(
 }
 
 /// The 503 for an unconfirmed publish, naming the image's state as it is now.
-pub async fn unconfirmed_answer(state: &AppState, hash: ImageHash, why: PublishError) -> ApiError {
-    let now = match state.store.image_status(hash).await {
+pub async fn unconfirmed_answer(store: &Store, hash: ImageHash, why: PublishError) -> ApiError {
+    let now = match store.image_status(hash).await {
         Ok(Some(status)) => status.state,
         _ => ImageState::Pending,
     };

@@ -39,6 +39,8 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
     /// The image concerned and its state, for an answer about one.
     pub image: Option<(String, &'static str)>,
+    /// `WWW-Authenticate` to send (401 answers).
+    pub challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -49,6 +51,53 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             image: None,
+            challenge: None,
+        }
+    }
+
+    /// 401 for a request without a usable key. The message is the same for an unknown, a
+    /// revoked and a malformed key, so an answer never tells which keys exist.
+    pub fn unauthorized(missing: bool) -> Self {
+        let (message, challenge) = if missing {
+            (
+                "this route needs an API key: send `Authorization: Bearer <key>`",
+                r#"Bearer realm="facematch""#,
+            )
+        } else {
+            (
+                "the API key is not valid: unknown, revoked or malformed",
+                r#"Bearer realm="facematch", error="invalid_token""#,
+            )
+        };
+        Self {
+            challenge: Some(challenge),
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        }
+    }
+
+    /// 409 for something that exists already.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    /// 403 for a key without the route's scope.
+    pub fn forbidden(scope: facematch_core::api_key::Scope) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this API key does not have the `{scope}` scope this route needs"),
+        )
+    }
+
+    /// 429 for a client address that failed authentication too often.
+    pub fn auth_throttled(retry_after: u32) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                "too many requests with a missing or invalid API key from this address; wait                  before trying again",
+            )
         }
     }
 
@@ -149,6 +198,8 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::REQUEST_TIMEOUT => "timeout",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
             StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
             StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
@@ -184,6 +235,12 @@ impl IntoResponse for ApiError {
             .status(self.status)
             .content_type("application/json; charset=utf-8")
             .body(body.to_string());
+        if let Some(challenge) = self.challenge {
+            resp.headers_mut().insert(
+                poem::http::header::WWW_AUTHENTICATE,
+                poem::http::HeaderValue::from_static(challenge),
+            );
+        }
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(
                 poem::http::header::RETRY_AFTER,
@@ -200,16 +257,22 @@ impl From<ApiError> for poem::Error {
     }
 }
 
-const DOCUMENTED: [(u16, &str); 9] = [
+const DOCUMENTED: [(u16, &str); 12] = [
     (
         400,
         "Malformed input: bad JSON, URL, filename or hash, or an empty body",
     ),
-    (404, "Unknown image or route"),
+    (
+        401,
+        "No API key, or an unknown, revoked or malformed one (with `WWW-Authenticate: Bearer`)",
+    ),
+    (403, "The API key lacks the scope this route needs"),
+    (404, "Unknown image, key, collection or route"),
     (
         408,
         "The body came too slowly (FACEMATCH_MIN_BODY_RATE) or took too long (FACEMATCH_BODY_TIMEOUT)",
     ),
+    (409, "The collection exists already"),
     (
         413,
         "The body is over its limit: FACEMATCH_MAX_BODY for an image, 64 KiB for JSON",
@@ -224,7 +287,8 @@ const DOCUMENTED: [(u16, &str); 9] = [
     ),
     (
         429,
-        "The gateway's in-flight or memory limit is reached; see Retry-After",
+        "The gateway's in-flight or memory limit is reached, or this address failed \
+         authentication too often; see Retry-After",
     ),
     (500, "Stored data is corrupt"),
     (

@@ -2,6 +2,7 @@
 //! in Redis, queues them for the workers with publisher confirms, and answers matches.
 
 mod app;
+pub mod auth;
 pub mod body;
 pub mod config;
 mod enqueue;

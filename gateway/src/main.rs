@@ -7,6 +7,7 @@ use clap::Parser;
 use facematch_core::{config::redact_url, store::Store, telemetry};
 use gateway::{
     AppState, app,
+    auth::{Auth, AuthMode},
     config::Args,
     fetch::FetchConfig,
     limits::Limits,
@@ -16,6 +17,17 @@ use gateway::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Err(refusal) = args.check_exposure() {
+        eprintln!("gateway: {refusal}");
+        std::process::exit(2);
+    }
+    let admin_key = match args.admin_key() {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            std::process::exit(2);
+        }
+    };
     gateway::metrics::registry().keep_up();
     // One publisher carries the jobs and this process's log lines.
     let (telemetry, publisher) = telemetry::init_with_amqp_logs(
@@ -30,6 +42,12 @@ async fn main() -> anyhow::Result<()> {
         &args.service.redis.key_prefix,
     )
     .context("invalid FACEMATCH_REDIS_URL")?;
+    wait_for_schema(&store).await?;
+    if args.auth == AuthMode::Required && admin_key.is_none() {
+        tracing::warn!(
+            "FACEMATCH_AUTH=required without FACEMATCH_ADMIN_KEY_FILE: only keys already in Redis work, and none can be made through this gateway without one"
+        );
+    }
     let state = AppState::new(
         store,
         publisher.clone(),
@@ -44,7 +62,8 @@ async fn main() -> anyhow::Result<()> {
         min_body_rate: args.min_body_rate,
         max_buffered: args.max_buffered,
     })
-    .with_requeue_after(args.requeue_after);
+    .with_requeue_after(args.requeue_after)
+    .with_auth(Auth::new(args.auth, admin_key.as_deref()));
     tracing::info!(
         listen = %args.listen,
         amqp = %redact_url(&args.service.amqp.amqp_url),
@@ -56,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         body_timeout = ?args.body_timeout,
         min_body_rate = args.min_body_rate,
         requeue_after = ?args.requeue_after,
+        auth = ?args.auth,
         "gateway starting"
     );
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -71,6 +91,21 @@ async fn main() -> anyhow::Result<()> {
     publisher.close().await;
     telemetry.shutdown();
     Ok(())
+}
+
+/// Moves a store made before collections into `default` (once, whichever process gets there
+/// first) and makes sure `default` exists; waits out a Redis that is not up yet.
+async fn wait_for_schema(store: &Store) -> anyhow::Result<()> {
+    loop {
+        match store.ensure_schema(Duration::from_secs(300)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "waiting for Redis to check the key layout");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).context("cannot check or move the store's key layout"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

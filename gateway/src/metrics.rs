@@ -18,6 +18,7 @@ const REQUEST_SECONDS: &str = "facematch_gateway_request_seconds";
 const PUBLISH: &str = "facematch_gateway_publish_total";
 const BUFFERED_BYTES: &str = "facematch_gateway_buffered_bytes";
 const IN_FLIGHT: &str = "facematch_gateway_in_flight";
+const AUTH: &str = "facematch_gateway_auth_total";
 
 /// The process's registry.
 pub fn registry() -> &'static Registry {
@@ -35,6 +36,11 @@ pub fn registry() -> &'static Registry {
                 "Request body and download bytes reserved in memory now."
             );
             describe_gauge!(IN_FLIGHT, "Scans being handled now.");
+            describe_counter!(
+                AUTH,
+                "API key checks, by outcome: ok, missing, malformed, unknown (or revoked), \
+                 forbidden (scope), throttled (the address failed too often)."
+            );
         })
     })
 }
@@ -64,6 +70,11 @@ pub fn request(method: &str, route: Arc<str>, status: u16, seconds: f64) {
 /// Records a publish outcome: `confirmed`, `unconfirmed` or `failed`.
 pub fn publish(outcome: &'static str) {
     registry().record(|| counter!(PUBLISH, "outcome" => outcome).increment(1));
+}
+
+/// Records one API key check's outcome.
+pub fn auth(outcome: &'static str) {
+    registry().record(|| counter!(AUTH, "outcome" => outcome).increment(1));
 }
 
 /// Moves the gauge of request and download bytes held in memory.

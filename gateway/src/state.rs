@@ -6,6 +6,7 @@ use facematch_core::{amqp::Publisher, store::Store};
 use tokio::sync::Semaphore;
 
 use crate::{
+    auth::{Auth, AuthMode},
     fetch::{FetchConfig, Fetcher},
     limits::{Budget, Limits},
 };
@@ -16,7 +17,11 @@ pub const DEFAULT_REQUEUE_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Shared by every request (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The `default` collection's store; a request uses its caller's collection
+    /// ([`crate::auth::Caller::store`]).
     pub store: Store,
+    /// Keys and scopes.
+    pub auth: Auth,
     pub publisher: Publisher,
     pub fetcher: Fetcher,
     /// Largest image accepted, upload or download, in bytes.
@@ -33,7 +38,8 @@ pub struct AppState {
 
 impl AppState {
     /// The state for a gateway that downloads URLs under `fetch` and handles at most
-    /// `max_in_flight` scans at once, with the default [`Limits`] and re-queue bound.
+    /// `max_in_flight` scans at once, with the default [`Limits`] and re-queue bound, and keys
+    /// required (see [`Self::with_auth`]).
     pub fn new(
         store: Store,
         publisher: Publisher,
@@ -43,6 +49,7 @@ impl AppState {
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             store,
+            auth: Auth::new(AuthMode::Required, None),
             publisher,
             fetcher: Fetcher::new(fetch)?,
             max_body,
@@ -60,6 +67,11 @@ impl AppState {
             limits,
             ..self
         }
+    }
+
+    /// The same state with other authentication.
+    pub fn with_auth(self, auth: Auth) -> Self {
+        Self { auth, ..self }
     }
 
     /// The same state with another re-queue bound.

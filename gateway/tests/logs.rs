@@ -50,6 +50,7 @@ async fn requests_are_logged_with_hostname_rest_keys() {
     let _gateway = Killed(
         Command::new(env!("CARGO_BIN_EXE_gateway"))
             .env("FACEMATCH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("FACEMATCH_AUTH", "off")
             .env("FACEMATCH_AMQP_PREFIX", format!("{id}."))
             .env("FACEMATCH_KEY_PREFIX", format!("{id}:"))
             .env("RUST_LOG", "warn")

@@ -90,6 +90,7 @@ async fn thirty_stalled_uploads_keep_the_gateway_under_150_mb() {
     let addr = format!("127.0.0.1:{}", free_port().await);
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env("FACEMATCH_LISTEN", &addr)
+        .env("FACEMATCH_AUTH", "off")
         .env("FACEMATCH_AMQP_URL", common::AMQP_URL)
         .env("FACEMATCH_AMQP_PREFIX", format!("{}.", ns.id))
         .env("FACEMATCH_REDIS_URL", common::REDIS_URL)

@@ -79,6 +79,8 @@ async fn a_dead_lettered_job_is_marked_failed_with_the_reason() {
         sys.store.confirm_queued(hash).await.expect("queued");
         let meta = JobMeta {
             hash,
+            collection: Default::default(),
+            epoch: None,
             name: "dead.png".into(),
             source: Source::Upload,
             content_type: "image/png".into(),

@@ -6,7 +6,7 @@ use facematch_core::ImageHash;
 
 use crate::{
     exit::Outcome,
-    http::{ApiError, Gateway},
+    http::{ApiError, Gateway, GatewayArgs},
 };
 
 /// `facematch match` arguments.
@@ -26,8 +26,8 @@ pub struct MatchArgs {
 }
 
 /// Runs `facematch match`. An unknown hash has no matches (the gateway answers `[]`).
-pub async fn run(gateway: &str, args: MatchArgs) -> anyhow::Result<Outcome> {
-    let gateway = Gateway::new(gateway)?;
+pub async fn run(gateway: &GatewayArgs, args: MatchArgs) -> anyhow::Result<Outcome> {
+    let gateway = Gateway::connect(gateway)?;
     match print_matches(&gateway, &args).await {
         Ok(()) => Ok(Outcome::Ok),
         Err(e) if !e.is_connection() => {

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod collections;
+pub mod keys;
 pub mod logs;
 pub mod matches;
 pub mod scan;

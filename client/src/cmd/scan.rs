@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::{
     exit::Outcome,
-    http::{ApiError, Gateway, ImageDoc},
+    http::{ApiError, Gateway, GatewayArgs, ImageDoc},
     inputs::{self, Item},
     output::Printer,
 };
@@ -141,8 +141,8 @@ impl Report {
 }
 
 /// Runs `facematch scan`.
-pub async fn run(gateway: &str, args: ScanArgs) -> anyhow::Result<Outcome> {
-    let gateway = Gateway::new(gateway)?;
+pub async fn run(gateway: &GatewayArgs, args: ScanArgs) -> anyhow::Result<Outcome> {
+    let gateway = Gateway::connect(gateway)?;
     let items = inputs::expand(&args.inputs);
     if items.is_empty() {
         eprintln!("facematch: no images found (folders are searched for image extensions)");

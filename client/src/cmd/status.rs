@@ -8,7 +8,7 @@ use facematch_core::ImageHash;
 
 use crate::{
     exit::Outcome,
-    http::{Gateway, ImageDoc},
+    http::{Gateway, GatewayArgs, ImageDoc},
 };
 
 /// `facematch status` arguments.
@@ -27,8 +27,8 @@ pub struct StatusArgs {
 }
 
 /// Runs `facematch status`: exit 1 for an unknown hash or a failed image.
-pub async fn run(gateway: &str, args: StatusArgs) -> anyhow::Result<Outcome> {
-    let gateway = Gateway::new(gateway)?;
+pub async fn run(gateway: &GatewayArgs, args: StatusArgs) -> anyhow::Result<Outcome> {
+    let gateway = Gateway::connect(gateway)?;
     let doc = match gateway.image(args.hash, args.wait).await {
         Ok(doc) => doc,
         Err(e) if !e.is_connection() => {

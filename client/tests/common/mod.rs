@@ -21,6 +21,13 @@ pub async fn served(tag: &str) -> System {
     system
 }
 
+/// [`served`] with API keys required; also returns the bootstrap admin key.
+pub async fn served_secured(tag: &str) -> (System, String) {
+    let (mut system, admin) = System::secured(&format!("cli-{tag}")).await;
+    system.serve().await;
+    (system, admin)
+}
+
 /// `facematch ARGS…` against `system`'s gateway; waits for it to exit.
 pub async fn cli(system: &System, args: &[&str]) -> Run {
     let output = facematch()
@@ -37,6 +44,7 @@ pub fn facematch() -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_facematch"));
     for var in [
         "FACEMATCH_GATEWAY",
+        "FACEMATCH_API_KEY",
         "FACEMATCH_AMQP_URL",
         "FACEMATCH_AMQP_PREFIX",
         "FACEMATCH_READY_FILE",

@@ -5,7 +5,7 @@ use lapin::{
     types::{AMQPValue, FieldTable, ShortString},
 };
 
-use crate::ImageHash;
+use crate::{Collection, ImageHash};
 
 /// How the gateway got the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,12 @@ impl Source {
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobMeta {
     pub hash: ImageHash,
+    /// The collection the image belongs to (header `collection`; a message without one, from
+    /// before collections, belongs to `default`).
+    pub collection: Collection,
+    /// The collection's epoch when the job was queued (header `epoch`): a worker refuses the job
+    /// when the collection was deleted since. `None` for `default`, which is never deleted.
+    pub epoch: Option<String>,
     /// Filename or URL the image was scanned under.
     pub name: String,
     pub source: Source,
@@ -51,6 +57,10 @@ impl JobMeta {
         };
         put("name", &self.name);
         put("source", self.source.as_str());
+        put("collection", self.collection.as_str());
+        if let Some(epoch) = &self.epoch {
+            put("epoch", epoch);
+        }
         for (k, v) in &self.trace_headers {
             put(k, v);
         }
@@ -80,8 +90,16 @@ impl JobMeta {
             .into_iter()
             .filter_map(|k| text(k).map(|v| (k.to_owned(), v)))
             .collect();
+        let collection = match text("collection") {
+            None => Collection::default(),
+            Some(name) => name
+                .parse()
+                .map_err(|e: crate::InvalidCollection| MalformedJob(e.to_string()))?,
+        };
         Ok(Self {
             hash,
+            collection,
+            epoch: text("epoch"),
             name: text("name").unwrap_or_default(),
             source,
             content_type: props
@@ -111,6 +129,8 @@ mod tests {
     fn properties_round_trip() {
         let meta = JobMeta {
             hash: ImageHash::of(b"img"),
+            collection: "team-b".parse().expect("collection"),
+            epoch: Some("00ab".into()),
             name: "a b.jpg".into(),
             source: Source::Url,
             content_type: "image/png".into(),
@@ -121,6 +141,26 @@ mod tests {
         };
         let props = meta.properties();
         assert_eq!(props.delivery_mode(), &Some(2));
+        assert_eq!(JobMeta::from_properties(&props), Ok(meta));
+    }
+
+    #[test]
+    fn a_message_from_before_collections_belongs_to_default() {
+        let meta = JobMeta {
+            hash: ImageHash::of(b"img"),
+            collection: Collection::default(),
+            epoch: None,
+            name: "a.jpg".into(),
+            source: Source::Upload,
+            content_type: "image/jpeg".into(),
+            trace_headers: vec![],
+        };
+        let mut props = meta.properties();
+        if let Some(headers) = props.headers().clone() {
+            let mut headers = headers.inner().clone();
+            headers.remove("collection");
+            props = props.with_headers(FieldTable::from(headers));
+        }
         assert_eq!(JobMeta::from_properties(&props), Ok(meta));
     }
 

@@ -7,21 +7,41 @@
 //! `error` starting with [`DEAD_LETTERED`], which tells the gateway a re-upload may queue it
 //! again.
 
+use std::sync::LazyLock;
+
 use deadpool_redis::redis::{self, Script};
 
-use super::{ImageState, Store, StoreError, now_ms};
+use super::{ALIVE_FN, ImageState, Store, StoreError, now_ms};
 use crate::ImageHash;
 
 /// Prefix of the `error` of every job that ended in the dead-letter queue (the gateway
 /// re-queues such an image when it is uploaded again).
 pub const DEAD_LETTERED: &str = ImageState::DEAD_LETTERED;
 
-/// Counts one more attempt unless the image is done. KEYS: image. Returns -1 when done, else
-/// the attempts so far, this one included.
-const BEGIN_ATTEMPT: &str = r#"
+/// Counts one more attempt unless the image is done or its collection gone. KEYS: image,
+/// epoch. ARGV: epoch guard. Returns -2 when gone, -1 when done, else the attempts so far, this
+/// one included.
+static BEGIN_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{ALIVE_FN}{}",
+        r#"
+if not alive(KEYS[2], ARGV[1]) then return -2 end
 if redis.call('HGET', KEYS[1], 'state') == 'done' then return -1 end
 return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-"#;
+"#
+    ))
+});
+
+/// What counting an attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begun {
+    /// Counted: the attempts so far, this one included.
+    Started(u32),
+    /// The image is done already (a redelivery).
+    AlreadyDone,
+    /// The job's collection was deleted (or re-created) since it was queued.
+    Gone,
+}
 
 /// Takes back one counted attempt (never below zero) of each image not done. KEYS: images.
 const FORGIVE_ATTEMPTS: &str = r#"
@@ -35,9 +55,13 @@ return 0
 "#;
 
 /// Marks a job failed as dead-lettered and clears its attempts (so a re-queued job starts
-/// afresh), unless it is done or failed already. KEYS: image. ARGV: error, now. Returns 1 when
-/// it changed the state.
-const DEAD_LETTER: &str = r#"
+/// afresh), unless it is done or failed already or its collection is gone. KEYS: image, epoch.
+/// ARGV: error, now, epoch guard. Returns 1 when it changed the state.
+static DEAD_LETTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{ALIVE_FN}{}", DEAD_LETTER_BODY)));
+
+const DEAD_LETTER_BODY: &str = r#"
+if not alive(KEYS[2], ARGV[3]) then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' or state == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updated_at', ARGV[2])
@@ -66,15 +90,24 @@ impl Store {
         .await
     }
 
-    /// Counts the start of processing an image; `None` when it is already done.
-    pub async fn begin_attempt(&self, hash: ImageHash) -> Result<Option<u32>, StoreError> {
+    /// Counts the start of processing an image.
+    pub async fn begin_attempt(&self, hash: ImageHash) -> Result<Begun, StoreError> {
         self.timed("redis.begin_attempt", async {
             let mut conn = self.conn().await?;
-            let n: i64 = Script::new(BEGIN_ATTEMPT)
+            let n: i64 = BEGIN_ATTEMPT
                 .key(self.keys().image(hash))
+                .key(self.keys().epoch())
+                .arg(self.guard().arg())
                 .invoke_async(&mut conn)
                 .await?;
-            Ok(u32::try_from(n).ok())
+            Ok(match n {
+                -2 => Begun::Gone,
+                -1 => Begun::AlreadyDone,
+                n => Begun::Started(
+                    u32::try_from(n)
+                        .map_err(|_| StoreError::Corrupt(format!("attempts of {hash}: {n}")))?,
+                ),
+            })
         })
         .await
     }
@@ -108,10 +141,12 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.timed("redis.mark_dead_lettered", async {
             let mut conn = self.conn().await?;
-            let changed: i64 = Script::new(DEAD_LETTER)
+            let changed: i64 = DEAD_LETTER
                 .key(self.keys().image(hash))
+                .key(self.keys().epoch())
                 .arg(format!("{DEAD_LETTERED} {reason}"))
                 .arg(now_ms())
+                .arg(self.guard().arg())
                 .invoke_async(&mut conn)
                 .await?;
             Ok(changed == 1)

@@ -309,8 +309,8 @@ impl Store {
         self.run_script("redis.release_claim", &RELEASE, hash).await
     }
 
-    /// Adds a filename's keys (`file:` and the hash's `files:`) and arguments (name, hash, key
-    /// prefix) after a script call's own, as `record_file` takes them.
+    /// Adds a filename's keys (`file:` and the hash's `files:`) and arguments (name, hash, the
+    /// collection's key scope) after a script call's own, as `record_file` takes them.
     fn file_name_args<'c, 's>(
         &self,
         call: &'c mut redis::ScriptInvocation<'s>,
@@ -321,7 +321,7 @@ impl Store {
             .key(self.keys().file_names(hash))
             .arg(name)
             .arg(hash.to_string())
-            .arg(self.keys().prefix())
+            .arg(self.keys().scope())
     }
 
     async fn run_script(

@@ -3,11 +3,14 @@
 //! Every operation runs under a timeout so a dead Redis is an error, not a hang.
 
 mod alignment;
+mod api_keys;
 mod attempts;
+mod collections;
 mod gateway_ops;
 mod keys;
 mod link;
 mod model;
+mod schema;
 mod worker_ops;
 
 use std::{future::Future, time::Duration};
@@ -18,11 +21,16 @@ use deadpool_redis::{
 };
 use tracing::Instrument;
 
+use crate::Collection;
+
 pub use self::{
-    attempts::DEAD_LETTERED,
+    api_keys::ApiKeyRecord,
+    attempts::{Begun, DEAD_LETTERED},
+    collections::CollectionErased,
     gateway_ops::Claim,
     keys::Keys,
     model::{FaceBox, FaceRecord, ImageState, ImageStatus, MatchDetail},
+    schema::SchemaOutcome,
     worker_ops::{Appended, DESCRIPTOR_LEN, FacelogEntry, ImageMeta, LogId},
 };
 pub use deadpool_redis::redis;
@@ -63,7 +71,43 @@ pub struct Store {
     link: link::Link,
     keys: Keys,
     timeout: Duration,
+    /// What a worker's writes require of the collection (see [`Store::for_job`]).
+    guard: EpochGuard,
 }
+
+/// What a job's writes check, inside each write, before changing anything: that its
+/// collection still exists in the incarnation the job was queued for. A job of a deleted
+/// collection then writes nothing, whenever it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EpochGuard {
+    /// No check: the `default` collection, which is never deleted.
+    None,
+    /// The collection's epoch must exist (a job that did not carry one).
+    Exists,
+    /// The collection's epoch must be this one.
+    Equals(String),
+}
+
+impl EpochGuard {
+    /// The script argument: `''` (no check), `'*'` (must exist) or the epoch.
+    pub(crate) fn arg(&self) -> &str {
+        match self {
+            Self::None => "",
+            Self::Exists => "*",
+            Self::Equals(epoch) => epoch,
+        }
+    }
+}
+
+/// Lua `alive(epoch key, guard argument)`: whether a guarded write may go ahead.
+pub(crate) const ALIVE_FN: &str = r#"
+local function alive(epoch_key, expected)
+  if expected == '' then return true end
+  local epoch = redis.call('GET', epoch_key)
+  if expected == '*' then return epoch ~= false end
+  return epoch == expected
+end
+"#;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,12 +138,48 @@ impl Store {
             link: link::Link::new(pool),
             keys: Keys::new(key_prefix),
             timeout,
+            guard: EpochGuard::None,
         })
     }
 
     /// The key schema.
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// The same store seen from another collection: every per-image operation then reads and
+    /// writes that collection's keys only. [`Store::open`] gives the `default` collection.
+    pub fn in_collection(&self, collection: &Collection) -> Self {
+        Self {
+            link: self.link.clone(),
+            keys: self.keys.for_collection(collection),
+            timeout: self.timeout,
+            guard: EpochGuard::None,
+        }
+    }
+
+    /// The store a worker uses for one job: the job's collection, with its writes guarded by
+    /// the epoch the job carries ([`EpochGuard`]).
+    pub fn for_job(&self, collection: &Collection, epoch: Option<&str>) -> Self {
+        let guard = match epoch {
+            Some(epoch) => EpochGuard::Equals(epoch.to_owned()),
+            None if *collection == Collection::default() => EpochGuard::None,
+            None => EpochGuard::Exists,
+        };
+        Self {
+            guard,
+            ..self.in_collection(collection)
+        }
+    }
+
+    /// What this store's job writes check.
+    pub fn guard(&self) -> &EpochGuard {
+        &self.guard
+    }
+
+    /// The collection this store's per-image operations act in.
+    pub fn collection(&self) -> &Collection {
+        self.keys.collection()
     }
 
     /// The connection every operation shares (see [`link`]).

@@ -1,57 +1,75 @@
-//! What workers read and write: the global `facelog`, a job's faces, its matches and its final
+//! What workers read and write: the collection's `facelog`, a job's faces, its matches and its final
 //! state. Every write is idempotent, so a redelivered job ends exactly as one delivery would.
 
-use std::{fmt, str::FromStr};
+use std::{fmt, str::FromStr, sync::LazyLock};
 
 use deadpool_redis::redis::{self, Script, Value};
 
-use super::{FaceRecord, Store, StoreError, now_ms};
+use super::{ALIVE_FN, FaceRecord, Store, StoreError, now_ms};
 use crate::ImageHash;
 
 /// Length of a face descriptor.
 pub const DESCRIPTOR_LEN: usize = 128;
 
 /// Appends a job's faces to `facelog` once, each entry with the descriptor crop it was made
-/// with. KEYS: image, faces, facelog. ARGV: hash, faces JSON, width, height, model, now,
-/// alignment, then one 512-byte descriptor per face. Returns
-/// `{'done'}` when the job already finished, else `{'ids', 'id1,id2,…'}` — the ids of the
-/// first (and only) append, whichever delivery made it.
-const APPEND_FACES: &str = r#"
+/// with. KEYS: image, faces, facelog, epoch. ARGV: hash, faces JSON, width, height, model, now,
+/// alignment, epoch guard, then one 512-byte descriptor per face. Returns `{'gone'}` when the
+/// job's collection was deleted since it was queued, `{'done'}` when the job already finished,
+/// else `{'ids', 'id1,id2,…'}` — the ids of the first (and only) append, whichever delivery
+/// made it.
+static APPEND_FACES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{ALIVE_FN}{}",
+        r#"
+if not alive(KEYS[4], ARGV[8]) then return {'gone'} end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'done' then return {'done'} end
 local logged = redis.call('HGET', KEYS[1], 'log_ids')
 if logged then return {'ids', logged} end
 local ids = {}
-for i = 8, #ARGV do
-  ids[#ids + 1] = redis.call('XADD', KEYS[3], '*', 'h', ARGV[1], 'i', tostring(i - 8), 'd', ARGV[i],
+for i = 9, #ARGV do
+  ids[#ids + 1] = redis.call('XADD', KEYS[3], '*', 'h', ARGV[1], 'i', tostring(i - 9), 'd', ARGV[i],
     'a', ARGV[7])
 end
 local joined = table.concat(ids, ',')
-redis.call('HSET', KEYS[1], 'log_ids', joined, 'faces', #ARGV - 7, 'width', ARGV[3],
+redis.call('HSET', KEYS[1], 'log_ids', joined, 'faces', #ARGV - 8, 'width', ARGV[3],
   'height', ARGV[4], 'model', ARGV[5], 'updated_at', ARGV[6])
 if not state then
   redis.call('HSET', KEYS[1], 'state', 'queued', 'created_at', ARGV[6])
 end
 redis.call('SET', KEYS[2], ARGV[2])
 return {'ids', joined}
-"#;
+"#
+    ))
+});
 
-/// Writes matches both ways (keeping the smallest distance) and marks the job done.
-/// KEYS: image, matches:{hash}, then matches:{other} per pair. ARGV: hash, now, then
-/// (other hash, distance) per pair.
-const FINISH_JOB: &str = r#"
-for i = 3, #ARGV, 2 do
-  local other_key = KEYS[(i - 3) / 2 + 3]
+/// Writes matches both ways (keeping the smallest distance) and marks the job done, unless its
+/// collection is gone. KEYS: image, matches:{hash}, epoch, then matches:{other} per pair. ARGV:
+/// hash, now, epoch guard, then (other hash, distance) per pair. Returns 0 when gone.
+static FINISH_JOB: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{ALIVE_FN}{}",
+        r#"
+if not alive(KEYS[3], ARGV[3]) then return 0 end
+for i = 4, #ARGV, 2 do
+  local other_key = KEYS[(i - 4) / 2 + 4]
   redis.call('ZADD', KEYS[2], 'LT', ARGV[i + 1], ARGV[i])
   redis.call('ZADD', other_key, 'LT', ARGV[i + 1], ARGV[1])
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error')
 return 1
-"#;
+"#
+    ))
+});
 
-/// Marks a job failed with its reason, unless it is already done. KEYS: image. ARGV: reason, now.
-const FAIL_JOB: &str = r#"
+/// Marks a job failed with its reason, unless it is already done or its collection is gone.
+/// KEYS: image, epoch. ARGV: reason, now, epoch guard.
+static FAIL_JOB: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{ALIVE_FN}{}",
+        r#"
+if not alive(KEYS[2], ARGV[3]) then return 0 end
 if redis.call('HGET', KEYS[1], 'state') ~= 'done' then
   redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updated_at', ARGV[2])
   if not redis.call('HGET', KEYS[1], 'created_at') then
@@ -59,7 +77,9 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'done' then
   end
 end
 return 1
-"#;
+"#
+    ))
+});
 
 /// A `facelog` stream id (`<ms>-<seq>`), ordered as Redis orders them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,6 +122,8 @@ pub enum Appended {
     AlreadyDone,
     /// The faces' log ids, in face order (empty for an image without faces).
     Ids(Vec<LogId>),
+    /// The job's collection was deleted (or re-created) since it was queued: nothing written.
+    Gone,
 }
 
 /// A finished job's size and model, stored with its faces.
@@ -142,23 +164,25 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("faces of {hash}: {e}")))?;
         self.timed("redis.append_faces", async {
             let mut conn = self.conn().await?;
-            let script = Script::new(APPEND_FACES);
-            let mut call = script.key(self.keys().image(hash));
+            let mut call = APPEND_FACES.key(self.keys().image(hash));
             call.key(self.keys().faces(hash))
                 .key(self.keys().facelog())
+                .key(self.keys().epoch())
                 .arg(hash.to_string())
                 .arg(&json)
                 .arg(meta.width)
                 .arg(meta.height)
                 .arg(&meta.model)
                 .arg(now_ms())
-                .arg(&meta.alignment);
+                .arg(&meta.alignment)
+                .arg(self.guard().arg());
             for face in faces {
                 call.arg(descriptor_bytes(&face.descriptor));
             }
             let reply: Vec<String> = call.invoke_async(&mut conn).await?;
             match reply.as_slice() {
                 [done] if done == "done" => Ok(Appended::AlreadyDone),
+                [gone] if gone == "gone" => Ok(Appended::Gone),
                 [tag, ids] if tag == "ids" => Ok(Appended::Ids(
                     ids.split(',')
                         .filter(|s| !s.is_empty())
@@ -220,26 +244,28 @@ impl Store {
         .await
     }
 
-    /// Writes a job's matches both ways (smallest distance kept) and marks it `done`.
+    /// Writes a job's matches both ways (smallest distance kept) and marks it `done`; false
+    /// when its collection is gone (nothing written).
     pub async fn finish_job(
         &self,
         hash: ImageHash,
         matches: &[(ImageHash, f64)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.timed("redis.finish_job", async {
             let mut conn = self.conn().await?;
-            let script = Script::new(FINISH_JOB);
-            let mut call = script.key(self.keys().image(hash));
+            let mut call = FINISH_JOB.key(self.keys().image(hash));
             call.key(self.keys().matches(hash))
+                .key(self.keys().epoch())
                 .arg(hash.to_string())
-                .arg(now_ms());
+                .arg(now_ms())
+                .arg(self.guard().arg());
             for (other, distance) in matches {
                 call.key(self.keys().matches(*other))
                     .arg(other.to_string())
                     .arg(*distance);
             }
-            let _: i64 = call.invoke_async(&mut conn).await?;
-            Ok(())
+            let alive: i64 = call.invoke_async(&mut conn).await?;
+            Ok(alive == 1)
         })
         .await
     }
@@ -248,10 +274,12 @@ impl Store {
     pub async fn fail_job(&self, hash: ImageHash, reason: &str) -> Result<(), StoreError> {
         self.timed("redis.fail_job", async {
             let mut conn = self.conn().await?;
-            let _: i64 = Script::new(FAIL_JOB)
+            let _: i64 = FAIL_JOB
                 .key(self.keys().image(hash))
+                .key(self.keys().epoch())
                 .arg(reason)
                 .arg(now_ms())
+                .arg(self.guard().arg())
                 .invoke_async(&mut conn)
                 .await?;
             Ok(())

@@ -101,6 +101,8 @@ impl System {
         let hash = ImageHash::of(bytes);
         let meta = JobMeta {
             hash,
+            collection: Default::default(),
+            epoch: None,
             name: name.into(),
             source: Source::Upload,
             content_type: "application/octet-stream".into(),

@@ -3,6 +3,7 @@
 //! - [`System`]: an isolated system over the real RabbitMQ and Redis, under its own key and
 //!   AMQP prefixes: the real gateway in process (driven without a socket, or served on one),
 //!   in-process workers or the worker binary, and the broker and store inspected around them.
+//! - [`keys`]: systems that ask for API keys, and requests sent with one.
 //! - [`images`]: the demo photos, crops of their faces, images without faces.
 //! - [`golden`]: the comparisons against face-api's and dlib's golden outputs, shared by the
 //!   golden tests and the `gpu-check` binary.
@@ -14,6 +15,7 @@
 pub mod broker;
 pub mod golden;
 pub mod images;
+pub mod keys;
 pub mod paths;
 pub mod system;
 pub mod worker;

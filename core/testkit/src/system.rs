@@ -17,6 +17,7 @@ use facematch_core::{
 };
 use gateway::{
     AppState, app,
+    auth::Auth,
     fetch::FetchConfig,
     limits::Limits,
     server::{ServerConfig, serve},
@@ -54,6 +55,8 @@ pub struct Options {
     pub max_in_flight: usize,
     pub limits: Limits,
     pub requeue_after: Duration,
+    /// Keys: off by default (every request in `default`); the auth tests turn them on.
+    pub auth: Auth,
     /// Install [`init_tracing`]'s subscriber; off for a test binary that installs its own
     /// (one global subscriber per process).
     pub init_tracing: bool,
@@ -70,6 +73,7 @@ impl Default for Options {
             max_in_flight: 64,
             limits: Limits::default(),
             requeue_after: gateway::state::DEFAULT_REQUEUE_AFTER,
+            auth: Auth::off(),
             init_tracing: true,
         }
     }
@@ -102,6 +106,16 @@ impl System {
     }
 
     pub async fn with(tag: &str, options: Options) -> Self {
+        Self::on(Namespace::new(tag).await, options).await
+    }
+
+    /// A system with the default [`Options`] over a namespace the test prepared (keys written
+    /// by an older version, say).
+    pub async fn attach(namespace: Namespace) -> Self {
+        Self::on(namespace, Options::default()).await
+    }
+
+    async fn on(namespace: Namespace, options: Options) -> Self {
         if options.init_tracing {
             init_tracing();
         }
@@ -110,7 +124,10 @@ impl System {
             topology,
             store,
             inspector,
-        } = Namespace::new(tag).await;
+        } = namespace;
+        Box::pin(store.ensure_schema(Duration::from_secs(10)))
+            .await
+            .expect("Redis must run on 127.0.0.1:6379");
         let publisher = Publisher::start(options.amqp_url.clone(), topology.clone());
         // Not asserted: fault tests start with the broker unreachable on purpose.
         publisher.wait_ready(Duration::from_secs(10)).await;
@@ -123,7 +140,8 @@ impl System {
         )
         .expect("fetcher")
         .with_limits(options.limits)
-        .with_requeue_after(options.requeue_after);
+        .with_requeue_after(options.requeue_after)
+        .with_auth(options.auth);
         let endpoint = app(state.clone()).map_to_response().boxed();
         Self {
             id,
@@ -310,7 +328,7 @@ impl System {
         self.store.attempts(&[hash]).await.expect("redis")[0]
     }
 
-    /// Every Redis key under this system's prefix, sorted.
+    /// Every Redis key under this system's prefix that a request or a job made, sorted.
     pub async fn redis_keys(&self) -> Vec<String> {
         let mut conn = self
             .store
@@ -322,6 +340,11 @@ impl System {
             .query_async(&mut conn)
             .await
             .expect("KEYS");
+        // What every store holds from its start: the layout version, the collections and the
+        // default collection's epoch.
+        let keys_ = self.store.keys();
+        let baseline = [keys_.schema(), keys_.collections(), keys_.epoch()];
+        keys.retain(|k| !baseline.contains(k));
         keys.sort();
         keys
     }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use facematch_core::store::{FaceRecord, ImageStatus};
-use poem::web::Data;
 use poem_openapi::{
     Object, OpenApi,
     param::{Path, Query},
@@ -11,7 +10,10 @@ use poem_openapi::{
 };
 
 use super::matches::parse_hash;
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    auth::{Caller, ReadScope},
+    error::ApiError,
+};
 
 /// Longest long-poll accepted, in seconds.
 pub const MAX_WAIT_SECS: u64 = 60;
@@ -113,7 +115,7 @@ impl ImageApi {
     #[oai(path = "/images/:hash", method = "get", operation_id = "getImage")]
     async fn image(
         &self,
-        state: Data<&AppState>,
+        caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
@@ -125,7 +127,7 @@ impl ImageApi {
         let wait = Duration::from_secs(wait.0.unwrap_or(0).min(MAX_WAIT_SECS));
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let status = state.store.image_status(hash).await?;
+            let status = caller.store.image_status(hash).await?;
             let Some(status) = status else {
                 return Err(ApiError::not_found(format!("no image has hash {hash}")));
             };

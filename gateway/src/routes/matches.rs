@@ -1,10 +1,12 @@
 //! `GET /match/{hash}`: the names of every other image sharing a face with this one.
 
 use facematch_core::{ImageHash, store::MatchDetail};
-use poem::web::Data;
 use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    auth::{Caller, ReadScope},
+    error::ApiError,
+};
 
 /// One matched image, with the evidence.
 #[derive(Debug, Object)]
@@ -46,13 +48,13 @@ impl MatchApi {
     #[oai(path = "/match/:hash", method = "get", operation_id = "getMatches")]
     async fn matches(
         &self,
-        state: Data<&AppState>,
+        caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
     ) -> Result<Json<Vec<String>>, ApiError> {
         let hash = parse_hash(&hash)?;
-        Ok(Json(state.store.matched_names(hash).await?))
+        Ok(Json(caller.store.matched_names(hash).await?))
     }
 
     /// Matching images with details
@@ -65,13 +67,13 @@ impl MatchApi {
     )]
     async fn match_details(
         &self,
-        state: Data<&AppState>,
+        caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
     ) -> Result<Json<Vec<MatchEntry>>, ApiError> {
         let hash = parse_hash(&hash)?;
-        let mut details = state.store.match_details(hash).await?;
+        let mut details = caller.store.match_details(hash).await?;
         details.sort_by(|a, b| a.distance.total_cmp(&b.distance));
         Ok(Json(details.into_iter().map(MatchEntry::from).collect()))
     }

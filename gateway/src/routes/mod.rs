@@ -1,5 +1,6 @@
 //! The HTTP resources, one `#[OpenApi]` struct each.
 
+pub mod admin;
 pub mod health;
 pub mod images;
 pub mod matches;

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::{
+    auth::{Caller, ScanScope},
     enqueue::{Job, NotQueued, claim, enqueue_upload, publish_claimed, unconfirmed_answer},
     error::ApiError,
     extract::{AnyJson, ImageUpload},
@@ -75,6 +76,7 @@ impl ScanApi {
     async fn scan_image(
         &self,
         state: Data<&AppState>,
+        caller: Caller<ScanScope>,
         /// A label for the image, without control characters; names are not unique and may
         /// repeat across images.
         // No `pattern` validator: poem-openapi compiles its regex on every request (8 % of the
@@ -96,16 +98,18 @@ impl ScanApi {
             source: Source::Upload,
             mime,
             body: &bytes,
+            epoch: caller.principal.epoch.as_deref(),
         };
+        let store = &caller.store;
         // On success the filename is recorded already, with the claim or the confirm.
-        match enqueue_upload(&state, job).await {
+        match enqueue_upload(&state, store, job).await {
             Ok(()) => Ok(Json(ScanAnswer {
                 hash: hash.to_string(),
             })),
             Err(NotQueued::Refused(e)) => Err(e),
             Err(NotQueued::Unconfirmed(why)) => {
-                state.store.record_file_name(&filename, hash).await?;
-                Err(unconfirmed_answer(&state, hash, why).await)
+                store.record_file_name(&filename, hash).await?;
+                Err(unconfirmed_answer(store, hash, why).await)
             }
         }
     }
@@ -119,16 +123,18 @@ impl ScanApi {
     async fn scan_url(
         &self,
         state: Data<&AppState>,
+        caller: Caller<ScanScope>,
         body: AnyJson<ScanUrlRequest>,
     ) -> Result<Json<ScanAnswer>, ApiError> {
+        let store = &caller.store;
         // `_held` keeps the scan slot until the answer; the JSON's own bytes are gone.
         let AnyJson { value, held: _held } = body;
         let raw = value.url.trim().to_owned();
         let url = check_url(&raw, state.fetcher.config()).map_err(fetch_error)?;
         let key = url.as_str();
-        let known = match state.store.hash_of_url(key).await? {
+        let known = match store.hash_of_url(key).await? {
             Some(bound) => {
-                let claim = claim(&state, bound).await?;
+                let claim = claim(&state, store, bound).await?;
                 if !claim.must_publish() {
                     tracing::debug!(hash = %bound, url = key, "url already scanned");
                     return Ok(Json(ScanAnswer {
@@ -148,11 +154,11 @@ impl ScanApi {
         let mime = checked_image(&bytes, true)?;
         let hash = ImageHash::of(&bytes);
         let claim = match known {
-            None => claim(&state, hash).await?,
+            None => claim(&state, store, hash).await?,
             Some((bound, claim)) if bound == hash => claim,
             Some((bound, claim)) => {
                 if claim == Claim::New {
-                    let _ = state.store.release_claim(bound).await;
+                    let _ = store.release_claim(bound).await;
                 }
                 return Err(ApiError::url_rejected(format!(
                     "the url is bound to image {bound}, whose job must be queued again, but it \
@@ -166,18 +172,19 @@ impl ScanApi {
             source: Source::Url,
             mime,
             body: &bytes,
+            epoch: caller.principal.epoch.as_deref(),
         };
-        match publish_claimed(&state, claim, job).await {
+        match publish_claimed(&state, store, claim, job).await {
             Ok(()) => {
-                let bound = state.store.record_url(key, hash).await?;
+                let bound = store.record_url(key, hash).await?;
                 Ok(Json(ScanAnswer {
                     hash: bound.to_string(),
                 }))
             }
             Err(NotQueued::Refused(e)) => Err(e),
             Err(NotQueued::Unconfirmed(why)) => {
-                state.store.record_url(key, hash).await?;
-                Err(unconfirmed_answer(&state, hash, why).await)
+                store.record_url(key, hash).await?;
+                Err(unconfirmed_answer(store, hash, why).await)
             }
         }
     }

@@ -4,10 +4,7 @@
 //! forever, and the gateway knows a re-upload may queue it again. The message is then acked:
 //! its state in Redis is the record.
 
-use facematch_core::{
-    amqp::{JobMeta, header_text, lapin::BasicProperties},
-    store::Store,
-};
+use facematch_core::amqp::{JobMeta, header_text, lapin::BasicProperties};
 use tokio::sync::mpsc;
 
 use super::{consumer::Received, metrics::Metrics, processor::Processor, settle::Settlement};
@@ -32,13 +29,13 @@ pub fn death_reason(properties: &BasicProperties) -> String {
 
 /// Marks each dead-lettered job failed, then acks it; runs until `rx` closes.
 pub async fn mark_failed(processor: Processor, mut rx: mpsc::Receiver<Received>) {
-    let store: &Store = &processor.store;
     let metrics: &Metrics = &processor.metrics;
     while let Some(Received { delivery, .. }) = rx.recv().await {
         let mut settlement = Settlement::new(delivery.acker);
         let properties = delivery.properties;
         match JobMeta::from_properties(&properties) {
             Ok(meta) => {
+                let store = processor.store_for(&meta);
                 let reason = death_reason(&properties);
                 let marked = processor
                     .retry("marking a dead-lettered job failed", || {

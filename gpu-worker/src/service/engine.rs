@@ -1,8 +1,14 @@
-//! The engine: one OS thread that owns the device — the three networks and the face index —
-//! and serves commands from a bounded channel, so device work never runs on tokio threads and
-//! one batch can be prepared while the last one runs.
+//! The engine: one OS thread that owns the device — the three networks and one face index per
+//! collection, each loaded on first use — and serves commands from a bounded channel, so device
+//! work never runs on tokio threads and one batch can be prepared while the last one runs.
+//!
+//! Each index remembers the epoch of the collection it was read from; a command naming
+//! another epoch (the collection was deleted and made again) drops it and starts afresh, and
+//! its memory goes with it.
 
-use facematch_core::store::FacelogEntry;
+use std::collections::HashMap;
+
+use facematch_core::{Collection, store::FacelogEntry};
 use image::RgbImage;
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,27 +34,64 @@ enum Command {
         tracing::Span,
         Reply<(Vec<Vec<Face>>, StageTimings)>,
     ),
-    Extend(Vec<FacelogEntry>, Reply<IndexStats>),
-    Stats(Reply<IndexStats>),
-    Search(Vec<Query>, f32, tracing::Span, Reply<Vec<Hit>>),
+    Extend(Held, Vec<FacelogEntry>, Reply<IndexStats>),
+    Stats(Held, Reply<IndexStats>),
+    Search(Collection, Vec<Query>, f32, tracing::Span, Reply<Vec<Hit>>),
+    Drop(Collection, Reply<IndexStats>),
 }
 
-/// Size of the index after a change.
+/// Which index a command is for: a collection in one incarnation (`epoch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub collection: Collection,
+    pub epoch: Option<String>,
+}
+
+/// Every collection's index on the engine thread.
+struct Indexes {
+    device: candle_core::Device,
+    by_collection: HashMap<Collection, (Option<String>, FaceIndex)>,
+}
+
+impl Indexes {
+    /// The index of `held`, made empty when absent or of another epoch.
+    fn of(&mut self, held: Held) -> &mut FaceIndex {
+        let device = &self.device;
+        let entry = self
+            .by_collection
+            .entry(held.collection)
+            .or_insert_with(|| (held.epoch.clone(), FaceIndex::new(device.clone())));
+        if entry.0 != held.epoch {
+            *entry = (held.epoch, FaceIndex::new(device.clone()));
+        }
+        &mut entry.1
+    }
+
+    fn stats(&self, index: Option<&FaceIndex>) -> IndexStats {
+        IndexStats {
+            faces: index.map_or(0, FaceIndex::len),
+            bytes: index.map_or(0, FaceIndex::memory_bytes),
+            last_id: index.and_then(FaceIndex::last_id),
+            total_faces: self.by_collection.values().map(|(_, i)| i.len()).sum(),
+            total_bytes: self
+                .by_collection
+                .values()
+                .map(|(_, i)| i.memory_bytes())
+                .sum(),
+        }
+    }
+}
+
+/// Size of one collection's index after a change, and of all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexStats {
     pub faces: usize,
     pub bytes: usize,
     pub last_id: Option<facematch_core::store::LogId>,
-}
-
-impl IndexStats {
-    fn of(index: &FaceIndex) -> Self {
-        Self {
-            faces: index.len(),
-            bytes: index.memory_bytes(),
-            last_id: index.last_id(),
-        }
-    }
+    /// Faces in every collection's index.
+    pub total_faces: usize,
+    /// Bytes of every collection's index.
+    pub total_bytes: usize,
 }
 
 /// Cloneable handle to the engine thread.
@@ -64,24 +107,43 @@ impl Engine {
         std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || {
-                let mut index = FaceIndex::new(pipeline.device().clone());
+                let mut indexes = Indexes {
+                    device: pipeline.device().clone(),
+                    by_collection: HashMap::new(),
+                };
                 while let Some(command) = rx.blocking_recv() {
                     match command {
                         Command::Infer(images, span, reply) => {
                             let _guard = span.enter();
                             let _ = reply.send(pipeline.run_timed(&images).map_err(Into::into));
                         }
-                        Command::Extend(entries, reply) => {
-                            let result = index.extend(&entries).map(|()| IndexStats::of(&index));
-                            let _ = reply.send(result.map_err(Into::into));
+                        Command::Extend(held, entries, reply) => {
+                            let collection = held.collection.clone();
+                            let result = indexes.of(held).extend(&entries);
+                            let stats =
+                                indexes.stats(indexes.by_collection.get(&collection).map(|e| &e.1));
+                            let _ = reply.send(result.map(|()| stats).map_err(Into::into));
                         }
-                        Command::Stats(reply) => {
-                            let _ = reply.send(Ok(IndexStats::of(&index)));
+                        Command::Stats(held, reply) => {
+                            let collection = held.collection.clone();
+                            indexes.of(held);
+                            let stats =
+                                indexes.stats(indexes.by_collection.get(&collection).map(|e| &e.1));
+                            let _ = reply.send(Ok(stats));
                         }
-                        Command::Search(queries, threshold, span, reply) => {
+                        Command::Search(collection, queries, threshold, span, reply) => {
                             let _guard = span.enter();
-                            let _ =
-                                reply.send(index.search(&queries, threshold).map_err(Into::into));
+                            let answer = match indexes.by_collection.get(&collection) {
+                                Some((_, index)) => {
+                                    index.search(&queries, threshold).map_err(Into::into)
+                                }
+                                None => Ok(Vec::new()),
+                            };
+                            let _ = reply.send(answer);
+                        }
+                        Command::Drop(collection, reply) => {
+                            indexes.by_collection.remove(&collection);
+                            let _ = reply.send(Ok(indexes.stats(None)));
                         }
                     }
                 }
@@ -107,24 +169,36 @@ impl Engine {
         self.call(|reply| Command::Infer(images, span, reply)).await
     }
 
-    /// Adds `facelog` entries to the index.
-    pub async fn extend(&self, entries: Vec<FacelogEntry>) -> Result<IndexStats, EngineError> {
-        self.call(|reply| Command::Extend(entries, reply)).await
+    /// Adds `facelog` entries to a collection's index (made afresh for a new epoch).
+    pub async fn extend(
+        &self,
+        held: Held,
+        entries: Vec<FacelogEntry>,
+    ) -> Result<IndexStats, EngineError> {
+        self.call(|reply| Command::Extend(held, entries, reply))
+            .await
     }
 
-    /// The index's size and newest entry; also shows the engine thread is alive.
-    pub async fn stats(&self) -> Result<IndexStats, EngineError> {
-        self.call(Command::Stats).await
+    /// A collection's index size and newest entry (an index of another epoch is dropped
+    /// first); also shows the engine thread is alive.
+    pub async fn stats(&self, held: Held) -> Result<IndexStats, EngineError> {
+        self.call(|reply| Command::Stats(held, reply)).await
     }
 
-    /// Older faces of other images within `threshold` of each query.
+    /// Older faces of other images of `collection` within `threshold` of each query.
     pub async fn search(
         &self,
+        collection: Collection,
         queries: Vec<Query>,
         threshold: f32,
     ) -> Result<Vec<Hit>, EngineError> {
-        let span = tracing::info_span!("match", faces = queries.len());
-        self.call(|reply| Command::Search(queries, threshold, span, reply))
+        let span = tracing::info_span!("match", faces = queries.len(), collection = %collection);
+        self.call(|reply| Command::Search(collection, queries, threshold, span, reply))
             .await
+    }
+
+    /// Forgets a collection's index (its collection was deleted); the memory is freed.
+    pub async fn drop_index(&self, collection: Collection) -> Result<IndexStats, EngineError> {
+        self.call(|reply| Command::Drop(collection, reply)).await
     }
 }

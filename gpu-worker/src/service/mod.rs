@@ -27,6 +27,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use clap::Args;
 use facematch_core::{
+    Collection,
     amqp::Topology,
     config::{ServiceArgs, redact_url},
     store::Store,
@@ -154,6 +155,25 @@ pub fn model_id(align: Alignment) -> String {
     format!("face-api-1.7.15/ssd_mobilenetv1+landmark68+recognition/{align}")
 }
 
+/// Moves a store made before collections into `default` (once, whichever process gets there
+/// first; see `facematch_core::store`). Waits while Redis is unreachable; `Ok(false)` when shut
+/// down meanwhile.
+async fn check_schema(store: &Store, shutdown: &watch::Receiver<bool>) -> Result<bool, ServeError> {
+    loop {
+        match store.ensure_schema(Duration::from_secs(300)).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "waiting for Redis to check the key layout");
+            }
+            Err(e) => return Err(ServeError::Store(e)),
+        }
+        if *shutdown.borrow() {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Refuses a crop other than the one the store's faces were made with (recording ours when
 /// the store is empty), so one store never mixes descriptors of the two crops. Waits while
 /// Redis is unreachable; `Ok(false)` when shut down meanwhile.
@@ -181,6 +201,12 @@ async fn check_alignment(
 /// Runs until `shutdown` turns true: stops consuming, finishes and acks the batch in hand,
 /// closes the connection.
 pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
+    // Boxed: the worker is one deep future, and a test or binary that embeds it would otherwise
+    // go past the compiler's type-layout depth.
+    Box::pin(serve_until(args, shutdown)).await
+}
+
+async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(), ServeError> {
     if !(args.threshold.is_finite() && args.threshold > 0.0) {
         return Err(ServeError::Threshold(args.threshold));
     }
@@ -217,7 +243,9 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
         &args.service.redis.redis_url,
         &args.service.redis.key_prefix,
     )?;
-    if !check_alignment(&store, args.align, &shutdown).await? {
+    if !check_schema(&store, &shutdown).await?
+        || !check_alignment(&store, args.align, &shutdown).await?
+    {
         return Ok(()); // shut down while waiting for Redis
     }
     let engine = Engine::start(pipeline).map_err(ServeError::Thread)?;
@@ -262,8 +290,13 @@ pub async fn run(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result<(),
     let limits = DecodeLimits {
         max_pixels: args.limits.max_image_pixels,
     };
-    // Load the whole index before taking jobs (retried while Redis is down).
-    match processor.matcher.catch_up(None).await {
+    // Load the default collection's index before taking jobs (retried while Redis is down);
+    // the others are loaded when their first job comes.
+    let loaded = async {
+        let held = processor.matcher.held(&Collection::default()).await?;
+        processor.matcher.catch_up(&held, None).await
+    };
+    match loaded.await {
         Ok(()) => {}
         Err(StepError::ShuttingDown) => return Ok(()), // while waiting for Redis
         Err(e) => return Err(ServeError::Index(e)),

@@ -18,25 +18,29 @@ use crate::decode::canvas_size;
 impl Processor {
     /// Splits `batch` into the batches to run, in order; poison jobs are settled here.
     pub async fn plan(&self, batch: Vec<Received>) -> Vec<Vec<Received>> {
-        let hashes: Vec<Option<ImageHash>> = batch
+        let metas: Vec<Option<JobMeta>> = batch
             .iter()
-            .map(|r| {
-                JobMeta::from_properties(&r.delivery.properties)
-                    .ok()
-                    .map(|m| m.hash)
-            })
+            .map(|r| JobMeta::from_properties(&r.delivery.properties).ok())
             .collect();
-        let known: Vec<ImageHash> = hashes.iter().flatten().copied().collect();
-        // Shutting down with Redis away: no counts, the batch is abandoned later anyway.
-        let counts = self
-            .retry("reading attempts", || self.store.attempts(&known))
-            .await
-            .unwrap_or_else(|_| vec![0; known.len()]);
-        let mut counts = counts.into_iter();
-        let attempts: Vec<u32> = hashes
-            .iter()
-            .map(|h| h.map_or(0, |_| counts.next().unwrap_or(0)))
-            .collect();
+        let hashes: Vec<Option<ImageHash>> =
+            metas.iter().map(|m| m.as_ref().map(|m| m.hash)).collect();
+        let mut attempts = Vec::with_capacity(metas.len());
+        for meta in &metas {
+            let Some(meta) = meta else {
+                attempts.push(0);
+                continue;
+            };
+            let store = self.store_for(meta);
+            let one = [meta.hash];
+            // Shutting down with Redis away: no counts, the batch is abandoned later anyway.
+            let count = self
+                .retry("reading attempts", || store.attempts(&one))
+                .await
+                .ok()
+                .and_then(|c| c.first().copied())
+                .unwrap_or(0);
+            attempts.push(count);
+        }
         let Some((batch, pixels)) = canvas_pixels(batch).await else {
             return Vec::new();
         };
@@ -44,13 +48,17 @@ impl Processor {
         let mut planned = Vec::new();
         let mut shared = Vec::new();
         let mut shared_pixels = 0u64;
-        for (((received, hash), tried), pixels) in
-            batch.into_iter().zip(hashes).zip(attempts).zip(pixels)
+        for ((((received, hash), meta), tried), pixels) in batch
+            .into_iter()
+            .zip(hashes)
+            .zip(&metas)
+            .zip(attempts)
+            .zip(pixels)
         {
-            if let Some(hash) = hash
+            if let Some(meta) = meta
                 && tried >= self.max_attempts
             {
-                self.fail_poison(received, hash, tried).await;
+                self.fail_poison(received, meta, tried).await;
                 continue;
             }
             if tried > 0 {
@@ -71,7 +79,9 @@ impl Processor {
         planned
     }
 
-    async fn fail_poison(&self, received: Received, hash: ImageHash, tried: u32) {
+    async fn fail_poison(&self, received: Received, meta: &JobMeta, tried: u32) {
+        let hash = meta.hash;
+        let store = self.store_for(meta);
         let reason = format!(
             "processing started {tried} times without finishing (the worker crashed or failed \
              each time); poison message"
@@ -79,7 +89,7 @@ impl Processor {
         tracing::error!(%hash, attempts = tried, "poison job: marking it failed and dead-lettering it");
         let marked = self
             .retry("marking a poison job failed", || {
-                self.store.mark_dead_lettered(hash, &reason)
+                store.mark_dead_lettered(hash, &reason)
             })
             .await;
         let mut settlement = Settlement::new(received.delivery.acker);

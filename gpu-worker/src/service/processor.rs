@@ -7,7 +7,8 @@
 
 use facematch_core::{
     ImageHash,
-    store::{Appended, FaceBox, FaceRecord, ImageMeta, Store},
+    amqp::JobMeta,
+    store::{Appended, Begun, FaceBox, FaceRecord, ImageMeta, Store},
 };
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -26,6 +27,8 @@ use crate::{
 /// Shared by every batch.
 #[derive(Debug, Clone)]
 pub struct Processor {
+    /// The `default` collection's store; each job uses its own collection's
+    /// ([`Processor::store_for`]).
     pub store: Store,
     /// Runs the networks.
     pub engine: Engine,
@@ -59,21 +62,29 @@ fn to_record(face: &Face) -> FaceRecord {
     }
 }
 
-/// A job whose attempt was counted: its position in the batch and its image.
-#[derive(Debug, Clone, Copy)]
+/// A job whose attempt was counted: its position in the batch, its image, and the store of its
+/// collection (its writes guarded by the job's epoch).
+#[derive(Debug, Clone)]
 struct Started {
     at: usize,
     hash: ImageHash,
+    store: Store,
 }
 
 impl Processor {
+    /// The store a job reads and writes: its collection's, guarded by its epoch.
+    pub fn store_for(&self, meta: &JobMeta) -> Store {
+        self.store.for_job(&meta.collection, meta.epoch.as_deref())
+    }
+
     /// Processes a batch to the end: every job is acked, rejected or requeued.
     pub async fn process(&self, mut batch: Vec<DecodedJob>) {
         for job in &batch {
             self.metrics
                 .queue_time(job.received.elapsed().as_secs_f64());
         }
-        match self.run(&mut batch).await {
+        // Boxed: the whole run is one deep future, and every caller's future embeds it.
+        match Box::pin(self.run(&mut batch)).await {
             Ok(()) => self.failures.reset(),
             Err(StepError::ShuttingDown) => {}
             Err(e) => {
@@ -105,11 +116,11 @@ impl Processor {
             && !e.blames_the_images()
             && !matches!(e, StepError::ShuttingDown)
         {
-            let hashes: Vec<ImageHash> = started.iter().map(|s| s.hash).collect();
-            self.retry("forgiving attempts", || {
-                self.store.forgive_attempts(&hashes)
-            })
-            .await?;
+            for s in &started {
+                let one = [s.hash];
+                self.retry("forgiving attempts", || s.store.forgive_attempts(&one))
+                    .await?;
+            }
         }
         outcome
     }
@@ -125,13 +136,12 @@ impl Processor {
                 }
                 (Ok(meta), Err(reason)) => {
                     let hash = meta.hash;
+                    let store = self.store_for(meta);
                     let reason = format!("cannot decode the image: {reason}");
                     tracing::warn!(parent: &job.span, %hash, %reason, "job failed");
-                    self.retry("marking a job failed", || {
-                        self.store.fail_job(hash, &reason)
-                    })
-                    .instrument(tracing::info_span!(parent: &job.span, "store.fail_job"))
-                    .await?;
+                    self.retry("marking a job failed", || store.fail_job(hash, &reason))
+                        .instrument(tracing::info_span!(parent: &job.span, "store.fail_job"))
+                        .await?;
                     self.metrics.job("failed");
                     job.settlement.ack().await;
                 }
@@ -150,16 +160,19 @@ impl Processor {
                 continue;
             };
             let hash = meta.hash;
+            let store = self.store_for(meta);
             let begun = self
-                .retry("counting an attempt", || self.store.begin_attempt(hash))
+                .retry("counting an attempt", || store.begin_attempt(hash))
                 .instrument(tracing::info_span!(parent: &job.span, "store.begin_attempt"))
                 .await?;
-            if begun.is_some() {
-                started.push(Started { at: i, hash });
-            } else {
-                tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
-                self.metrics.job("duplicate");
-                job.settlement.ack().await;
+            match begun {
+                Begun::Started(_) => started.push(Started { at: i, hash, store }),
+                Begun::AlreadyDone => {
+                    tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
+                    self.metrics.job("duplicate");
+                    job.settlement.ack().await;
+                }
+                Begun::Gone => self.drop_gone(job, hash).await,
             }
         }
         Ok(started)
@@ -208,7 +221,7 @@ impl Processor {
             };
             let result = self
                 .retry("storing faces", || {
-                    self.store.append_faces(s.hash, &records, &image_meta)
+                    s.store.append_faces(s.hash, &records, &image_meta)
                 })
                 .instrument(tracing::info_span!(parent: &batch[s.at].span, "store.append_faces", faces = records.len()))
                 .await?;
@@ -223,10 +236,11 @@ impl Processor {
             .filter_map(|((s, result), faces)| match result {
                 Appended::Ids(ids) => Some(NewFaces {
                     hash: s.hash,
+                    collection: s.store.collection(),
                     ids,
                     faces,
                 }),
-                Appended::AlreadyDone => None,
+                Appended::AlreadyDone | Appended::Gone => None,
             })
             .collect();
         let mut matched = self
@@ -238,19 +252,39 @@ impl Processor {
         for (s, result) in started.iter().zip(&appended) {
             let job = &mut batch[s.at];
             let hash = s.hash;
-            if let Appended::Ids(ids) = result {
-                let pairs = matched.next().unwrap_or_default();
-                self.retry("storing matches", || self.store.finish_job(hash, &pairs))
-                    .instrument(tracing::info_span!(parent: &job.span, "store.finish_job", matches = pairs.len()))
-                    .await?;
-                tracing::info!(parent: &job.span, %hash, faces = ids.len(), matches = pairs.len(), "job done");
-                self.metrics.job("done");
-            } else {
-                tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
-                self.metrics.job("duplicate");
+            match result {
+                Appended::Ids(ids) => {
+                    let pairs = matched.next().unwrap_or_default();
+                    let alive = self
+                        .retry("storing matches", || s.store.finish_job(hash, &pairs))
+                        .instrument(tracing::info_span!(parent: &job.span, "store.finish_job", matches = pairs.len()))
+                        .await?;
+                    if alive {
+                        tracing::info!(parent: &job.span, %hash, faces = ids.len(), matches = pairs.len(), "job done");
+                        self.metrics.job("done");
+                    } else {
+                        self.drop_gone(job, hash).await;
+                        continue;
+                    }
+                }
+                Appended::AlreadyDone => {
+                    tracing::info!(parent: &job.span, %hash, "job was already done (redelivery)");
+                    self.metrics.job("duplicate");
+                }
+                Appended::Gone => {
+                    self.drop_gone(job, hash).await;
+                    continue;
+                }
             }
             job.settlement.ack().await;
         }
         Ok(())
+    }
+
+    /// Acks a job whose collection was deleted since it was queued: nothing of it is stored.
+    async fn drop_gone(&self, job: &mut DecodedJob, hash: ImageHash) {
+        tracing::info!(parent: &job.span, %hash, "the job's collection was deleted; dropping the job");
+        self.metrics.job("collection_gone");
+        job.settlement.ack().await;
     }
 }

@@ -337,6 +337,7 @@ async fn main() -> anyhow::Result<()> {
     let gateway_process = Process(
         Command::new(&args.gateway_bin)
             .env("FACEMATCH_LISTEN", format!("127.0.0.1:{port}"))
+            .env("FACEMATCH_AUTH", "off")
             .env("FACEMATCH_AMQP_URL", via(&gateway_link))
             .env("FACEMATCH_AMQP_PREFIX", format!("{}.", ns.id))
             .env("FACEMATCH_KEY_PREFIX", format!("{}:", ns.id))

@@ -94,6 +94,8 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
         let bytes = facematch_perf::unique_jpeg(&demos[n % demos.len()], n);
         let meta = JobMeta {
             hash: ImageHash::of(&bytes),
+            collection: Default::default(),
+            epoch: None,
             name: format!("perf-{n}.jpg"),
             source: Source::Upload,
             content_type: "image/jpeg".into(),

@@ -56,6 +56,8 @@ async fn upload(
     lap("2 redis claim", steps);
     let meta = JobMeta {
         hash,
+        collection: Default::default(),
+        epoch: None,
         name: format!("steps-{n}.jpg"),
         source: Source::Upload,
         content_type: "image/jpeg".into(),
