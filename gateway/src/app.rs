@@ -22,8 +22,15 @@ use crate::{
     state::AppState,
 };
 
-/// The whole gateway as a poem endpoint (tests drive it without a socket).
+/// The whole gateway as a poem endpoint (tests drive it without a socket), `/metrics`
+/// included.
 pub fn app(state: AppState) -> impl Endpoint {
+    app_with(state, true)
+}
+
+/// The gateway, with `/metrics` on the same listener or not (when it has its own,
+/// [`metrics_app`], so that what is exposed to the outside is the API alone).
+pub fn app_with(state: AppState, with_metrics: bool) -> impl Endpoint {
     let api = OpenApiService::new(
         (ScanApi, MatchApi, ImageApi, AdminApi, HealthApi),
         "facematch",
@@ -32,13 +39,21 @@ pub fn app(state: AppState) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let routes = Arc::new(RouteTable::from_spec(&api.spec()));
-    Route::new()
+    let mut route = Route::new()
         .nest("/", api)
         .nest("/docs", docs)
-        .at("/openapi.json", spec)
-        .at("/metrics", poem::get(crate::metrics::render))
+        .at("/openapi.json", spec);
+    if with_metrics {
+        route = route.at("/metrics", poem::get(crate::metrics::render));
+    }
+    route
         .around(move |next, req| access_log(next, req, routes.clone()))
         .data(state)
+}
+
+/// `/metrics` alone, for its own listener (`FACEMATCH_GATEWAY_METRICS_LISTEN`).
+pub fn metrics_app() -> impl Endpoint {
+    Route::new().at("/metrics", poem::get(crate::metrics::render))
 }
 
 /// One span per request (parent taken from an incoming `traceparent`), one info and one debug

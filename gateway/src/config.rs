@@ -18,6 +18,11 @@ pub struct Args {
     #[command(flatten)]
     pub service: ServiceArgs,
 
+    /// Serve `/metrics` on this address instead of the API's, so that a Service, Ingress or load
+    /// balancer in front of the API exposes nothing else (e.g. 0.0.0.0:9091).
+    #[arg(long, env = "FACEMATCH_GATEWAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Whether API routes need a key: `required`, or `off` (everything acts in the `default`
     /// collection, with no key).
     #[arg(long, env = "FACEMATCH_AUTH", value_enum, default_value = "required")]

@@ -18,5 +18,5 @@ pub mod sniff;
 pub mod ssrf;
 pub mod state;
 
-pub use app::app;
+pub use app::{app, app_with, metrics_app};
 pub use state::AppState;

@@ -6,11 +6,12 @@ use anyhow::Context;
 use clap::Parser;
 use facematch_core::{config::redact_url, store::Store, telemetry};
 use gateway::{
-    AppState, app,
+    AppState, app_with,
     auth::{Auth, AuthMode},
     config::Args,
     fetch::FetchConfig,
     limits::Limits,
+    metrics_app,
     server::{ServerConfig, serve},
 };
 
@@ -86,7 +87,32 @@ async fn main() -> anyhow::Result<()> {
         max_connections: args.max_connections,
         grace: Duration::from_secs(10),
     };
-    serve(listener, app(state), config, shutdown_signal()).await;
+    let with_metrics = match args.metrics_listen {
+        None => true,
+        Some(addr) => {
+            let metrics = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
+            let metrics_config = ServerConfig {
+                max_connections: 64,
+                ..config.clone()
+            };
+            tokio::spawn(serve(
+                metrics,
+                metrics_app(),
+                metrics_config,
+                std::future::pending(),
+            ));
+            false
+        }
+    };
+    serve(
+        listener,
+        app_with(state, with_metrics),
+        config,
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("gateway stopped");
     publisher.close().await;
     telemetry.shutdown();

@@ -247,17 +247,26 @@ async fn an_address_that_keeps_failing_is_braked_and_counted() {
     env.cleanup().await;
 }
 
-/// The gateway binary on a free port over the same Redis and broker names as `env`.
-fn second_gateway(env: &System, admin: &str) -> (Child, String, tempfile::TempDir) {
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+/// The gateway binary on a free port over the same Redis and broker names as `env`, with
+/// `/metrics` on a port of its own; returns the API's and the metrics' base URLs.
+fn second_gateway(env: &System, admin: &str) -> (Child, String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
     let key_file = dir.path().join("admin.key");
     std::fs::write(&key_file, admin).expect("key file");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let (port, metrics_port) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env("FACEMATCH_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "FACEMATCH_GATEWAY_METRICS_LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
         .env("FACEMATCH_REDIS_URL", common::REDIS_URL)
         .env("FACEMATCH_AMQP_URL", common::AMQP_URL)
         .env("FACEMATCH_KEY_PREFIX", format!("{}:", env.id))
@@ -268,14 +277,19 @@ fn second_gateway(env: &System, admin: &str) -> (Child, String, tempfile::TempDi
         .stderr(Stdio::null())
         .spawn()
         .expect("gateway binary");
-    (child, format!("http://127.0.0.1:{port}"), dir)
+    (
+        child,
+        format!("http://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{metrics_port}"),
+        dir,
+    )
 }
 
 #[tokio::test]
 async fn a_revocation_through_one_gateway_is_refused_by_another_within_a_second() {
     let (env, admin) = System::secured("auth-revoke").await;
     let key = env.create_key(&admin, "default", &["read"]).await;
-    let (mut child, base, _dir) = second_gateway(&env, &admin);
+    let (mut child, base, metrics, _dir) = second_gateway(&env, &admin);
     let http = reqwest::Client::new();
     let path = format!("{base}/match/{}", "0".repeat(32));
     let deadline = Instant::now() + Duration::from_secs(30);

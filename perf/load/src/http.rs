@@ -24,6 +24,8 @@ pub struct Conn {
     buf: Vec<u8>,
     /// The server said `Connection: close`.
     pub closed: bool,
+    /// `Authorization: Bearer …` line sent with every request, when set.
+    bearer: Option<String>,
 }
 
 impl Conn {
@@ -35,7 +37,14 @@ impl Conn {
             host: addr.to_string(),
             buf: Vec::with_capacity(8192),
             closed: false,
+            bearer: None,
         })
+    }
+
+    /// Sends `key` as the bearer key of every request on this connection.
+    pub fn with_bearer(mut self, key: Option<&str>) -> Self {
+        self.bearer = key.map(|k| format!("Authorization: Bearer {k}\r\n"));
+        self
     }
 
     /// Sends `method path` with a body made of `parts` (written in order, not copied).
@@ -47,6 +56,9 @@ impl Conn {
     ) -> std::io::Result<Answer> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        if let Some(bearer) = &self.bearer {
+            head.push_str(bearer);
+        }
         if len > 0 || method == "POST" {
             head.push_str("Content-Type: application/octet-stream\r\n");
             head.push_str(&format!("Content-Length: {len}\r\n"));

@@ -64,6 +64,9 @@ struct Args {
     /// Appends one JSON line per point here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// An API key sent as `Authorization: Bearer` with every upload (a gateway with keys on).
+    #[arg(long, env = "FACEMATCH_API_KEY", hide_env_values = true)]
+    key: Option<String>,
 }
 
 /// One measured point.
@@ -109,6 +112,7 @@ impl Tally {
 /// Shared by every request of a run: the body and the counter that makes each distinct.
 struct Source {
     jpeg: Vec<u8>,
+    key: Option<String>,
     run: u64,
     next: AtomicU64,
     same: bool,
@@ -139,7 +143,8 @@ async fn one(addr: SocketAddr, source: &Source, conn: &mut Option<Conn>) -> Resu
         *conn = Some(
             Conn::connect(addr)
                 .await
-                .map_err(|e| format!("connect: {}", e.kind()))?,
+                .map_err(|e| format!("connect: {}", e.kind()))?
+                .with_bearer(source.key.as_deref()),
         );
     }
     let c = conn.as_mut().expect("set above: this is a bug");
@@ -360,6 +365,7 @@ async fn main() -> anyhow::Result<()> {
     for &size in &args.sizes {
         let source = Arc::new(Source {
             jpeg: bodies::sized_jpeg(&photo, size)?,
+            key: args.key.clone(),
             run: rand::random(),
             next: AtomicU64::new(0),
             same: args.same_bytes,
