@@ -337,6 +337,22 @@ async fn a_revocation_through_one_gateway_is_refused_by_another_within_a_second(
         refused_after < Duration::from_secs(1),
         "refused after {refused_after:?}"
     );
+
+    // With a metrics listener of its own, the API's port serves the API alone.
+    let on_api = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("gateway");
+    assert_eq!(on_api.status(), 404);
+    let scraped = http
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.expect("text");
+    assert!(text.contains("facematch_gateway_auth_total"), "{text}");
     let _ = child.kill();
     let _ = child.wait();
     env.cleanup().await;

@@ -1,5 +1,6 @@
 //! The real gateway binary logs each request to the `logs` topic exchange as
-//! `<hostname>.rest.info` and `<hostname>.rest.debug`.
+//! `<hostname>.rest.info` and `<hostname>.rest.debug`, and each change of keys and collections
+//! as an audit line (key id, collection, scopes; never the key).
 
 mod common;
 
@@ -8,11 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{AMQP_URL, unique};
-use facematch_core::amqp::{
-    Topology,
-    lapin::{Connection, ConnectionProperties},
-    log_routing_key,
+use facematch_core::{
+    amqp::{lapin::Consumer, log_routing_key},
+    api_key::generate_key,
+    testing::{Namespace, remove_namespace},
 };
 use futures_util::StreamExt;
 
@@ -32,77 +32,143 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-#[tokio::test]
-async fn requests_are_logged_with_hostname_rest_keys() {
-    let id = unique("logs");
-    let topology = Topology::new(format!("{id}."));
-    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
-        .await
-        .expect("RabbitMQ");
-    let channel = conn.create_channel().await.expect("channel");
-    topology.declare(&channel).await.expect("declare");
-    let mut consumer = topology
-        .subscribe_logs(&channel, &["#"])
-        .await
-        .expect("subscribe to logs");
-
+/// The gateway binary on a free port under `ns`'s names, with `env` added; waits until ready.
+async fn gateway(ns: &Namespace, env: &[(&str, &str)]) -> (Killed, String) {
     let port = free_port();
-    let _gateway = Killed(
-        Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .env("FACEMATCH_LISTEN", format!("127.0.0.1:{port}"))
-            .env("FACEMATCH_AUTH", "off")
-            .env("FACEMATCH_AMQP_PREFIX", format!("{id}."))
-            .env("FACEMATCH_KEY_PREFIX", format!("{id}:"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gateway"),
-    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    command
+        .env("FACEMATCH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("FACEMATCH_AMQP_PREFIX", format!("{}.", ns.id))
+        .env("FACEMATCH_KEY_PREFIX", format!("{}:", ns.id))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = Killed(command.spawn().expect("start gateway"));
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ready = http.get(format!("{base}/readyz")).send().await;
         if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
+            return (child, base);
         }
         assert!(Instant::now() < deadline, "gateway did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let hash = "0".repeat(32);
-    let resp = http
-        .get(format!("{base}/match/{hash}"))
-        .send()
-        .await
-        .expect("request");
-    assert!(resp.status().is_success());
+}
 
-    let info_key = log_routing_key("rest", &tracing::Level::INFO);
-    let debug_key = log_routing_key("rest", &tracing::Level::DEBUG);
-    let (mut info, mut debug) = (None, None);
+/// The first line on the logs exchange under `routing_key` that contains `needle`.
+async fn logged(consumer: &mut Consumer, routing_key: &str, needle: &str) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while (info.is_none() || debug.is_none()) && Instant::now() < deadline {
+    while Instant::now() < deadline {
         let Ok(Some(Ok(delivery))) =
             tokio::time::timeout(Duration::from_secs(1), consumer.next()).await
         else {
             continue;
         };
         let text = String::from_utf8_lossy(&delivery.data).into_owned();
-        if !text.contains(&format!("/match/{hash}")) {
-            continue;
-        }
-        if delivery.routing_key.as_str() == info_key {
-            info = Some(text);
-        } else if delivery.routing_key.as_str() == debug_key {
-            debug = Some(text);
+        if delivery.routing_key.as_str() == routing_key && text.contains(needle) {
+            return Some(text);
         }
     }
+    None
+}
+
+#[tokio::test]
+async fn requests_are_logged_with_hostname_rest_keys() {
+    let ns = Namespace::new("logs").await;
+    let channel = ns.inspector.create_channel().await.expect("channel");
+    let mut info = ns
+        .topology
+        .subscribe_logs(&channel, &["#"])
+        .await
+        .expect("subscribe");
+    let mut debug = ns
+        .topology
+        .subscribe_logs(&channel, &["#"])
+        .await
+        .expect("subscribe");
+    let (_gateway, base) = gateway(&ns, &[("FACEMATCH_AUTH", "off")]).await;
+    let hash = "0".repeat(32);
+    let resp = reqwest::get(format!("{base}/match/{hash}"))
+        .await
+        .expect("request");
+    assert!(resp.status().is_success());
+
+    let info_key = log_routing_key("rest", &tracing::Level::INFO);
+    let debug_key = log_routing_key("rest", &tracing::Level::DEBUG);
+    let needle = format!("/match/{hash}");
+    let line = logged(&mut info, &info_key, &needle).await;
     assert!(
-        info.is_some_and(|t| t.contains("200")),
+        line.is_some_and(|t| t.contains("200")),
         "no {info_key} line"
     );
-    assert!(debug.is_some(), "no {debug_key} line");
-    topology.delete(&channel).await.expect("delete");
-    let _ = conn.close(200, "done".into()).await;
+    assert!(
+        logged(&mut debug, &debug_key, &needle).await.is_some(),
+        "no {debug_key} line"
+    );
+    remove_namespace(&ns.store, &ns.topology, &ns.inspector).await;
+}
+
+#[tokio::test]
+async fn key_changes_are_audited_without_the_key() {
+    let ns = Namespace::new("audit").await;
+    let channel = ns.inspector.create_channel().await.expect("channel");
+    let mut lines = ns
+        .topology
+        .subscribe_logs(&channel, &["#"])
+        .await
+        .expect("subscribe");
+    let dir = tempfile::tempdir().expect("dir");
+    let admin = generate_key();
+    let key_file = dir.path().join("admin.key");
+    std::fs::write(&key_file, &admin).expect("key file");
+    let (_gateway, base) = gateway(
+        &ns,
+        &[(
+            "FACEMATCH_ADMIN_KEY_FILE",
+            key_file.to_str().expect("utf-8"),
+        )],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let made: serde_json::Value = http
+        .post(format!("{base}/keys"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "collection": "default", "scopes": ["scan", "read"] }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let (key, id) = (
+        made["key"].as_str().expect("key"),
+        made["id"].as_str().expect("id"),
+    );
+    let revoked = http
+        .delete(format!("{base}/keys/{id}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+
+    let info_key = log_routing_key("rest", &tracing::Level::INFO);
+    for event in ["api key created", "api key revoked"] {
+        let line = logged(&mut lines, &info_key, event).await;
+        let line = line.unwrap_or_else(|| panic!("no {event:?} line on {info_key}"));
+        assert!(
+            line.contains(id) && line.contains("default") && line.contains("scan,read"),
+            "{line}"
+        );
+        assert!(
+            !line.contains(&key[4..]) && !line.contains(&admin[4..]),
+            "a key was logged: {line}"
+        );
+    }
+    remove_namespace(&ns.store, &ns.topology, &ns.inspector).await;
 }
