@@ -1,4 +1,4 @@
-//! The gateway's HTTP API as typed calls (DESIGN §2): uploads, URL scans, image status,
+//! The gateway's HTTP API as typed calls (README, "API"): uploads, URL scans, image status,
 //! matches. Every failure is classified once, as [`ApiError`], so commands can tell a refused
 //! item (exit 1) from an unreachable gateway (exit 2).
 

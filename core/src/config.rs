@@ -1,4 +1,4 @@
-//! Command-line / environment arguments every binary shares (DESIGN §8).
+//! Command-line / environment arguments every binary shares (README, "Configuration").
 
 use clap::Args;
 

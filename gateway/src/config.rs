@@ -1,4 +1,4 @@
-//! The gateway's command line / environment (DESIGN §8).
+//! The gateway's command line / environment (README, "Configuration").
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -46,6 +46,15 @@ pub struct Args {
     /// Largest image accepted, uploaded or downloaded (e.g. 16MiB, 500KB, 1048576).
     #[arg(long, env = "FACEMATCH_MAX_BODY", default_value = "16MiB", value_parser = parse_size)]
     pub max_body: usize,
+
+    /// Largest image canvas accepted (width × height read from its header), the same budget
+    /// the workers decode with (set both from one value).
+    #[arg(
+        long,
+        env = "FACEMATCH_MAX_IMAGE_PIXELS",
+        default_value_t = facematch_core::image_limits::MAX_IMAGE_PIXELS
+    )]
+    pub max_image_pixels: u64,
 
     /// Let /scan/url reach loopback and private addresses (local testing only).
     #[arg(long, env = "FACEMATCH_ALLOW_PRIVATE_URLS", default_value_t = false)]

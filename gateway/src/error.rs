@@ -1,5 +1,5 @@
 //! The one error type of the HTTP API: every failure becomes
-//! `{"error": {"code": "...", "message": "..."}}` with its status (DESIGN §2).
+//! `{"error": {"code": "...", "message": "..."}}` with its status.
 
 use poem::{IntoResponse, Response, http::StatusCode};
 use poem_openapi::{

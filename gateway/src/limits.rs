@@ -11,11 +11,10 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The slowness and memory limits of the gateway (the server and the body readers).
+/// The slowness and memory limits of the body readers (the header timeout is the server's,
+/// [`crate::server::ServerConfig`]).
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Longest time to receive a request's headers, also the keep-alive idle limit.
-    pub header_timeout: Duration,
     /// Longest time to receive a whole request body.
     pub body_timeout: Duration,
     /// Slowest average body rate accepted once [`RATE_GRACE`] has passed, in bytes/s.
@@ -30,7 +29,6 @@ pub const RATE_GRACE: Duration = Duration::from_secs(5);
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(120),
             min_body_rate: 16 << 10,
             max_buffered: 64 << 20,

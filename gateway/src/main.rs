@@ -58,12 +58,12 @@ async fn main() -> anyhow::Result<()> {
     )
     .context("cannot build the URL fetcher")?
     .with_limits(Limits {
-        header_timeout: args.header_timeout,
         body_timeout: args.body_timeout,
         min_body_rate: args.min_body_rate,
         max_buffered: args.max_buffered,
     })
     .with_requeue_after(args.requeue_after)
+    .with_max_image_pixels(args.max_image_pixels)
     .with_auth(Auth::new(args.auth, admin_key.as_deref()));
     tracing::info!(
         listen = %args.listen,

@@ -2,12 +2,8 @@
 
 use std::io::Cursor;
 
+use facematch_core::image_limits::{self, MAX_IMAGE_SIDE};
 use image::{ImageFormat, ImageReader};
-
-/// Largest width or height accepted (the workers decode with the same limit).
-pub const MAX_SIDE: u32 = 16_384;
-/// Largest pixel count accepted (≈ 150 MB as RGB).
-pub const MAX_PIXELS: u64 = 50_000_000;
 
 /// A recognised image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +20,14 @@ pub enum SniffError {
     UnknownFormat,
     #[error("the {0} header cannot be read: {1}")]
     BadHeader(&'static str, String),
-    #[error("{width}×{height} is too large (at most {MAX_SIDE} per side and {MAX_PIXELS} pixels)")]
-    TooLarge { width: u32, height: u32 },
+    #[error(
+        "{width}×{height} is too large (at most {MAX_IMAGE_SIDE} per side and {max_pixels} pixels)"
+    )]
+    TooLarge {
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
     #[error("the image has no pixels ({width}×{height})")]
     Empty { width: u32, height: u32 },
 }
@@ -57,8 +59,9 @@ fn png_ihdr_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     Some((be(16), be(20)))
 }
 
-/// Sniffs the format from magic bytes and reads the dimensions from the header only.
-pub fn sniff(bytes: &[u8]) -> Result<Sniffed, SniffError> {
+/// Sniffs the format from magic bytes and reads the dimensions from the header only; refuses
+/// an image over `max_pixels` (the workers' budget, `FACEMATCH_MAX_IMAGE_PIXELS`).
+pub fn sniff(bytes: &[u8], max_pixels: u64) -> Result<Sniffed, SniffError> {
     let (format, mime) = format_of(bytes).ok_or(SniffError::UnknownFormat)?;
     let (width, height) = match png_ihdr_dimensions(bytes) {
         Some(dims) if format == ImageFormat::Png => dims,
@@ -69,8 +72,12 @@ pub fn sniff(bytes: &[u8]) -> Result<Sniffed, SniffError> {
     if width == 0 || height == 0 {
         return Err(SniffError::Empty { width, height });
     }
-    if width > MAX_SIDE || height > MAX_SIDE || u64::from(width) * u64::from(height) > MAX_PIXELS {
-        return Err(SniffError::TooLarge { width, height });
+    if !image_limits::fits(width, height, max_pixels) {
+        return Err(SniffError::TooLarge {
+            width,
+            height,
+            max_pixels,
+        });
     }
     Ok(Sniffed {
         mime,
@@ -81,7 +88,13 @@ pub fn sniff(bytes: &[u8]) -> Result<Sniffed, SniffError> {
 
 #[cfg(test)]
 mod tests {
+    use facematch_core::image_limits::MAX_IMAGE_PIXELS;
+
     use super::*;
+
+    fn sniff(bytes: &[u8]) -> Result<Sniffed, SniffError> {
+        super::sniff(bytes, MAX_IMAGE_PIXELS)
+    }
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let mut out = Vec::new();
@@ -103,6 +116,10 @@ mod tests {
         assert_eq!(sniff(b""), Err(SniffError::UnknownFormat));
         let huge = sniff(&facematch_core::testing::png_claiming(100_000, 100_000));
         assert!(matches!(huge, Err(SniffError::TooLarge { .. })), "{huge:?}");
+        // 45 Mpx: over the workers' budget, so refused here rather than failed there.
+        let over = sniff(&facematch_core::testing::png_claiming(7500, 6000));
+        assert!(matches!(over, Err(SniffError::TooLarge { .. })), "{over:?}");
+        assert!(sniff(&facematch_core::testing::png_claiming(7700, 5194)).is_ok());
         assert!(matches!(
             sniff(&[0xFF, 0xD8, 0xFF, 0x00]),
             Err(SniffError::BadHeader(..))

@@ -26,6 +26,8 @@ pub struct AppState {
     pub fetcher: Fetcher,
     /// Largest image accepted, upload or download, in bytes.
     pub max_body: usize,
+    /// Largest canvas accepted (width × height from the header), the workers' budget.
+    pub max_image_pixels: u64,
     /// Scans being handled at once (taken before the body is read); none free gives 429.
     pub in_flight: Arc<Semaphore>,
     /// Timeouts, minimum body rate and memory budget.
@@ -53,6 +55,7 @@ impl AppState {
             publisher,
             fetcher: Fetcher::new(fetch)?,
             max_body,
+            max_image_pixels: facematch_core::image_limits::MAX_IMAGE_PIXELS,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             budget: Budget::new(Limits::default().max_buffered),
             limits: Limits::default(),
@@ -65,6 +68,14 @@ impl AppState {
         Self {
             budget: Budget::new(limits.max_buffered),
             limits,
+            ..self
+        }
+    }
+
+    /// The same state with another image pixel budget.
+    pub fn with_max_image_pixels(self, max_image_pixels: u64) -> Self {
+        Self {
+            max_image_pixels,
             ..self
         }
     }

@@ -45,6 +45,13 @@ async fn bad_uploads() {
             415,
             "unsupported_media_type",
         ),
+        (
+            // 45 Mpx: over the workers' budget, so refused here, never failed after a 200.
+            "45mpx.png",
+            facematch_core::testing::png_claiming(7500, 6000),
+            415,
+            "unsupported_media_type",
+        ),
         (&long_name, png(1), 400, "invalid_filename"),
         ("bad%0Aname.png", png(1), 400, "invalid_filename"),
     ];

@@ -1,4 +1,4 @@
-//! Exchange and queue names (DESIGN §3) and their idempotent declaration.
+//! Exchange and queue names (README, "Messaging and storage") and their idempotent declaration.
 //!
 //! Poison messages are counted by the workers themselves (crashes while processing *that*
 //! image, kept in Redis): the broker's delivery limit also counts every return caused by a

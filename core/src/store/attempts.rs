@@ -44,7 +44,9 @@ pub enum Begun {
 }
 
 /// Takes back one counted attempt (never below zero) of each image not done. KEYS: images.
-const FORGIVE_ATTEMPTS: &str = r#"
+static FORGIVE_ATTEMPTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
 for _, key in ipairs(KEYS) do
   if redis.call('HGET', key, 'state') ~= 'done' then
     local n = tonumber(redis.call('HGET', key, 'attempts') or '0')
@@ -52,7 +54,9 @@ for _, key in ipairs(KEYS) do
   end
 end
 return 0
-"#;
+"#,
+    )
+});
 
 /// Marks a job failed as dead-lettered and clears its attempts (so a re-queued job starts
 /// afresh), unless it is done or failed already or its collection is gone. KEYS: image, epoch.
@@ -121,8 +125,7 @@ impl Store {
         }
         self.timed("redis.forgive_attempts", async {
             let mut conn = self.conn().await?;
-            let script = Script::new(FORGIVE_ATTEMPTS);
-            let mut call = script.prepare_invoke();
+            let mut call = FORGIVE_ATTEMPTS.prepare_invoke();
             for hash in hashes {
                 call.key(self.keys().image(*hash));
             }

@@ -214,12 +214,6 @@ impl Store {
             .await
     }
 
-    /// The hash a filename points at (its latest upload), if any.
-    pub async fn hash_of_file(&self, name: &str) -> Result<Option<ImageHash>, StoreError> {
-        self.get_hash("redis.hash_of_file", self.keys().file_name(name))
-            .await
-    }
-
     async fn get_hash(
         &self,
         span: &'static str,

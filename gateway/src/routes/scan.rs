@@ -51,8 +51,8 @@ fn check_filename(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn checked_image(bytes: &[u8], from_url: bool) -> Result<&'static str, ApiError> {
-    sniff(bytes).map(|s| s.mime).map_err(|e| {
+fn checked_image(bytes: &[u8], from_url: bool, max_pixels: u64) -> Result<&'static str, ApiError> {
+    sniff(bytes, max_pixels).map(|s| s.mime).map_err(|e| {
         if from_url {
             ApiError::url_rejected(format!("the url's content is refused: {e}"))
         } else {
@@ -89,7 +89,7 @@ impl ScanApi {
         check_filename(&filename)?;
         // `_held` keeps the scan slot and the body's memory reservation until the answer.
         let ImageUpload { bytes, held: _held } = body;
-        let mime = checked_image(&bytes, false)?;
+        let mime = checked_image(&bytes, false, state.max_image_pixels)?;
         let hash = ImageHash::of(&bytes);
         tracing::debug!(%hash, filename = %filename.0, size = bytes.len(), mime, "upload");
         let job = Job {
@@ -151,7 +151,7 @@ impl ScanApi {
             .instrument(tracing::info_span!("url.fetch", url = key))
             .await
             .map_err(fetch_error)?;
-        let mime = checked_image(&bytes, true)?;
+        let mime = checked_image(&bytes, true, state.max_image_pixels)?;
         let hash = ImageHash::of(&bytes);
         let claim = match known {
             None => claim(&state, store, hash).await?,

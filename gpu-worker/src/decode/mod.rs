@@ -20,12 +20,12 @@ use image::{
 };
 use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
 
-/// Largest accepted width or height.
-pub const MAX_DIMENSION: u32 = 16_384;
+/// Largest accepted width or height (the gateway's too).
+pub const MAX_DIMENSION: u32 = facematch_core::image_limits::MAX_IMAGE_SIDE;
 /// Largest allocation the decoder may make, and the largest RGB8 result, in bytes.
 pub const MAX_ALLOC: u64 = 512 * 1024 * 1024;
-/// Default pixel budget of one image, on its canvas: 40 Mpx (a 7700×5200 photo).
-pub const MAX_PIXELS: u64 = 40_000_000;
+/// Default pixel budget of one image, on its canvas (the gateway's too).
+pub const MAX_PIXELS: u64 = facematch_core::image_limits::MAX_IMAGE_PIXELS;
 
 /// Why an image could not be decoded. All are permanent for that input.
 #[derive(Debug, thiserror::Error)]

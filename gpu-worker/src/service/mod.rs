@@ -47,7 +47,7 @@ use crate::{
     Alignment, FacePipeline, PipelineOptions, decode::DecodeLimits, index::Matcher, select_device,
 };
 
-/// `gpu-worker serve` settings (DESIGN §8).
+/// `gpu-worker serve` settings (README, "Configuration").
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]

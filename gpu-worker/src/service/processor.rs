@@ -254,7 +254,9 @@ impl Processor {
             let hash = s.hash;
             match result {
                 Appended::Ids(ids) => {
-                    let pairs = matched.next().unwrap_or_default();
+                    // One answer per image with new faces, in order: a missing one is a bug in
+                    // the matcher, never "no matches".
+                    let pairs = matched.next().ok_or(StepError::MatchCount)?;
                     let alive = self
                         .retry("storing matches", || s.store.finish_job(hash, &pairs))
                         .instrument(tracing::info_span!(parent: &job.span, "store.finish_job", matches = pairs.len()))

@@ -33,6 +33,10 @@ pub enum StepError {
     /// Redis answered with data the worker cannot read.
     #[error(transparent)]
     Store(StoreError),
+    /// The matcher answered for fewer images than it was asked about (a bug of the worker):
+    /// the batch is requeued rather than stored as "no matches".
+    #[error("the matcher answered for fewer images than it was given")]
+    MatchCount,
 }
 
 impl StepError {
