@@ -1,9 +1,15 @@
 //! Turning deliveries into decoded jobs: read the job's properties, open its span under the
-//! trace parent it carries, and decode the image on the blocking pool.
+//! trace parent it carries, and decode the image on the blocking pool. The delivery's acker
+//! never enters a decode task: whatever happens to the task, the delivery is settled (a task
+//! that fails puts its delivery back in the queue).
 
-use std::{sync::Arc, time::Instant};
+use std::{future::Future, sync::Arc, time::Instant};
 
-use facematch_core::amqp::{JobMeta, MalformedJob, lapin::message::Delivery, trace_context};
+use facematch_core::amqp::{
+    JobMeta, MalformedJob,
+    lapin::{BasicProperties, message::Delivery},
+    trace_context,
+};
 use image::RgbImage;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -26,42 +32,73 @@ pub struct DecodedJob {
     pub span: tracing::Span,
 }
 
-/// Decodes a batch, at most `limiter`'s permits at once, each image within `limits`.
+/// Decodes a batch, at most `limiter`'s permits at once, each image within `limits`. A job
+/// whose decode task fails (a panic outside the decoder) is requeued here, not dropped.
 pub async fn decode_batch(
     deliveries: Vec<Received>,
     limiter: Arc<Semaphore>,
     limits: DecodeLimits,
 ) -> Vec<DecodedJob> {
+    run_decoders(deliveries, move |data, properties, redelivered| {
+        decode_one(data, properties, redelivered, limiter.clone(), limits)
+    })
+    .await
+}
+
+/// Runs `decode` on each delivery in its own task; the ackers stay here, so a task that fails
+/// puts its delivery back in the queue.
+async fn run_decoders<F, Fut>(deliveries: Vec<Received>, decode: F) -> Vec<DecodedJob>
+where
+    F: Fn(Vec<u8>, BasicProperties, bool) -> Fut,
+    Fut: Future<Output = Decoded> + Send + 'static,
+{
     let tasks: Vec<_> = deliveries
         .into_iter()
-        .map(|received| {
-            let limiter = limiter.clone();
-            tokio::spawn(async move { decode_one(received, limiter, limits).await })
+        .map(|Received { at, delivery }| {
+            let Delivery {
+                data,
+                acker,
+                properties,
+                redelivered,
+                ..
+            } = delivery;
+            let task = tokio::spawn(decode(data, properties, redelivered));
+            (Settlement::new(acker), at, task)
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks {
+    for (mut settlement, received, task) in tasks {
         match task.await {
-            Ok(job) => out.push(job),
-            Err(e) => tracing::error!(error = %e, "decode task failed"),
+            Ok(Decoded { meta, image, span }) => out.push(DecodedJob {
+                settlement,
+                received,
+                meta,
+                image,
+                span,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "decode task failed; requeueing its job");
+                settlement.requeue().await;
+            }
         }
     }
     out
 }
 
+/// What a decode task hands back.
+struct Decoded {
+    meta: Result<JobMeta, MalformedJob>,
+    image: Result<RgbImage, String>,
+    span: tracing::Span,
+}
+
 async fn decode_one(
-    received: Received,
+    data: Vec<u8>,
+    properties: BasicProperties,
+    redelivered: bool,
     limiter: Arc<Semaphore>,
     limits: DecodeLimits,
-) -> DecodedJob {
-    let Received { at, delivery } = received;
-    let Delivery {
-        data,
-        acker,
-        properties,
-        redelivered,
-        ..
-    } = delivery;
+) -> Decoded {
     let meta = JobMeta::from_properties(&properties);
     let span = match &meta {
         Ok(m) => tracing::info_span!(
@@ -89,11 +126,76 @@ async fn decode_one(
     }
     .instrument(decode_span)
     .await;
-    DecodedJob {
-        settlement: Settlement::new(acker),
-        received: at,
-        meta,
-        image,
-        span,
+    Decoded { meta, image, span }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use facematch_core::{
+        amqp::lapin::{
+            BasicProperties,
+            options::{BasicGetOptions, BasicPublishOptions},
+        },
+        testing::{Namespace, remove_namespace},
+    };
+
+    use super::{Decoded, Received, run_decoders};
+
+    #[tokio::test]
+    async fn a_decode_task_that_panics_puts_its_delivery_back_in_the_queue() {
+        let ns = Namespace::new("decode-panic").await;
+        let channel = ns.inspector.create_channel().await.expect("channel");
+        let queue = ns.topology.scan_queue();
+        channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                b"bytes",
+                BasicProperties::default(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        let take = || async {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let got = channel
+                    .basic_get(queue.as_str().into(), BasicGetOptions::default())
+                    .await
+                    .expect("get");
+                if let Some(message) = got {
+                    return message;
+                }
+                assert!(Instant::now() < deadline, "no message in the queue");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let received = Received {
+            at: Instant::now(),
+            delivery: take().await.delivery,
+        };
+        let decoded = run_decoders(vec![received], |_, _, _| async {
+            if true {
+                panic!("a bug in a decode task");
+            }
+            Decoded {
+                meta: Err(facematch_core::amqp::MalformedJob("unreachable".into())),
+                image: Err(String::new()),
+                span: tracing::Span::none(),
+            }
+        })
+        .await;
+        assert!(decoded.is_empty(), "the failed job is not handed on");
+        let again = take().await;
+        assert_eq!(again.delivery.data, b"bytes");
+        assert!(
+            again.delivery.redelivered,
+            "the same message, back in the queue"
+        );
+        remove_namespace(&ns.store, &ns.topology, &ns.inspector).await;
     }
 }
