@@ -176,3 +176,63 @@ async fn the_first_version_queue_is_retired_and_drained() {
     })
     .await;
 }
+
+/// A job whose own Redis record refuses every command (a wrong-typed key) is dead-lettered
+/// once and dropped, never retried for ever, and the innocent job of its batch still ends done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_record_is_damaged_is_dead_lettered_once_not_retried_for_ever() {
+    within(async {
+        let sys = System::new("damaged").await;
+        let damaged = sys.scan("damaged.png", no_face()).await;
+        let innocent = sys
+            .scan("innocent.png", face_crop(1, 0, 1.0, ImageFormat::Png))
+            .await;
+        // The record made a string: every hash command on it answers WRONGTYPE.
+        let mut conn = sys.store.conn().await.expect("redis");
+        let _: () = facematch_core::store::redis::cmd("SET")
+            .arg(sys.store.keys().image(damaged))
+            .arg("not a hash")
+            .query_async(&mut conn)
+            .await
+            .expect("set");
+        let (args, metrics) = sys.worker_args_with_metrics(4);
+        let worker = sys.start_worker(args);
+
+        let status = sys.wait_final(innocent, WAIT).await;
+        assert_eq!(status["state"], "done", "{status}");
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let counted = facematch_testkit::worker_metrics(&metrics).await;
+            let damaged_jobs = counted
+                .get(r#"facematch_worker_jobs_total{outcome="damaged"}"#)
+                .copied()
+                .unwrap_or(0.0);
+            if damaged_jobs >= 2.0 && sys.queue_len().await == 0 && sys.dead_letters().await == 0 {
+                // Once by the worker (rejected to the dead-letter queue), once by the
+                // dead-letter consumer (its mark refused, dropped): and no more.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let again = facematch_testkit::worker_metrics(&metrics).await;
+                assert_eq!(
+                    again
+                        .get(r#"facematch_worker_jobs_total{outcome="damaged"}"#)
+                        .copied(),
+                    Some(2.0),
+                    "{again:?}"
+                );
+                assert_eq!(
+                    again
+                        .get(r#"facematch_worker_jobs_total{outcome="requeued"}"#)
+                        .copied(),
+                    None,
+                    "nothing was requeued"
+                );
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{counted:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        worker.stop().await;
+        sys.cleanup().await;
+    })
+    .await;
+}

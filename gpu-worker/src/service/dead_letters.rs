@@ -7,7 +7,9 @@
 use facematch_core::amqp::{JobMeta, header_text, lapin::BasicProperties};
 use tokio::sync::mpsc;
 
-use super::{consumer::Received, metrics::Metrics, processor::Processor, settle::Settlement};
+use super::{
+    consumer::Received, metrics::Metrics, processor::Processor, settle::Settlement, step::StepError,
+};
 
 /// Why the broker dead-lettered a message, from its `x-first-death-*` headers.
 pub fn death_reason(properties: &BasicProperties) -> String {
@@ -50,7 +52,13 @@ pub async fn mark_failed(processor: Processor, mut rx: mpsc::Receiver<Received>)
                     Ok(false) => {
                         tracing::info!(hash = %meta.hash, %reason, "dead-lettered job was already done or failed");
                     }
-                    // Shutting down with Redis away, or damaged data: back to the queue.
+                    // Its record refuses the mark (damaged data): nothing more can be done
+                    // for it, and requeueing would loop for ever.
+                    Err(StepError::Store(e)) if !e.is_transient() => {
+                        tracing::error!(hash = %meta.hash, error = %e, "a dead-lettered job's stored data is damaged; dropping it");
+                        metrics.job("damaged");
+                    }
+                    // Shutting down with Redis away: back to the queue.
                     Err(_) => {
                         settlement.requeue().await;
                         continue;

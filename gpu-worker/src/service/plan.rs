@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use facematch_core::{ImageHash, amqp::JobMeta};
 
-use super::{consumer::Received, processor::Processor, settle::Settlement};
+use super::{consumer::Received, processor::Processor, settle::Settlement, step::StepError};
 use crate::decode::canvas_size;
 
 impl Processor {
@@ -93,7 +93,9 @@ impl Processor {
             })
             .await;
         let mut settlement = Settlement::new(received.delivery.acker);
-        if marked.is_ok() {
+        // Marked, or its record refuses to be (damaged): either way to the dead-letter queue.
+        let damaged = matches!(&marked, Err(StepError::Store(e)) if !e.is_transient());
+        if marked.is_ok() || damaged {
             self.metrics.job("poison");
             settlement.reject().await;
         } else {

@@ -139,11 +139,22 @@ impl Processor {
                     let store = self.store_for(meta);
                     let reason = format!("cannot decode the image: {reason}");
                     tracing::warn!(parent: &job.span, %hash, %reason, "job failed");
-                    self.retry("marking a job failed", || store.fail_job(hash, &reason))
+                    let marked = self
+                        .retry("marking a job failed", || store.fail_job(hash, &reason))
                         .instrument(tracing::info_span!(parent: &job.span, "store.fail_job"))
-                        .await?;
-                    self.metrics.job("failed");
-                    job.settlement.ack().await;
+                        .await;
+                    match marked.map_err(|e| e.of_job(hash)) {
+                        Ok(()) => {
+                            self.metrics.job("failed");
+                            job.settlement.ack().await;
+                        }
+                        Err(StepError::JobData(_, e)) => {
+                            tracing::error!(parent: &job.span, %hash, error = %e, "the job's stored data is damaged; dead-lettering it");
+                            self.metrics.job("damaged");
+                            job.settlement.reject().await;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 (Ok(_), Ok(_)) => {}
             }
@@ -164,7 +175,18 @@ impl Processor {
             let begun = self
                 .retry("counting an attempt", || store.begin_attempt(hash))
                 .instrument(tracing::info_span!(parent: &job.span, "store.begin_attempt"))
-                .await?;
+                .await;
+            let begun = match begun.map_err(|e| e.of_job(hash)) {
+                Ok(begun) => begun,
+                // Its attempts cannot even be counted: no run could ever end it.
+                Err(StepError::JobData(_, e)) => {
+                    tracing::error!(parent: &job.span, %hash, error = %e, "the job's stored data is damaged; dead-lettering it");
+                    self.metrics.job("damaged");
+                    job.settlement.reject().await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match begun {
                 Begun::Started(_) => started.push(Started { at: i, hash, store }),
                 Begun::AlreadyDone => {
@@ -224,7 +246,8 @@ impl Processor {
                     s.store.append_faces(s.hash, &records, &image_meta)
                 })
                 .instrument(tracing::info_span!(parent: &batch[s.at].span, "store.append_faces", faces = records.len()))
-                .await?;
+                .await
+                .map_err(|e| e.of_job(s.hash))?;
             appended.push(result);
         }
 
@@ -260,7 +283,8 @@ impl Processor {
                     let alive = self
                         .retry("storing matches", || s.store.finish_job(hash, &pairs))
                         .instrument(tracing::info_span!(parent: &job.span, "store.finish_job", matches = pairs.len()))
-                        .await?;
+                        .await
+                        .map_err(|e| e.of_job(hash))?;
                     if alive {
                         tracing::info!(parent: &job.span, %hash, faces = ids.len(), matches = pairs.len(), "job done");
                         self.metrics.job("done");

@@ -33,6 +33,11 @@ pub enum StepError {
     /// Redis answered with data the worker cannot read.
     #[error(transparent)]
     Store(StoreError),
+    /// Redis refused one job's own keys (a wrong-typed key, a script error): that job's fault,
+    /// so the run counts against its poison budget and it ends dead-lettered, never retried
+    /// for ever.
+    #[error("the stored data of image {0} is damaged: {1}")]
+    JobData(facematch_core::ImageHash, StoreError),
     /// The matcher answered for fewer images than it was asked about (a bug of the worker):
     /// the batch is requeued rather than stored as "no matches".
     #[error("the matcher answered for fewer images than it was given")]
@@ -43,7 +48,15 @@ impl StepError {
     /// Whether the batch's images may be to blame: only then does the failed run use up their
     /// poison budget.
     pub fn blames_the_images(&self) -> bool {
-        matches!(self, Self::Inference(_))
+        matches!(self, Self::Inference(_) | Self::JobData(..))
+    }
+
+    /// A refusal of one job's own keys as [`Self::JobData`]; anything else unchanged.
+    pub fn of_job(self, hash: facematch_core::ImageHash) -> Self {
+        match self {
+            Self::Store(e) if !e.is_transient() => Self::JobData(hash, e),
+            other => other,
+        }
     }
 }
 
@@ -66,8 +79,9 @@ impl FailureStreak {
     }
 }
 
-/// Retries a Redis step until it succeeds or the worker shuts down; damaged data is not
-/// retried.
+/// Retries a Redis step while Redis is out of reach or too slow (until it answers or the
+/// worker shuts down). An answer that is a refusal (a wrong-typed key, a script error) or data
+/// the worker cannot read is not retried: asking again would get the same answer for ever.
 pub(crate) async fn retry_redis<T, F, Fut>(
     metrics: &Metrics,
     shutdown: &watch::Receiver<bool>,
@@ -82,7 +96,7 @@ where
     loop {
         match step().await {
             Ok(v) => return Ok(v),
-            Err(e @ StoreError::Corrupt(_)) => {
+            Err(e) if !e.is_transient() => {
                 tracing::error!(error = %e, "{what} failed");
                 return Err(StepError::Store(e));
             }
