@@ -19,6 +19,14 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Waits for the worker to end by itself (at most `timeout`) and returns how it ended.
+    pub async fn exited(self, timeout: Duration) -> Result<(), service::ServeError> {
+        tokio::time::timeout(timeout, self.task)
+            .await
+            .expect("the worker ends by itself")
+            .expect("worker task")
+    }
+
     /// SIGTERM's path: stop consuming, finish the batch in hand, close.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
@@ -66,6 +74,7 @@ impl System {
             decode_threads: Some(2),
             metrics_listen: "127.0.0.1:0".parse().expect("addr"),
             limits: JobLimits::default(),
+            test_engine_fault_after: None,
         }
     }
 

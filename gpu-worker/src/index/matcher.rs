@@ -92,7 +92,7 @@ impl Matcher {
                 .search(collection.clone(), queries, self.threshold)
                 .instrument(span.clone())
                 .await
-                .map_err(StepError::Index)?;
+                .map_err(|e| StepError::from_engine(e, StepError::Index))?;
             for hit in hits {
                 let closest = best[owner[hit.query]]
                     .entry(hit.other)
@@ -133,7 +133,7 @@ impl Matcher {
             .engine
             .stats(held.clone())
             .await
-            .map_err(StepError::Index)?;
+            .map_err(|e| StepError::from_engine(e, StepError::Index))?;
         loop {
             if until.is_some_and(|u| stats.last_id.is_some_and(|last| last >= u)) {
                 return Ok(());
@@ -147,7 +147,7 @@ impl Matcher {
                 .engine
                 .extend(held.clone(), page)
                 .await
-                .map_err(StepError::Index)?;
+                .map_err(|e| StepError::from_engine(e, StepError::Index))?;
             self.metrics.index(stats.total_faces, stats.total_bytes);
             if done {
                 return Ok(());

@@ -100,13 +100,32 @@ pub struct Engine {
     tx: mpsc::Sender<Command>,
 }
 
+/// Runs its closure when dropped: when the engine thread ends, returning or unwinding.
+struct OnExit<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnExit<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
 impl Engine {
-    /// Moves the pipeline and an empty index onto a new thread.
-    pub fn start(pipeline: FacePipeline) -> std::io::Result<Self> {
+    /// Moves the pipeline and an empty index onto a new thread; `on_stop` runs when that
+    /// thread ends (only a panic or a device failure ends it while the worker serves).
+    /// `fault_after` is a test hook: the thread panics on that inference command.
+    pub fn start(
+        pipeline: FacePipeline,
+        fault_after: Option<u32>,
+        on_stop: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Command>(1);
         std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || {
+                let _on_stop = OnExit(Some(on_stop));
+                let mut inferences = 0u32;
                 let mut indexes = Indexes {
                     device: pipeline.device().clone(),
                     by_collection: HashMap::new(),
@@ -114,6 +133,11 @@ impl Engine {
                 while let Some(command) = rx.blocking_recv() {
                     match command {
                         Command::Infer(images, span, reply) => {
+                            inferences += 1;
+                            if fault_after == Some(inferences) {
+                                drop(reply);
+                                panic!("engine fault injected by the test hook");
+                            }
                             let _guard = span.enter();
                             let _ = reply.send(pipeline.run_timed(&images).map_err(Into::into));
                         }
@@ -149,6 +173,11 @@ impl Engine {
                 }
             })?;
         Ok(Self { tx })
+    }
+
+    /// Whether the engine thread still serves commands.
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed()
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {

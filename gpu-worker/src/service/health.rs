@@ -7,7 +7,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -21,11 +21,13 @@ pub const STALL_AFTER: Duration = Duration::from_secs(8);
 
 const NOT_STARTED: u64 = u64::MAX;
 
-/// When the broker last answered (shared by the consumer and `/healthz`).
+/// When the broker last answered (shared by the consumer and `/healthz`), and whether the
+/// engine thread still runs.
 #[derive(Debug, Clone)]
 pub struct BrokerHealth {
     origin: Instant,
     last_ok_ms: Arc<AtomicU64>,
+    engine_stopped: Arc<AtomicBool>,
 }
 
 impl Default for BrokerHealth {
@@ -41,6 +43,7 @@ impl BrokerHealth {
         Self {
             origin: Instant::now(),
             last_ok_ms: Arc::new(AtomicU64::new(NOT_STARTED)),
+            engine_stopped: Arc::default(),
         }
     }
 
@@ -62,9 +65,19 @@ impl BrokerHealth {
         Duration::from_millis(self.now_ms().saturating_sub(last))
     }
 
-    /// Whether the link made progress within [`STALL_AFTER`].
+    /// The engine thread ended: the worker cannot serve again and must be restarted.
+    pub fn engine_stopped(&self) {
+        self.engine_stopped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the engine thread has ended.
+    pub fn is_engine_stopped(&self) -> bool {
+        self.engine_stopped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the engine runs and the link made progress within [`STALL_AFTER`].
     pub fn is_live(&self) -> bool {
-        self.silent_for() <= STALL_AFTER
+        !self.is_engine_stopped() && self.silent_for() <= STALL_AFTER
     }
 }
 

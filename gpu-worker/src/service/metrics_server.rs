@@ -1,5 +1,6 @@
 //! The worker's small HTTP port: `/metrics` (Prometheus text) and `/healthz` (503 once the
-//! broker link has made no progress for a while, see [`super::health`]).
+//! broker link has made no progress for a while, or the engine thread has stopped; see
+//! [`super::health`]).
 
 use std::net::SocketAddr;
 
@@ -22,6 +23,11 @@ fn render_metrics(Data(metrics): Data<&Metrics>) -> poem::Response {
 fn healthz(Data(health): Data<&BrokerHealth>) -> poem::Response {
     if health.is_live() {
         return poem::Response::builder().body("ok");
+    }
+    if health.is_engine_stopped() {
+        return poem::Response::builder()
+            .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)
+            .body("the engine thread has stopped; the worker must be restarted");
     }
     poem::Response::builder()
         .status(poem::http::StatusCode::SERVICE_UNAVAILABLE)

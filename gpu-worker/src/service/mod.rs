@@ -88,6 +88,10 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: JobLimits,
+
+    /// Test hook: the engine thread panics on its Nth inference (the engine-failure tests).
+    #[arg(long, env = "FACEMATCH_TEST_ENGINE_FAULT_AFTER", hide = true)]
+    pub test_engine_fault_after: Option<u32>,
 }
 
 /// What one job may cost the worker: the poison budget and the pixel budgets.
@@ -148,6 +152,11 @@ pub enum ServeError {
     Index(StepError),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error(
+        "the engine thread stopped (a panic or a device failure); its jobs were requeued, and \
+         the worker exits so that it is restarted"
+    )]
+    EngineStopped,
 }
 
 /// The version of the models, stored with every image's faces.
@@ -248,10 +257,26 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
     {
         return Ok(()); // shut down while waiting for Redis
     }
-    let engine = Engine::start(pipeline).map_err(ServeError::Thread)?;
+    let health = health::BrokerHealth::new();
+    let engine = Engine::start(pipeline, args.test_engine_fault_after, {
+        let health = health.clone();
+        move || health.engine_stopped()
+    })
+    .map_err(ServeError::Thread)?;
+    // The worker's own stop: the caller's shutdown, or the engine thread gone.
+    let (stop, shutdown) = {
+        let (stop, stopped) = watch::channel(false);
+        let mut outside = shutdown;
+        let forward = stop.clone();
+        tokio::spawn(async move {
+            if outside.wait_for(|s| *s).await.is_ok() {
+                let _ = forward.send(true);
+            }
+        });
+        (stop, stopped)
+    };
     let metrics = Metrics::default();
     metrics.registry().keep_up();
-    let health = health::BrokerHealth::new();
     let metrics_server =
         metrics_server::start(args.metrics_listen, metrics.clone(), health.clone())
             .await
@@ -347,9 +372,17 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
         }
     });
     let worker = tokio::spawn(async move {
+        let mut engine_gone = false;
         while let Some(batch) = batches.recv().await {
             processor.process(batch).await;
+            if !engine_gone && !processor.engine.is_alive() {
+                // Nothing more can run here: stop consuming (what is in hand is requeued by
+                // each failed batch) and exit non-zero, so the orchestrator restarts us.
+                engine_gone = true;
+                let _ = stop.send(true);
+            }
         }
+        engine_gone
     });
 
     // The consumer returns on shutdown and closes the deliveries channel; the batcher and the
@@ -357,7 +390,7 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
     let connection = consumer.await.ok().flatten();
     let dead_connection = dead_consumer.await.ok().flatten();
     let _ = batcher.await;
-    let _ = worker.await;
+    let engine_gone = worker.await.unwrap_or(false);
     let _ = dead_letters.await;
     for connection in [connection, dead_connection].into_iter().flatten() {
         let close = connection.close(200, "worker shutting down".into());
@@ -367,6 +400,10 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
         {
             tracing::warn!("the broker did not confirm the connection's close");
         }
+    }
+    if engine_gone {
+        tracing::error!("worker stopped: its engine thread has stopped");
+        return Err(ServeError::EngineStopped);
     }
     tracing::info!("worker stopped");
     Ok(())

@@ -87,6 +87,11 @@ impl Processor {
         match Box::pin(self.run(&mut batch)).await {
             Ok(()) => self.failures.reset(),
             Err(StepError::ShuttingDown) => {}
+            Err(StepError::EngineGone) => {
+                tracing::error!(
+                    "the engine thread has stopped; requeueing the batch, the worker stops"
+                );
+            }
             Err(e) => {
                 let pause = self.failures.next_pause();
                 tracing::error!(error = %e, ?pause, "batch failed; requeueing its jobs after a pause");
@@ -220,7 +225,7 @@ impl Processor {
             .infer(images)
             .instrument(batch_span.clone())
             .await
-            .map_err(StepError::Inference)?;
+            .map_err(|e| StepError::from_engine(e, StepError::Inference))?;
         // A descriptor that is not finite would damage the stored log for every worker.
         for (s, image_faces) in started.iter().zip(&mut faces) {
             let before = image_faces.len();

@@ -27,9 +27,13 @@ pub enum StepError {
     /// The networks failed on this batch's images (which may be to blame).
     #[error("inference failed: {0}")]
     Inference(EngineError),
-    /// The face index (or the engine thread) failed: not the images' fault.
+    /// The face index failed: not the images' fault.
     #[error(transparent)]
     Index(EngineError),
+    /// The engine thread is gone (a panic, a device failure): the worker's fault, never the
+    /// images'. The worker requeues what it holds and exits so it is restarted.
+    #[error("the engine thread has stopped")]
+    EngineGone,
     /// Redis answered with data the worker cannot read.
     #[error(transparent)]
     Store(StoreError),
@@ -45,6 +49,14 @@ pub enum StepError {
 }
 
 impl StepError {
+    /// An engine answer's error: a stopped engine is [`Self::EngineGone`], whatever was asked.
+    pub fn from_engine(e: EngineError, otherwise: fn(EngineError) -> Self) -> Self {
+        match e {
+            EngineError::Stopped => Self::EngineGone,
+            e => otherwise(e),
+        }
+    }
+
     /// Whether the batch's images may be to blame: only then does the failed run use up their
     /// poison budget.
     pub fn blames_the_images(&self) -> bool {
@@ -153,5 +165,8 @@ mod tests {
         assert!(!StepError::Index(EngineError::Stopped).blames_the_images());
         assert!(!StepError::Store(StoreError::Corrupt("x".into())).blames_the_images());
         assert!(!StepError::ShuttingDown.blames_the_images());
+        assert!(
+            !StepError::from_engine(EngineError::Stopped, StepError::Inference).blames_the_images()
+        );
     }
 }

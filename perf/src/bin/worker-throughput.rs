@@ -84,6 +84,7 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
         decode_threads: None,
         metrics_listen: "127.0.0.1:0".parse()?,
         limits: gpu_worker::service::JobLimits::default(),
+        test_engine_fault_after: None,
     };
     let worker = tokio::spawn(service::run(serve, shutdown));
     tokio::time::sleep(Duration::from_secs(2)).await; // models loaded, consumer up
