@@ -6,7 +6,8 @@
 //! - [`models`]: the three networks; [`kernels`]: the NHWC tensor ops they are built from
 //!   (direct CPU kernels, candle fallbacks on other devices); [`weights`]: pinned, verified
 //!   weight files.
-//! - [`index`]: every stored face on the worker's device and the batch [`index::Matcher`].
+//! - [`index`]: every stored face on the worker's device, searched a batch at a time; it knows
+//!   nothing of Redis (the service's matcher feeds it the face log).
 //! - [`memory`]: allocator settings that keep CPU inference off the page-fault path.
 //!
 //! The model side knows nothing of AMQP or Redis.

@@ -8,7 +8,6 @@
 
 mod device;
 mod host;
-mod matcher;
 mod quantized;
 
 use candle_core::Device;
@@ -17,7 +16,6 @@ use facematch_core::{
     store::{DESCRIPTOR_LEN, FacelogEntry, LogId},
 };
 
-pub use self::matcher::{Matcher, NewFaces};
 use self::{
     device::{Chunk, upload},
     quantized::QUANT_BYTES,

@@ -16,6 +16,7 @@ mod dead_letters;
 mod decode_stage;
 pub mod engine;
 pub mod health;
+mod matcher;
 mod metrics;
 mod metrics_server;
 mod plan;
@@ -40,12 +41,11 @@ use self::{
     consumer::{ConsumerConfig, Feed, consume},
     decode_stage::decode_batch,
     engine::Engine,
+    matcher::Matcher,
     processor::Processor,
     step::{FailureStreak, StepError},
 };
-use crate::{
-    Alignment, FacePipeline, PipelineOptions, decode::DecodeLimits, index::Matcher, select_device,
-};
+use crate::{Alignment, FacePipeline, PipelineOptions, decode::DecodeLimits, select_device};
 
 /// `gpu-worker serve` settings (README, "Configuration").
 #[derive(Debug, Clone, Args)]

@@ -16,13 +16,11 @@ use tracing::Instrument;
 use super::{
     decode_stage::DecodedJob,
     engine::Engine,
+    matcher::{Matcher, NewFaces},
     metrics::Metrics,
-    step::{FailureStreak, StepError},
+    step::{FailureStreak, StepError, retry_redis},
 };
-use crate::{
-    Face,
-    index::{Matcher, NewFaces},
-};
+use crate::Face;
 
 /// Shared by every batch.
 #[derive(Debug, Clone)]
@@ -317,5 +315,22 @@ impl Processor {
         tracing::info!(parent: &job.span, %hash, "the job's collection was deleted; dropping the job");
         self.metrics.job("collection_gone");
         job.settlement.ack().await;
+    }
+}
+
+impl Processor {
+    /// [`retry_redis`] with the processor's metrics and shutdown signal.
+    pub(super) async fn retry<T, F, Fut>(&self, what: &str, step: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, facematch_core::store::StoreError>>,
+    {
+        retry_redis(&self.metrics, &self.shutdown, what, step).await
+    }
+
+    /// Sleeps for `pause`, or less if the worker starts shutting down.
+    pub(super) async fn pause(&self, pause: std::time::Duration) {
+        let mut shutdown = self.shutdown.clone();
+        let _ = tokio::time::timeout(pause, shutdown.wait_for(|stop| *stop)).await;
     }
 }

@@ -1,6 +1,8 @@
-//! How a step of a batch fails and is retried: Redis errors are transient and retried in place
-//! with backoff until the worker shuts down; damaged data, inference and face-index failures
-//! end the batch, which is then requeued after a pause that grows while failures repeat.
+//! How a step of a batch fails and is retried: a Redis that is out of reach or slow is waited
+//! out in place with backoff until the worker shuts down; a refusal or damaged data, inference,
+//! face-index and engine failures end the batch, which is then requeued after a pause that
+//! grows while failures repeat. Whom a failure blames decides whether it costs the images an
+//! attempt ([`StepError::blames_the_images`]).
 
 use std::{
     sync::{
@@ -13,7 +15,7 @@ use std::{
 use facematch_core::store::StoreError;
 use tokio::sync::watch;
 
-use super::{Metrics, engine::EngineError, processor::Processor};
+use super::{Metrics, engine::EngineError};
 
 pub(super) const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -122,23 +124,6 @@ where
                 backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
             }
         }
-    }
-}
-
-impl Processor {
-    /// [`retry_redis`] with the processor's metrics and shutdown signal.
-    pub(super) async fn retry<T, F, Fut>(&self, what: &str, step: F) -> Result<T, StepError>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>>,
-    {
-        retry_redis(&self.metrics, &self.shutdown, what, step).await
-    }
-
-    /// Sleeps for `pause`, or less if the worker starts shutting down.
-    pub(super) async fn pause(&self, pause: Duration) {
-        let mut shutdown = self.shutdown.clone();
-        let _ = tokio::time::timeout(pause, shutdown.wait_for(|stop| *stop)).await;
     }
 }
 

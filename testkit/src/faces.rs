@@ -1,15 +1,17 @@
-//! Test images: crops of the demo photos' faces, images without faces, tiny distinct PNGs.
+//! Crops of the demo photos' faces, found by the real pipeline on the CPU (feature `worker`).
 
 use std::{
     collections::HashMap,
-    io::Cursor,
     sync::{Arc, Mutex, OnceLock},
 };
 
 use gpu_worker::{FacePipeline, PipelineOptions, decode_image};
 use image::{ImageFormat, RgbImage, imageops::FilterType};
 
-use crate::paths::{demo, weights_dir};
+use crate::{
+    images::{encode, no_face},
+    paths::{demo, weights_dir},
+};
 
 /// The default pipeline on the CPU, loaded once per test binary (it finds the faces to crop).
 fn pipeline() -> &'static FacePipeline {
@@ -76,34 +78,6 @@ pub fn face_crop(sample: u32, face: usize, scale: f32, format: ImageFormat) -> V
         crop
     };
     encode(&crop, format)
-}
-
-/// An image's bytes in `format`.
-pub fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
-    let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), format)
-        .expect("encode");
-    out
-}
-
-/// A smooth gradient: an image with no face.
-pub fn no_face() -> Vec<u8> {
-    let img = RgbImage::from_fn(240, 180, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
-    });
-    encode(&img, ImageFormat::Png)
-}
-
-/// A small PNG whose pixels depend on `seed`, so every seed gives different bytes.
-pub fn png(seed: u32) -> Vec<u8> {
-    let img = RgbImage::from_fn(8, 8, |x, y| {
-        image::Rgb([
-            (seed & 0xff) as u8,
-            ((seed >> 8) & 0xff) as u8,
-            (x * 16 + y) as u8,
-        ])
-    });
-    encode(&img, ImageFormat::Png)
 }
 
 /// Four group photos, crops of their faces (two of the same face), and a blank image: the

@@ -12,15 +12,12 @@ use facematch_core::{
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::Query;
-use crate::{
-    Face,
-    service::{
-        Metrics,
-        engine::{Engine, Held},
-        step::{StepError, retry_redis},
-    },
+use super::{
+    Metrics,
+    engine::{Engine, Held},
+    step::{StepError, retry_redis},
 };
+use crate::{Face, index::Query};
 
 /// Entries read from `facelog` per round trip while catching up.
 const CATCH_UP_PAGE: usize = 10_000;
