@@ -195,7 +195,7 @@ impl Gateway {
     }
 
     /// `base` + path segments, each percent-encoded (a filename may hold any character).
-    fn url(&self, segments: &[&str]) -> Url {
+    pub fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
             path.pop_if_empty().extend(segments);
@@ -265,6 +265,11 @@ impl Gateway {
     /// `GET path`; the answer's JSON.
     pub async fn get_json<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ApiError> {
         self.json(self.http.get(self.url(segments))).await
+    }
+
+    /// `GET url` (made by [`Self::url`], with a query); the answer's JSON.
+    pub async fn get_url<T: DeserializeOwned>(&self, url: Url) -> Result<T, ApiError> {
+        self.json(self.http.get(url)).await
     }
 
     /// `DELETE path`; the answer's JSON.

@@ -48,6 +48,9 @@ enum Command {
     /// Print the system's log lines (the `logs` exchange) to stderr until Ctrl-C.
     #[command(after_help = EXIT_CODES)]
     Logs(cmd::logs::LogsArgs),
+    /// Erase images (hashes, files hashed locally, or scanned URLs) from the key's collection.
+    #[command(after_help = EXIT_CODES)]
+    Forget(cmd::forget::ForgetArgs),
     /// Make, list and revoke API keys (needs an admin key), or generate one locally.
     #[command(after_help = EXIT_CODES)]
     Keys(cmd::keys::KeysArgs),
@@ -65,6 +68,7 @@ async fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(&cli.gateway, args).await,
         Command::Logs(args) => cmd::logs::run(args).await,
         Command::Keys(args) => cmd::keys::run(&cli.gateway, args).await,
+        Command::Forget(args) => cmd::forget::run(&cli.gateway, args).await,
         Command::Collections(args) => cmd::collections::run(&cli.gateway, args).await,
     };
     match result {

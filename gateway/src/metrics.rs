@@ -19,6 +19,8 @@ const PUBLISH: &str = "facematch_gateway_publish_total";
 const BUFFERED_BYTES: &str = "facematch_gateway_buffered_bytes";
 const IN_FLIGHT: &str = "facematch_gateway_in_flight";
 const AUTH: &str = "facematch_gateway_auth_total";
+const ERASED: &str = "facematch_gateway_erased_images_total";
+const ERASED_FACES: &str = "facematch_gateway_erased_faces_total";
 
 /// The process's registry.
 pub fn registry() -> &'static Registry {
@@ -36,6 +38,8 @@ pub fn registry() -> &'static Registry {
                 "Request body and download bytes reserved in memory now."
             );
             describe_gauge!(IN_FLIGHT, "Scans being handled now.");
+            describe_counter!(ERASED, "Images erased (DELETE /images/{hash}).");
+            describe_counter!(ERASED_FACES, "Faces erased with them.");
             describe_counter!(
                 AUTH,
                 "API key checks, by outcome: ok, missing, malformed, unknown (or revoked), \
@@ -70,6 +74,14 @@ pub fn request(method: &str, route: Arc<str>, status: u16, seconds: f64) {
 /// Records a publish outcome: `confirmed`, `unconfirmed` or `failed`.
 pub fn publish(outcome: &'static str) {
     registry().record(|| counter!(PUBLISH, "outcome" => outcome).increment(1));
+}
+
+/// Records one erased image and its faces.
+pub fn erased(faces: u64) {
+    registry().record(|| {
+        counter!(ERASED).increment(1);
+        counter!(ERASED_FACES).increment(faces);
+    });
 }
 
 /// Records one API key check's outcome.

@@ -157,6 +157,26 @@ async fn key_changes_are_audited_without_the_key() {
         .expect("revoke");
     assert_eq!(revoked.status(), 200);
 
+    // An erasure: logged with the hash, the key id and the counts, never the names.
+    let uploaded: serde_json::Value = http
+        .post(format!("{base}/scan/image/secret-name.png"))
+        .bearer_auth(&admin)
+        .body(common::png(21))
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    let hash = uploaded["hash"].as_str().expect("hash").to_owned();
+    let erased = http
+        .delete(format!("{base}/images/{hash}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("erase");
+    assert_eq!(erased.status(), 200);
+
     let info_key = log_routing_key("rest", &tracing::Level::INFO);
     for event in ["api key created", "api key revoked"] {
         let line = logged(&mut lines, &info_key, event).await;
@@ -170,5 +190,12 @@ async fn key_changes_are_audited_without_the_key() {
             "a key was logged: {line}"
         );
     }
+    let line = logged(&mut lines, &info_key, "image erased").await;
+    let line = line.unwrap_or_else(|| panic!("no erasure line on {info_key}"));
+    assert!(
+        line.contains(&hash) && line.contains("bootstrap-admin") && line.contains("names=1"),
+        "{line}"
+    );
+    assert!(!line.contains("secret-name"), "an erasure line names no file: {line}");
     remove_namespace(&ns.store, &ns.topology, &ns.inspector).await;
 }

@@ -96,9 +96,15 @@ impl System {
         }
     }
 
-    /// Publishes bytes straight to the queue, as a hostile or buggy producer could.
+    /// Publishes bytes straight to the queue, past the gateway's checks, as a hostile or buggy
+    /// producer could; the image's record is made first, as a gateway would (a worker writes
+    /// nothing for a job whose record is missing: an erased image).
     pub async fn publish_raw(&self, name: &str, bytes: &[u8]) -> ImageHash {
         let hash = ImageHash::of(bytes);
+        self.store
+            .claim_image(hash, std::time::Duration::from_secs(900))
+            .await
+            .expect("claim");
         let meta = JobMeta {
             hash,
             collection: Default::default(),

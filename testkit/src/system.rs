@@ -283,6 +283,7 @@ impl System {
             .read_facelog(None, None, 1_000_000)
             .await
             .expect("facelog")
+            .faces
             .into_iter()
             .map(|e| e.hash)
             .collect()

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod collections;
+pub mod forget;
 pub mod keys;
 pub mod logs;
 pub mod matches;

@@ -26,7 +26,10 @@ static BEGIN_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
         "{ALIVE_FN}{}",
         r#"
 if not alive(KEYS[2], ARGV[1]) then return -2 end
-if redis.call('HGET', KEYS[1], 'state') == 'done' then return -1 end
+local state = redis.call('HGET', KEYS[1], 'state')
+-- No record: the image was erased after its job was queued (gateways make it first).
+if not state then return -2 end
+if state == 'done' then return -1 end
 return redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 "#
     ))
@@ -39,7 +42,8 @@ pub enum Begun {
     Started(u32),
     /// The image is done already (a redelivery).
     AlreadyDone,
-    /// The job's collection was deleted (or re-created) since it was queued.
+    /// The job's collection was deleted (or re-created), or its image erased, since it was
+    /// queued.
     Gone,
 }
 
@@ -67,11 +71,8 @@ static DEAD_LETTER: LazyLock<Script> =
 const DEAD_LETTER_BODY: &str = r#"
 if not alive(KEYS[2], ARGV[3]) then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'done' or state == 'failed' then return 0 end
+if not state or state == 'done' or state == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updated_at', ARGV[2])
-if not redis.call('HGET', KEYS[1], 'created_at') then
-  redis.call('HSET', KEYS[1], 'created_at', ARGV[2])
-end
 redis.call('HDEL', KEYS[1], 'attempts')
 return 1
 "#;

@@ -6,6 +6,7 @@ mod alignment;
 mod api_keys;
 mod attempts;
 mod collections;
+mod erase;
 mod gateway_ops;
 mod keys;
 mod link;
@@ -27,11 +28,12 @@ pub use self::{
     api_keys::ApiKeyRecord,
     attempts::{Begun, DEAD_LETTERED},
     collections::CollectionErased,
+    erase::Erased,
     gateway_ops::Claim,
     keys::Keys,
     model::{FaceBox, FaceRecord, ImageState, ImageStatus, MatchDetail},
     schema::SchemaOutcome,
-    worker_ops::{Appended, DESCRIPTOR_LEN, FacelogEntry, ImageMeta, LogId},
+    worker_ops::{Appended, DESCRIPTOR_LEN, FacelogEntry, FacelogPage, ImageMeta, LogId},
 };
 pub use deadpool_redis::redis;
 

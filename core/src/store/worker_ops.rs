@@ -14,7 +14,7 @@ pub const DESCRIPTOR_LEN: usize = 128;
 /// Appends a job's faces to `facelog` once, each entry with the descriptor crop it was made
 /// with. KEYS: image, faces, facelog, epoch. ARGV: hash, faces JSON, width, height, model, now,
 /// alignment, epoch guard, then one 512-byte descriptor per face. Returns `{'gone'}` when the
-/// job's collection was deleted since it was queued, `{'done'}` when the job already finished,
+/// job's collection was deleted or its image erased since it was queued, `{'done'}` when the job already finished,
 /// else `{'ids', 'id1,id2,…'}` — the ids of the first (and only) append, whichever delivery
 /// made it.
 static APPEND_FACES: LazyLock<Script> = LazyLock::new(|| {
@@ -23,6 +23,8 @@ static APPEND_FACES: LazyLock<Script> = LazyLock::new(|| {
         r#"
 if not alive(KEYS[4], ARGV[8]) then return {'gone'} end
 local state = redis.call('HGET', KEYS[1], 'state')
+-- No record: the image was erased after its job was queued (gateways make it first).
+if not state then return {'gone'} end
 if state == 'done' then return {'done'} end
 local logged = redis.call('HGET', KEYS[1], 'log_ids')
 if logged then return {'ids', logged} end
@@ -34,9 +36,6 @@ end
 local joined = table.concat(ids, ',')
 redis.call('HSET', KEYS[1], 'log_ids', joined, 'faces', #ARGV - 8, 'width', ARGV[3],
   'height', ARGV[4], 'model', ARGV[5], 'updated_at', ARGV[6])
-if not state then
-  redis.call('HSET', KEYS[1], 'state', 'queued', 'created_at', ARGV[6])
-end
 redis.call('SET', KEYS[2], ARGV[2])
 return {'ids', joined}
 "#
@@ -44,17 +43,22 @@ return {'ids', joined}
 });
 
 /// Writes matches both ways (keeping the smallest distance) and marks the job done, unless its
-/// collection is gone. KEYS: image, matches:{hash}, epoch, then matches:{other} per pair. ARGV:
-/// hash, now, epoch guard, then (other hash, distance) per pair. Returns 0 when gone.
+/// collection is gone or its image erased; a pair whose other image was erased meanwhile is
+/// skipped. KEYS: image, matches:{hash}, epoch, then (matches:{other}, image:{other}) per pair.
+/// ARGV: hash, now, epoch guard, then (other hash, distance) per pair. Returns 0 when gone.
 static FINISH_JOB: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{ALIVE_FN}{}",
         r#"
 if not alive(KEYS[3], ARGV[3]) then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 for i = 4, #ARGV, 2 do
-  local other_key = KEYS[(i - 4) / 2 + 4]
-  redis.call('ZADD', KEYS[2], 'LT', ARGV[i + 1], ARGV[i])
-  redis.call('ZADD', other_key, 'LT', ARGV[i + 1], ARGV[1])
+  local pair = (i - 4) / 2
+  local other_matches, other_image = KEYS[4 + 2 * pair], KEYS[5 + 2 * pair]
+  if redis.call('EXISTS', other_image) == 1 then
+    redis.call('ZADD', KEYS[2], 'LT', ARGV[i + 1], ARGV[i])
+    redis.call('ZADD', other_matches, 'LT', ARGV[i + 1], ARGV[1])
+  end
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error')
@@ -63,18 +67,17 @@ return 1
     ))
 });
 
-/// Marks a job failed with its reason, unless it is already done or its collection is gone.
+/// Marks a job failed with its reason, unless it is already done, its image erased or its
+/// collection gone.
 /// KEYS: image, epoch. ARGV: reason, now, epoch guard.
 static FAIL_JOB: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{ALIVE_FN}{}",
         r#"
 if not alive(KEYS[2], ARGV[3]) then return 0 end
-if redis.call('HGET', KEYS[1], 'state') ~= 'done' then
+local state = redis.call('HGET', KEYS[1], 'state')
+if state and state ~= 'done' then
   redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updated_at', ARGV[2])
-  if not redis.call('HGET', KEYS[1], 'created_at') then
-    redis.call('HSET', KEYS[1], 'created_at', ARGV[2])
-  end
 end
 return 1
 "#
@@ -115,6 +118,18 @@ pub struct FacelogEntry {
     pub descriptor: [f32; DESCRIPTOR_LEN],
 }
 
+/// A page of `facelog`: its faces, the faces erased since (by log id), and the newest entry
+/// read of either kind.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FacelogPage {
+    pub faces: Vec<FacelogEntry>,
+    /// Log ids of faces erased (`DELETE /images/{hash}`), to be dropped from an index.
+    pub erased: Vec<LogId>,
+    pub last: Option<LogId>,
+    /// Entries read, of either kind.
+    pub entries: usize,
+}
+
 /// What appending a job's faces found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
@@ -149,6 +164,30 @@ fn descriptor_from(bytes: &[u8]) -> Option<[f32; DESCRIPTOR_LEN]> {
         *v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
     }
     Some(out)
+}
+
+/// One face entry of `facelog`.
+fn face_entry(id: LogId, fields: &[(String, Value)]) -> Result<FacelogEntry, StoreError> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| match v {
+                Value::BulkString(b) => Some(b.as_slice()),
+                _ => None,
+            })
+    };
+    let corrupt = || StoreError::Corrupt(format!("facelog entry {id}"));
+    let hash = field("h")
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(corrupt)?;
+    let descriptor = field("d").and_then(descriptor_from).ok_or_else(corrupt)?;
+    Ok(FacelogEntry {
+        id,
+        hash,
+        descriptor,
+    })
 }
 
 impl Store {
@@ -195,13 +234,14 @@ impl Store {
         .await
     }
 
-    /// Up to `count` `facelog` entries with `after < id ≤ until` (open ends when `None`).
+    /// Up to `count` `facelog` entries with `after < id ≤ until` (open ends when `None`): faces,
+    /// and erasure entries (field `x`: the log ids of an erased image's faces).
     pub async fn read_facelog(
         &self,
         after: Option<LogId>,
         until: Option<LogId>,
         count: usize,
-    ) -> Result<Vec<FacelogEntry>, StoreError> {
+    ) -> Result<FacelogPage, StoreError> {
         self.timed("redis.read_facelog", async {
             let mut conn = self.conn().await?;
             let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
@@ -214,32 +254,25 @@ impl Store {
                 .arg(count)
                 .query_async(&mut conn)
                 .await?;
-            reply
-                .into_iter()
-                .map(|(id, fields)| {
-                    let id: LogId = id.parse()?;
-                    let field = |name: &str| {
-                        fields
-                            .iter()
-                            .find(|(k, _)| k == name)
-                            .and_then(|(_, v)| match v {
-                                Value::BulkString(b) => Some(b.as_slice()),
-                                _ => None,
-                            })
-                    };
-                    let corrupt = || StoreError::Corrupt(format!("facelog entry {id}"));
-                    let hash = field("h")
-                        .and_then(|b| std::str::from_utf8(b).ok())
-                        .and_then(|s| s.parse().ok())
-                        .ok_or_else(corrupt)?;
-                    let descriptor = field("d").and_then(descriptor_from).ok_or_else(corrupt)?;
-                    Ok(FacelogEntry {
-                        id,
-                        hash,
-                        descriptor,
-                    })
-                })
-                .collect()
+            let mut page = FacelogPage {
+                entries: reply.len(),
+                ..FacelogPage::default()
+            };
+            for (id, fields) in reply {
+                let id: LogId = id.parse()?;
+                page.last = Some(id);
+                if let Some((_, Value::BulkString(erased))) = fields.iter().find(|(k, _)| k == "x")
+                {
+                    let text = std::str::from_utf8(erased)
+                        .map_err(|_| StoreError::Corrupt(format!("facelog erasure {id}")))?;
+                    for one in text.split(',').filter(|s| !s.is_empty()) {
+                        page.erased.push(one.parse()?);
+                    }
+                    continue;
+                }
+                page.faces.push(face_entry(id, &fields)?);
+            }
+            Ok(page)
         })
         .await
     }
@@ -261,6 +294,7 @@ impl Store {
                 .arg(self.guard().arg());
             for (other, distance) in matches {
                 call.key(self.keys().matches(*other))
+                    .key(self.keys().image(*other))
                     .arg(other.to_string())
                     .arg(*distance);
             }

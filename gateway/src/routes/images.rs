@@ -11,7 +11,7 @@ use poem_openapi::{
 
 use super::matches::parse_hash;
 use crate::{
-    auth::{Caller, ReadScope},
+    auth::{Caller, DeleteScope, ReadScope},
     error::ApiError,
 };
 
@@ -102,7 +102,28 @@ impl From<ImageStatus> for ImageDoc {
     }
 }
 
-/// Image status.
+/// What `DELETE /images/{hash}` removed.
+#[derive(Debug, Object)]
+pub struct ImageErased {
+    pub hash: String,
+    /// Filenames that pointed at the image.
+    pub names: u64,
+    /// URLs bound to it (each may be scanned afresh).
+    pub urls: u64,
+    /// Images it was matched with (each lost its entry for it).
+    pub matches: u64,
+    /// Faces (descriptors) removed from the face log.
+    pub faces: u64,
+}
+
+/// `GET /urls?url=`: the image a scanned URL is bound to.
+#[derive(Debug, Object)]
+pub struct UrlBinding {
+    pub url: String,
+    pub hash: String,
+}
+
+/// Image status and erasure.
 #[derive(Debug)]
 pub struct ImageApi;
 
@@ -135,6 +156,64 @@ impl ImageApi {
                 return Ok(Json(status.into()));
             }
             tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// Forget an image
+    ///
+    /// Removes the image from the key's collection: its record, filenames, URLs (which may
+    /// then be scanned afresh), faces and descriptors, and every match entry pointing at it,
+    /// both ways; every worker drops its faces from its index. A job of the image still queued
+    /// or running writes nothing. Uploading the same bytes again is a new scan.
+    #[oai(
+        path = "/images/:hash",
+        method = "delete",
+        operation_id = "deleteImage"
+    )]
+    async fn delete_image(
+        &self,
+        caller: Caller<DeleteScope>,
+        /// The image's hash: 32 lowercase hex characters.
+        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
+        hash: Path<String>,
+    ) -> Result<Json<ImageErased>, ApiError> {
+        let hash = parse_hash(&hash)?;
+        let Some(erased) = caller.store.erase_image(hash).await? else {
+            return Err(ApiError::not_found(format!("no image has hash {hash}")));
+        };
+        crate::metrics::erased(erased.faces);
+        tracing::info!(target: "gateway::audit", key_id = caller.key_id(), collection = %caller.collection(), %hash, names = erased.names, urls = erased.urls, matches = erased.matches, faces = erased.faces, "image erased");
+        Ok(Json(ImageErased {
+            hash: hash.to_string(),
+            names: erased.names,
+            urls: erased.urls,
+            matches: erased.matches,
+            faces: erased.faces,
+        }))
+    }
+
+    /// The image of a URL
+    ///
+    /// The hash a URL scanned in the key's collection is bound to (to forget it, say).
+    #[oai(path = "/urls", method = "get", operation_id = "getUrl")]
+    async fn url(
+        &self,
+        state: poem::web::Data<&crate::state::AppState>,
+        caller: Caller<ReadScope>,
+        /// The URL as it was scanned.
+        #[oai(validator(max_length = 8192))]
+        url: Query<String>,
+    ) -> Result<Json<UrlBinding>, ApiError> {
+        // Spelled as a scan records it (normalised); a URL a scan would refuse is unknown.
+        let key = crate::fetch::check_url(url.0.trim(), state.fetcher.config())
+            .map(|u| u.to_string())
+            .map_err(|_| ApiError::not_found("no image is bound to this URL"))?;
+        match caller.store.hash_of_url(&key).await? {
+            Some(hash) => Ok(Json(UrlBinding {
+                url: key,
+                hash: hash.to_string(),
+            })),
+            None => Err(ApiError::not_found("no image is bound to this URL")),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! formed or how the device sums.
 
 mod device;
+mod erase;
 mod host;
 mod quantized;
 
@@ -73,6 +74,11 @@ pub struct FaceIndex {
     storage: Storage,
     owners: Vec<ImageHash>,
     ids: Vec<LogId>,
+    /// The newest log entry read, face or erasure (ahead of `ids` after an erasure).
+    seen: Option<LogId>,
+    /// Rows erased on the device layout, skipped by searches until the index is rebuilt (the
+    /// CPU layout drops its erased rows at once).
+    erased: std::collections::HashSet<LogId>,
 }
 
 impl std::fmt::Debug for FaceIndex {
@@ -103,6 +109,8 @@ impl FaceIndex {
             storage,
             owners: Vec::new(),
             ids: Vec::new(),
+            seen: None,
+            erased: std::collections::HashSet::new(),
         }
     }
 
@@ -118,18 +126,23 @@ impl FaceIndex {
         }
     }
 
-    /// Faces held.
+    /// Faces held (erased ones excluded).
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ids.len() - self.erased.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len() == 0
     }
 
-    /// The newest log id held.
+    /// The newest log entry read into the index (a face or an erasure).
     pub fn last_id(&self) -> Option<LogId> {
-        self.ids.last().copied()
+        self.seen.max(self.ids.last().copied())
+    }
+
+    /// Notes that the log was read up to `id` (an erasure entry adds no row).
+    pub fn saw(&mut self, id: LogId) {
+        self.seen = self.seen.max(Some(id));
     }
 
     /// Bytes held per face: descriptor (f32), its int8 filter copy on the CPU (norm on
@@ -142,9 +155,10 @@ impl FaceIndex {
         DESCRIPTOR_LEN * 4 + filter + 16 + 16
     }
 
-    /// Bytes held by the index.
+    /// Bytes held by the index (rows erased on the device layout still count: they are held
+    /// until a rebuild).
     pub fn memory_bytes(&self) -> usize {
-        self.len() * self.bytes_per_face()
+        self.ids.len() * self.bytes_per_face()
     }
 
     /// Appends entries newer than [`Self::last_id`] (older ones are ignored).
@@ -195,7 +209,7 @@ impl FaceIndex {
     /// Every stored face within `threshold` of each query that is older than the query
     /// (`id` lower) and belongs to another image, in (query, row) order.
     pub fn search(&self, queries: &[Query], threshold: f32) -> Result<Vec<Hit>, IndexError> {
-        if queries.is_empty() || self.is_empty() {
+        if queries.is_empty() || self.ids.is_empty() {
             return Ok(Vec::new());
         }
         // Rows each query may see: those with a lower log id.
@@ -227,7 +241,9 @@ impl FaceIndex {
         stored: &[f32],
         threshold: f32,
     ) -> Option<(usize, usize, Hit)> {
-        if self.owners[row] == query.hash {
+        if self.owners[row] == query.hash
+            || (!self.erased.is_empty() && self.erased.contains(&self.ids[row]))
+        {
             return None;
         }
         let distance = exact_distance(&query.descriptor, stored);

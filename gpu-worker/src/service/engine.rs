@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use facematch_core::{Collection, store::FacelogEntry};
+use facematch_core::{Collection, store::FacelogPage};
 use image::RgbImage;
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,7 +34,7 @@ enum Command {
         tracing::Span,
         Reply<(Vec<Vec<Face>>, StageTimings)>,
     ),
-    Extend(Held, Vec<FacelogEntry>, Reply<IndexStats>),
+    Extend(Held, FacelogPage, Reply<IndexStats>),
     Stats(Held, Reply<IndexStats>),
     Search(Collection, Vec<Query>, f32, tracing::Span, Reply<Vec<Hit>>),
     Drop(Collection, Reply<IndexStats>),
@@ -141,9 +141,16 @@ impl Engine {
                             let _guard = span.enter();
                             let _ = reply.send(pipeline.run_timed(&images).map_err(Into::into));
                         }
-                        Command::Extend(held, entries, reply) => {
+                        Command::Extend(held, page, reply) => {
                             let collection = held.collection.clone();
-                            let result = indexes.of(held).extend(&entries);
+                            let index = indexes.of(held);
+                            let result = index.extend(&page.faces).map(|()| {
+                                // Erasures name only older faces, already read.
+                                index.erase(&page.erased);
+                                if let Some(last) = page.last {
+                                    index.saw(last);
+                                }
+                            });
                             let stats =
                                 indexes.stats(indexes.by_collection.get(&collection).map(|e| &e.1));
                             let _ = reply.send(result.map(|()| stats).map_err(Into::into));
@@ -198,14 +205,10 @@ impl Engine {
         self.call(|reply| Command::Infer(images, span, reply)).await
     }
 
-    /// Adds `facelog` entries to a collection's index (made afresh for a new epoch).
-    pub async fn extend(
-        &self,
-        held: Held,
-        entries: Vec<FacelogEntry>,
-    ) -> Result<IndexStats, EngineError> {
-        self.call(|reply| Command::Extend(held, entries, reply))
-            .await
+    /// Adds a page of `facelog` to a collection's index (made afresh for a new epoch): its
+    /// faces added, its erased faces dropped.
+    pub async fn extend(&self, held: Held, page: FacelogPage) -> Result<IndexStats, EngineError> {
+        self.call(|reply| Command::Extend(held, page, reply)).await
     }
 
     /// A collection's index size and newest entry (an index of another epoch is dropped

@@ -139,7 +139,7 @@ impl Matcher {
                 store.read_facelog(stats.last_id, until, CATCH_UP_PAGE)
             })
             .await?;
-            let done = page.len() < CATCH_UP_PAGE;
+            let done = page.entries < CATCH_UP_PAGE;
             stats = self
                 .engine
                 .extend(held.clone(), page)

@@ -310,10 +310,11 @@ impl Processor {
         Ok(())
     }
 
-    /// Acks a job whose collection was deleted since it was queued: nothing of it is stored.
+    /// Acks a job whose image was erased, or whose collection was deleted, since it was
+    /// queued: nothing of it is stored.
     async fn drop_gone(&self, job: &mut DecodedJob, hash: ImageHash) {
-        tracing::info!(parent: &job.span, %hash, "the job's collection was deleted; dropping the job");
-        self.metrics.job("collection_gone");
+        tracing::info!(parent: &job.span, %hash, "the job's image was erased or its collection deleted; dropping the job");
+        self.metrics.job("gone");
         job.settlement.ack().await;
     }
 }

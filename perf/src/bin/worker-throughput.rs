@@ -102,6 +102,10 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
             content_type: "image/jpeg".into(),
             trace_headers: vec![],
         };
+        // As a gateway does: the record first (a worker writes nothing without one).
+        store
+            .claim_image(meta.hash, Duration::from_secs(900))
+            .await?;
         publisher.publish_job(&meta, &bytes).await?;
         hashes.push(meta.hash);
     }
