@@ -196,6 +196,9 @@ async fn key_changes_are_audited_without_the_key() {
         line.contains(&hash) && line.contains("bootstrap-admin") && line.contains("names=1"),
         "{line}"
     );
-    assert!(!line.contains("secret-name"), "an erasure line names no file: {line}");
+    assert!(
+        !line.contains("secret-name"),
+        "an erasure line names no file: {line}"
+    );
     remove_namespace(&ns.store, &ns.topology, &ns.inspector).await;
 }

@@ -302,3 +302,79 @@ async fn scans_and_erasures_interleaved_under_two_workers_leave_the_collection_c
     })
     .await;
 }
+
+/// Erased while its job runs: the worker's Redis link is stalled at a proxy the test owns once
+/// the job has started, the erasure goes through meanwhile, and the held writes then find no
+/// record and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_erased_while_its_job_runs_stays_erased() {
+    within(async {
+        let sys = System::new("erase-running").await;
+        let proxy =
+            facematch_core::testing::Proxy::start("127.0.0.1:6379".parse().expect("addr")).await;
+        let (mut args, metrics) = sys.worker_args_with_metrics(4);
+        args.service.redis.redis_url = format!("redis://{}", proxy.addr);
+        let worker = sys.start_worker(args);
+        sys.wait_scan_consumers(1, WAIT).await;
+        let bytes = demo(5);
+        let hash = sys.scan("group.jpg", bytes.clone()).await;
+        let deadline = std::time::Instant::now() + WAIT;
+        while sys.attempts(hash).await == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // Started (its attempt counted): hold its next writes.
+        proxy.stall();
+        let held = proxy.held_chunks();
+        while proxy.held_chunks() == held {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no write was caught in the stall"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_ne!(
+            sys.get_json(&format!("/images/{hash}")).await["state"],
+            "done",
+            "caught before it finished"
+        );
+        let (status, body) = erase(&sys, hash).await;
+        assert_eq!(status, 200, "{body}");
+        proxy.resume();
+        while worker_metrics(&metrics)
+            .await
+            .get(r#"facematch_worker_jobs_total{outcome="gone"}"#)
+            .copied()
+            .unwrap_or(0.0)
+            < 1.0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job was not dropped"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(sys.get(&format!("/images/{hash}")).await.0, 404);
+        let text = hash.to_string();
+        assert!(
+            dump(&sys)
+                .await
+                .iter()
+                .all(|(k, v)| !k.contains(&text) && !v.contains(&text)),
+            "the held writes recreated nothing"
+        );
+        assert!(
+            sys.facelog_owners().await.is_empty(),
+            "no face of it is logged"
+        );
+        // And the same bytes again are a new scan.
+        let again = sys.scan("group-again.jpg", bytes).await;
+        assert_eq!(sys.wait_final(again, WAIT).await["state"], "done");
+        worker.stop().await;
+        sys.cleanup().await;
+    })
+    .await;
+}
