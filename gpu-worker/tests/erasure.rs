@@ -378,3 +378,49 @@ async fn an_image_erased_while_its_job_runs_stays_erased() {
     })
     .await;
 }
+
+/// Both running workers hold an erased group photo's five faces; new images shared between
+/// them (the broker gives each a share) make each catch up, and each index then holds the
+/// other photo's faces and the new ones, never the five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_running_worker_drops_an_erased_images_faces() {
+    within(async {
+        let sys = System::new("erase-each").await;
+        let (args, first) = sys.worker_args_with_metrics(1);
+        let one = sys.start_worker(args);
+        let (args, second) = sys.worker_args_with_metrics(1);
+        let two = sys.start_worker(args);
+        sys.wait_scan_consumers(2, WAIT).await;
+        let photo = sys.scan("photo.jpg", demo(1)).await;
+        let group = sys.scan("group.jpg", demo(5)).await;
+        for h in [photo, group] {
+            assert_eq!(sys.wait_final(h, WAIT).await["state"], "done");
+        }
+        let faces = |status: serde_json::Value| status["face_count"].as_u64().expect("count");
+        let photo_faces = faces(sys.get_json(&format!("/images/{photo}")).await) as f64;
+        let group_faces = faces(sys.get_json(&format!("/images/{group}")).await) as f64;
+        assert!(group_faces >= 4.0, "a group photo: {group_faces} faces");
+        assert_eq!(erase(&sys, group).await.0, 200);
+
+        let mut news = Vec::new();
+        for (i, scale) in [0.8, 0.9, 1.1, 1.2].into_iter().enumerate() {
+            let bytes = face_crop(1, i % 3, scale, ImageFormat::Png);
+            news.push(sys.scan(&format!("new-{i}.png"), bytes).await);
+        }
+        for h in &news {
+            assert_eq!(sys.wait_final(*h, WAIT).await["state"], "done");
+        }
+        for metrics in [&first, &second] {
+            let held = index_faces(metrics).await;
+            assert!(
+                held > photo_faces && held <= photo_faces + news.len() as f64,
+                "a worker holds {held} faces: the photo's {photo_faces} and new ones, not the \
+                 erased {group_faces}"
+            );
+        }
+        one.stop().await;
+        two.stop().await;
+        sys.cleanup().await;
+    })
+    .await;
+}
