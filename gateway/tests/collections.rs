@@ -110,6 +110,20 @@ async fn two_collections_share_nothing_in_either_direction() {
         serde_json::json!([url])
     );
 
+    // The URL's image, as each collection knows it (what `facematch forget URL` looks up).
+    let query = format!("/urls?url={}", url.replace(':', "%3A").replace('/', "%2F"));
+    let bound = env.get_as(&a, &query).await;
+    assert_eq!(
+        (bound.status, bound.body["hash"].as_str()),
+        (200, Some(url_hash)),
+        "{}",
+        bound.body
+    );
+    let unknown_url = env
+        .get_as(&a, "/urls?url=http%3A%2F%2F127.0.0.1%3A9%2Fnever.png")
+        .await;
+    assert_eq!(unknown_url.status, 404, "{}", unknown_url.body);
+
     // Every job carries its collection and that collection's epoch.
     let messages = env.drain_queue().await;
     let mut by_collection: HashMap<String, usize> = HashMap::new();
