@@ -33,7 +33,7 @@ pub fn death_reason(properties: &BasicProperties) -> String {
 pub async fn mark_failed(processor: Processor, mut rx: mpsc::Receiver<Received>) {
     let metrics: &Metrics = &processor.metrics;
     while let Some(Received { delivery, .. }) = rx.recv().await {
-        let mut settlement = Settlement::new(delivery.acker);
+        let mut settlement = Settlement::new(delivery.acker, metrics.clone());
         let properties = delivery.properties;
         match JobMeta::from_properties(&properties) {
             Ok(meta) => {

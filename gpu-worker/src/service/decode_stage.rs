@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{consumer::Received, settle::Settlement};
+use super::{Metrics, consumer::Received, settle::Settlement};
 use crate::decode::{DecodeLimits, decode_image_with};
 
 /// One job of a batch, ready for the engine (or already failed).
@@ -38,8 +38,9 @@ pub async fn decode_batch(
     deliveries: Vec<Received>,
     limiter: Arc<Semaphore>,
     limits: DecodeLimits,
+    metrics: &Metrics,
 ) -> Vec<DecodedJob> {
-    run_decoders(deliveries, move |data, properties, redelivered| {
+    run_decoders(deliveries, metrics, move |data, properties, redelivered| {
         decode_one(data, properties, redelivered, limiter.clone(), limits)
     })
     .await
@@ -47,7 +48,11 @@ pub async fn decode_batch(
 
 /// Runs `decode` on each delivery in its own task; the ackers stay here, so a task that fails
 /// puts its delivery back in the queue.
-async fn run_decoders<F, Fut>(deliveries: Vec<Received>, decode: F) -> Vec<DecodedJob>
+async fn run_decoders<F, Fut>(
+    deliveries: Vec<Received>,
+    metrics: &Metrics,
+    decode: F,
+) -> Vec<DecodedJob>
 where
     F: Fn(Vec<u8>, BasicProperties, bool) -> Fut,
     Fut: Future<Output = Decoded> + Send + 'static,
@@ -63,7 +68,7 @@ where
                 ..
             } = delivery;
             let task = tokio::spawn(decode(data, properties, redelivered));
-            (Settlement::new(acker), at, task)
+            (Settlement::new(acker, metrics.clone()), at, task)
         })
         .collect();
     let mut out = Vec::with_capacity(tasks.len());
@@ -178,16 +183,20 @@ mod tests {
             at: Instant::now(),
             delivery: take().await.delivery,
         };
-        let decoded = run_decoders(vec![received], |_, _, _| async {
-            if true {
-                panic!("a bug in a decode task");
-            }
-            Decoded {
-                meta: Err(facematch_core::amqp::MalformedJob("unreachable".into())),
-                image: Err(String::new()),
-                span: tracing::Span::none(),
-            }
-        })
+        let decoded = run_decoders(
+            vec![received],
+            &super::Metrics::default(),
+            |_, _, _| async {
+                if true {
+                    panic!("a bug in a decode task");
+                }
+                Decoded {
+                    meta: Err(facematch_core::amqp::MalformedJob("unreachable".into())),
+                    image: Err(String::new()),
+                    span: tracing::Span::none(),
+                }
+            },
+        )
         .await;
         assert!(decoded.is_empty(), "the failed job is not handed on");
         let again = take().await;

@@ -16,6 +16,7 @@ const QUEUE_SECONDS: &str = "facematch_worker_queue_seconds";
 const INDEX_FACES: &str = "facematch_worker_index_faces";
 const INDEX_BYTES: &str = "facematch_worker_index_bytes";
 const REDIS_RETRIES: &str = "facematch_worker_redis_retries_total";
+const SETTLE_FAILURES: &str = "facematch_worker_settle_failures_total";
 
 /// Typed recorders over one worker's [`Registry`].
 #[derive(Debug, Clone)]
@@ -45,6 +46,11 @@ impl Default for Metrics {
                     REDIS_RETRIES,
                     "Redis steps retried after a transient failure."
                 );
+                describe_counter!(
+                    SETTLE_FAILURES,
+                    "Acks, requeues and rejects the broker connection did not take (failed or \
+                     timed out), by operation: the job may be delivered again."
+                );
             },
         );
         Self { registry }
@@ -57,7 +63,14 @@ impl Metrics {
         &self.registry
     }
 
-    /// One job ended: `done`, `failed`, `duplicate`, `requeued` or `malformed`.
+    /// An ack, requeue or reject (`op`) that the broker connection did not take.
+    pub fn settle_failure(&self, op: &'static str) {
+        self.registry
+            .record(|| counter!(SETTLE_FAILURES, "op" => op).increment(1));
+    }
+
+    /// One job ended: `done`, `failed`, `duplicate`, `requeued`, `malformed`, `poison`,
+    /// `dead_lettered`, `damaged` or `gone`.
     pub fn job(&self, outcome: &'static str) {
         self.registry
             .record(|| counter!(JOBS, "outcome" => outcome).increment(1));

@@ -367,7 +367,7 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
                 let Ok(slot) = batches_tx.reserve().await else {
                     return;
                 };
-                slot.send(decode_batch(group, limiter.clone(), limits).await);
+                slot.send(decode_batch(group, limiter.clone(), limits, &planner.metrics).await);
             }
         }
     });

@@ -92,7 +92,7 @@ impl Processor {
                 store.mark_dead_lettered(hash, &reason)
             })
             .await;
-        let mut settlement = Settlement::new(received.delivery.acker);
+        let mut settlement = Settlement::new(received.delivery.acker, self.metrics.clone());
         // Marked, or its record refuses to be (damaged): either way to the dead-letter queue.
         let damaged = matches!(&marked, Err(StepError::Store(e)) if !e.is_transient());
         if marked.is_ok() || damaged {

@@ -10,45 +10,54 @@ use facematch_core::amqp::lapin::{
     options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions},
 };
 
+use super::Metrics;
+
 /// Longest wait for the broker connection to take an ack, nack or reject.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A delivery's acker until the delivery is settled.
+/// A delivery's acker until the delivery is settled, and where a failed settlement is counted.
 #[derive(Debug)]
-pub struct Settlement(Option<Acker>);
+pub struct Settlement {
+    acker: Option<Acker>,
+    metrics: Metrics,
+}
 
 impl Settlement {
-    pub fn new(acker: Acker) -> Self {
-        Self(Some(acker))
+    pub fn new(acker: Acker, metrics: Metrics) -> Self {
+        Self {
+            acker: Some(acker),
+            metrics,
+        }
     }
 
     /// Whether the delivery is still unsettled.
     pub fn is_pending(&self) -> bool {
-        self.0.is_some()
+        self.acker.is_some()
     }
 
     /// Done with: the broker forgets the message.
     pub async fn ack(&mut self) {
-        if let Some(acker) = self.0.take() {
-            settle("ack", acker.ack(BasicAckOptions::default())).await;
+        if let Some(acker) = self.acker.take() {
+            settle(&self.metrics, "ack", acker.ack(BasicAckOptions::default())).await;
         }
     }
 
     /// Back to the queue, for this or another worker.
     pub async fn requeue(&mut self) {
-        if let Some(acker) = self.0.take() {
+        if let Some(acker) = self.acker.take() {
             let options = BasicNackOptions {
                 requeue: true,
                 ..BasicNackOptions::default()
             };
-            settle("requeue", acker.nack(options)).await;
+            settle(&self.metrics, "requeue", acker.nack(options)).await;
         }
     }
 
     /// To the dead-letter queue.
     pub async fn reject(&mut self) {
-        if let Some(acker) = self.0.take() {
+        if let Some(acker) = self.acker.take() {
             settle(
+                &self.metrics,
                 "reject",
                 acker.reject(BasicRejectOptions { requeue: false }),
             )
@@ -58,15 +67,44 @@ impl Settlement {
 }
 
 /// Waits for the broker connection to take an ack, nack or reject, at most
-/// [`SETTLE_TIMEOUT`]. After a failure or a timeout the delivery may still be settled later,
-/// or redelivered by the broker when the channel closes; a job's writes are idempotent.
+/// [`SETTLE_TIMEOUT`]; a failure or a timeout is logged and counted. The delivery may then
+/// still be settled later, or redelivered by the broker when the channel closes; a job's writes
+/// are idempotent.
 async fn settle<E: std::fmt::Display>(
-    what: &str,
+    metrics: &Metrics,
+    what: &'static str,
     op: impl std::future::Future<Output = Result<bool, E>>,
 ) {
     match tokio::time::timeout(SETTLE_TIMEOUT, op).await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(_)) => return,
         Ok(Err(e)) => tracing::warn!(error = %e, "{what} failed; the job may be redelivered"),
         Err(_) => tracing::warn!("{what} timed out; the job may be redelivered"),
+    }
+    metrics.settle_failure(what);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_settlement_the_broker_does_not_take_is_counted() {
+        let metrics = Metrics::default();
+        settle(&metrics, "ack", async { Ok::<bool, String>(true) }).await;
+        settle(&metrics, "ack", async { Err::<bool, _>("channel closed") }).await;
+        settle(&metrics, "requeue", async {
+            Err::<bool, _>("channel closed")
+        })
+        .await;
+        let counted =
+            facematch_core::testing::parse_prometheus(&metrics.registry().render()).expect("text");
+        assert_eq!(
+            counted.get(r#"facematch_worker_settle_failures_total{op="ack"}"#),
+            Some(&1.0)
+        );
+        assert_eq!(
+            counted.get(r#"facematch_worker_settle_failures_total{op="requeue"}"#),
+            Some(&1.0)
+        );
     }
 }
