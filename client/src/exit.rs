@@ -24,6 +24,19 @@ impl Outcome {
         })
     }
 
+    /// One request's result: refused → [`Self::SomeFailed`] (said on stderr); the gateway out
+    /// of reach or refusing the key → an error (exit 2).
+    pub fn of_request(result: Result<(), crate::http::ApiError>) -> anyhow::Result<Self> {
+        match result {
+            Ok(()) => Ok(Self::Ok),
+            Err(e) if !e.is_connection() => {
+                eprintln!("facematch: {e}");
+                Ok(Self::SomeFailed)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The worse of two outcomes.
     pub fn and(self, other: Self) -> Self {
         self.max(other)

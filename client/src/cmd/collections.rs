@@ -67,12 +67,5 @@ pub async fn run(gateway: &GatewayArgs, args: CollectionsArgs) -> anyhow::Result
                 );
             }),
     };
-    match result {
-        Ok(()) => Ok(Outcome::Ok),
-        Err(e) if !e.is_connection() => {
-            eprintln!("facematch: {e}");
-            Ok(Outcome::SomeFailed)
-        }
-        Err(e) => Err(e.into()),
-    }
+    Outcome::of_request(result)
 }

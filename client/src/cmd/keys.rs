@@ -131,12 +131,5 @@ pub async fn run(gateway: &GatewayArgs, args: KeysArgs) -> anyhow::Result<Outcom
         }
         KeysCommand::Generate => Ok(()),
     };
-    match result {
-        Ok(()) => Ok(Outcome::Ok),
-        Err(e) if !e.is_connection() => {
-            eprintln!("facematch: {e}");
-            Ok(Outcome::SomeFailed)
-        }
-        Err(e) => Err(e.into()),
-    }
+    Outcome::of_request(result)
 }

@@ -9,6 +9,7 @@ use facematch_core::ImageHash;
 use crate::{
     exit::Outcome,
     http::{Gateway, GatewayArgs, ImageDoc},
+    output::utc,
 };
 
 /// `facematch status` arguments.
@@ -92,37 +93,9 @@ fn render(doc: &ImageDoc) -> String {
     out
 }
 
-/// Unix milliseconds as `YYYY-MM-DD hh:mm:ss UTC` (days → civil date, H. Hinnant's method).
-fn utc(millis: u64) -> String {
-    let secs = millis / 1000;
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000_123), "2023-11-14 22:13:20 UTC");
-    }
 
     #[test]
     fn renders_known_fields() {
