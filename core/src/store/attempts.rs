@@ -80,14 +80,24 @@ return 1
 impl Store {
     /// The attempts each image has had so far (0 when none or unknown).
     pub async fn attempts(&self, hashes: &[ImageHash]) -> Result<Vec<u32>, StoreError> {
-        if hashes.is_empty() {
+        let images: Vec<(&Store, ImageHash)> = hashes.iter().map(|h| (self, *h)).collect();
+        self.attempts_of(&images).await
+    }
+
+    /// [`Store::attempts`] of images of any collections (each given with its collection's
+    /// store), in one round trip.
+    pub async fn attempts_of(
+        &self,
+        images: &[(&Store, ImageHash)],
+    ) -> Result<Vec<u32>, StoreError> {
+        if images.is_empty() {
             return Ok(Vec::new());
         }
         self.timed("redis.attempts", async {
             let mut conn = self.conn().await?;
             let mut pipe = redis::pipe();
-            for h in hashes {
-                pipe.hget(self.keys().image(*h), "attempts");
+            for (store, h) in images {
+                pipe.hget(store.keys().image(*h), "attempts");
             }
             let counts: Vec<Option<u32>> = pipe.query_async(&mut conn).await?;
             Ok(counts.into_iter().map(Option::unwrap_or_default).collect())

@@ -24,15 +24,20 @@ pub struct CollectionErased {
 const ERASE_PAGE: usize = 500;
 
 impl Store {
-    /// Creates a collection with a fresh epoch; false when it exists already.
-    pub async fn create_collection(&self, collection: &Collection) -> Result<bool, StoreError> {
+    /// Creates a collection with a fresh epoch; its creation time (Unix ms), or `None` when it
+    /// exists already.
+    pub async fn create_collection(
+        &self,
+        collection: &Collection,
+    ) -> Result<Option<u64>, StoreError> {
         let scoped = self.in_collection(collection);
+        let now = now_ms();
         self.timed("redis.create_collection", async {
             let mut conn = self.conn().await?;
             let created: bool = redis::cmd("HSETNX")
                 .arg(self.keys().collections())
                 .arg(collection.as_str())
-                .arg(now_ms())
+                .arg(now)
                 .query_async(&mut conn)
                 .await?;
             if created {
@@ -43,7 +48,20 @@ impl Store {
                     .query_async(&mut conn)
                     .await?;
             }
-            Ok(created)
+            Ok(created.then_some(now))
+        })
+        .await
+    }
+
+    /// Whether a collection exists.
+    pub async fn collection_exists(&self, collection: &Collection) -> Result<bool, StoreError> {
+        self.timed("redis.collection_exists", async {
+            let mut conn = self.conn().await?;
+            Ok(redis::cmd("HEXISTS")
+                .arg(self.keys().collections())
+                .arg(collection.as_str())
+                .query_async(&mut conn)
+                .await?)
         })
         .await
     }
@@ -111,19 +129,7 @@ impl Store {
         let image_prefix = scoped.keys().image_prefix();
         let mut cursor = 0u64;
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .timed("redis.scan", async {
-                    let mut conn = self.conn().await?;
-                    Ok(redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(ERASE_PAGE)
-                        .query_async(&mut conn)
-                        .await?)
-                })
-                .await?;
+            let (next, keys) = self.scan(cursor, &pattern, ERASE_PAGE).await?;
             if !keys.is_empty() {
                 erased.images +=
                     keys.iter().filter(|k| k.starts_with(&image_prefix)).count() as u64;
@@ -143,6 +149,28 @@ impl Store {
             }
             cursor = next;
         }
+    }
+
+    /// One `SCAN` step over the keys matching `pattern`: the next cursor (0 at the end) and a
+    /// page of keys.
+    pub(super) async fn scan(
+        &self,
+        cursor: u64,
+        pattern: &str,
+        count: usize,
+    ) -> Result<(u64, Vec<String>), StoreError> {
+        self.timed("redis.scan", async {
+            let mut conn = self.conn().await?;
+            Ok(redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut conn)
+                .await?)
+        })
+        .await
     }
 }
 

@@ -122,19 +122,7 @@ impl Store {
         let mut cursor = 0u64;
         let mut moved = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .timed("redis.scan", async {
-                    let mut conn = self.conn().await?;
-                    Ok(redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut conn)
-                        .await?)
-                })
-                .await?;
+            let (next, keys) = self.scan(cursor, &pattern, 1000).await?;
             let mut pipe = redis::pipe();
             let mut renames = 0;
             for key in &keys {

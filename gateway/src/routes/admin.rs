@@ -111,12 +111,7 @@ fn parse_collection(name: &str) -> Result<Collection, ApiError> {
 
 async fn existing_collection(store: &Store, name: &str) -> Result<Collection, ApiError> {
     let collection = parse_collection(name)?;
-    let known = store
-        .list_collections()
-        .await?
-        .into_iter()
-        .any(|(c, _)| c == collection);
-    if !known {
+    if !store.collection_exists(&collection).await? {
         return Err(ApiError::not_found(format!(
             "no collection is named {collection:?}; create it first (POST /collections)"
         )));
@@ -219,19 +214,12 @@ impl AdminApi {
         body: AnyJson<NewCollectionRequest>,
     ) -> Result<CreatedCollection, ApiError> {
         let collection = parse_collection(&body.value.name)?;
-        if !state.store.create_collection(&collection).await? {
+        let Some(created_at) = state.store.create_collection(&collection).await? else {
             return Err(ApiError::conflict(format!(
                 "a collection named {collection:?} exists already"
             )));
-        }
+        };
         tracing::info!(target: "gateway::audit", by = caller.key_id(), %collection, "collection created");
-        let created_at = state
-            .store
-            .list_collections()
-            .await?
-            .into_iter()
-            .find(|(c, _)| *c == collection)
-            .map_or(0, |(_, at)| at);
         Ok(CreatedCollection::Created(Json(CollectionInfo {
             name: collection.to_string(),
             created_at,

@@ -10,7 +10,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use facematch_core::{ImageHash, amqp::JobMeta};
+use facematch_core::{ImageHash, amqp::JobMeta, store::Store};
 
 use super::{consumer::Received, processor::Processor, settle::Settlement, step::StepError};
 use crate::decode::canvas_size;
@@ -24,23 +24,27 @@ impl Processor {
             .collect();
         let hashes: Vec<Option<ImageHash>> =
             metas.iter().map(|m| m.as_ref().map(|m| m.hash)).collect();
-        let mut attempts = Vec::with_capacity(metas.len());
-        for meta in &metas {
-            let Some(meta) = meta else {
-                attempts.push(0);
-                continue;
-            };
-            let store = self.store_for(meta);
-            let one = [meta.hash];
-            // Shutting down with Redis away: no counts, the batch is abandoned later anyway.
-            let count = self
-                .retry("reading attempts", || store.attempts(&one))
-                .await
-                .ok()
-                .and_then(|c| c.first().copied())
-                .unwrap_or(0);
-            attempts.push(count);
-        }
+        // One round trip for the batch, each job read in its own collection.
+        let stores: Vec<Option<Store>> = metas
+            .iter()
+            .map(|m| m.as_ref().map(|m| self.store_for(m)))
+            .collect();
+        let known: Vec<(&Store, ImageHash)> = stores
+            .iter()
+            .zip(&hashes)
+            .filter_map(|(store, hash)| Some((store.as_ref()?, (*hash)?)))
+            .collect();
+        // Shutting down with Redis away: no counts, the batch is abandoned later anyway. A
+        // refused read (a damaged record) counts none: counting the attempt refuses the job.
+        let counts = self
+            .retry("reading attempts", || self.store.attempts_of(&known))
+            .await
+            .unwrap_or_else(|_| vec![0; known.len()]);
+        let mut counts = counts.into_iter();
+        let attempts: Vec<u32> = hashes
+            .iter()
+            .map(|h| h.map_or(0, |_| counts.next().unwrap_or(0)))
+            .collect();
         let Some((batch, pixels)) = canvas_pixels(batch).await else {
             return Vec::new();
         };
