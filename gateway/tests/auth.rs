@@ -10,7 +10,7 @@ use std::{
 };
 
 use common::{System, error_code, png};
-use facematch_core::{api_key::generate_key, store::redis};
+use facematch_core::api_key::generate_key;
 use poem::http::Method;
 
 /// Routes that stay open: liveness and readiness probes, the spec and its docs.
@@ -165,42 +165,10 @@ async fn keys_are_listed_without_the_key_and_redis_never_holds_one() {
     assert!(entry["created_at"].as_u64().is_some());
 
     // Every key under the prefix, whatever its type, read whole.
-    let mut conn = env.store.conn().await.expect("redis");
-    let names: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", env.store.keys().prefix()))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
-    assert!(names.iter().any(|n| n.contains("apikey:")), "{names:?}");
-    for name in &names {
-        let kind: String = redis::cmd("TYPE")
-            .arg(name)
-            .query_async(&mut conn)
-            .await
-            .expect("type");
-        let dump: redis::Value = match kind.as_str() {
-            "string" => redis::cmd("GET"),
-            "hash" => redis::cmd("HGETALL"),
-            "set" => redis::cmd("SMEMBERS"),
-            "zset" => redis::Cmd::new()
-                .arg("ZRANGE")
-                .arg(name)
-                .arg(0)
-                .arg(-1)
-                .clone(),
-            "stream" => redis::Cmd::new()
-                .arg("XRANGE")
-                .arg(name)
-                .arg("-")
-                .arg("+")
-                .clone(),
-            other => panic!("unexpected type {other} of {name}"),
-        }
-        .arg(name)
-        .query_async(&mut conn)
-        .await
-        .unwrap_or(redis::Value::Nil);
-        let text = format!("{name} {dump:?}");
+    let dump = env.redis_dump().await;
+    assert!(dump.iter().any(|(n, _)| n.contains("apikey:")), "{dump:?}");
+    for (name, value) in &dump {
+        let text = format!("{name} {value}");
         for key in [&a.key, &b.key, &admin] {
             assert!(
                 !text.contains(&key[4..]),

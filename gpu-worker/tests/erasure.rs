@@ -7,7 +7,9 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use facematch_core::{ImageHash, store::redis};
-use facematch_testkit::{System, images::face_crop, paths::demo, within, worker_metrics};
+use facematch_testkit::{
+    System, images::face_crop, paths::demo, wait_for_jobs, within, worker_metrics,
+};
 use image::ImageFormat;
 use poem::http::Method;
 
@@ -22,45 +24,6 @@ async fn erase(sys: &System, hash: ImageHash) -> (u16, serde_json::Value) {
         .send_as(None, Method::DELETE, &format!("/images/{hash}"), vec![])
         .await;
     (answer.status, answer.body)
-}
-
-/// Every key under the system's prefix with its whole value, as text (binary values escaped).
-async fn dump(sys: &System) -> Vec<(String, String)> {
-    let mut conn = sys.store.conn().await.expect("redis");
-    let names: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", sys.store.keys().prefix()))
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
-    let mut out = Vec::new();
-    for name in names {
-        let kind: String = redis::cmd("TYPE")
-            .arg(&name)
-            .query_async(&mut conn)
-            .await
-            .expect("type");
-        let mut cmd = match kind.as_str() {
-            "string" => redis::cmd("GET"),
-            "hash" => redis::cmd("HGETALL"),
-            "set" => redis::cmd("SMEMBERS"),
-            "zset" => redis::cmd("ZRANGE"),
-            "stream" => redis::cmd("XRANGE"),
-            other => panic!("{name} has type {other}"),
-        };
-        cmd.arg(&name);
-        match kind.as_str() {
-            "zset" => {
-                cmd.arg(0).arg(-1);
-            }
-            "stream" => {
-                cmd.arg("-").arg("+");
-            }
-            _ => {}
-        }
-        let value: redis::Value = cmd.query_async(&mut conn).await.expect("value");
-        out.push((name, format!("{value:?}")));
-    }
-    out
 }
 
 /// The descriptor bytes of an image's faces as they sit in `facelog`.
@@ -121,7 +84,7 @@ async fn an_erased_crop_leaves_no_trace_and_no_worker_matches_it_again() {
             "a second delete is harmless"
         );
         let crop_text = crop.to_string();
-        for (key, value) in dump(&sys).await {
+        for (key, value) in sys.redis_dump().await {
             assert!(!key.contains(&crop_text), "{key} names the erased image");
             assert!(!value.contains(&crop_text), "{key} holds the erased hash");
         }
@@ -191,24 +154,11 @@ async fn a_queued_job_of_an_erased_image_writes_nothing_and_a_reupload_is_a_new_
         let (args, metrics) = sys.worker_args_with_metrics(4);
         let worker = sys.start_worker(args);
         assert_eq!(sys.wait_final(photo, WAIT).await["state"], "done");
-        let deadline = std::time::Instant::now() + WAIT;
-        while worker_metrics(&metrics)
-            .await
-            .get(r#"facematch_worker_jobs_total{outcome="gone"}"#)
-            .copied()
-            .unwrap_or(0.0)
-            < 1.0
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the erased job was not dropped"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_jobs(&metrics, "gone", 1.0, WAIT, "the erased job is dropped").await;
         assert_eq!(sys.get(&format!("/images/{crop}")).await.0, 404);
         let crop_text = crop.to_string();
         assert!(
-            dump(&sys)
+            sys.redis_dump()
                 .await
                 .iter()
                 .all(|(k, v)| !k.contains(&crop_text) && !v.contains(&crop_text)),
@@ -344,23 +294,11 @@ async fn an_image_erased_while_its_job_runs_stays_erased() {
         let (status, body) = erase(&sys, hash).await;
         assert_eq!(status, 200, "{body}");
         proxy.resume();
-        while worker_metrics(&metrics)
-            .await
-            .get(r#"facematch_worker_jobs_total{outcome="gone"}"#)
-            .copied()
-            .unwrap_or(0.0)
-            < 1.0
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the job was not dropped"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_jobs(&metrics, "gone", 1.0, WAIT, "the job is dropped").await;
         assert_eq!(sys.get(&format!("/images/{hash}")).await.0, 404);
         let text = hash.to_string();
         assert!(
-            dump(&sys)
+            sys.redis_dump()
                 .await
                 .iter()
                 .all(|(k, v)| !k.contains(&text) && !v.contains(&text)),

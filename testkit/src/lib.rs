@@ -29,4 +29,4 @@ pub mod worker;
 pub use facematch_core::testing::{TEST_AMQP_URL as AMQP_URL, TEST_REDIS_URL as REDIS_URL};
 pub use system::{MatchTable, Options, System, assert_same_matches, init_tracing, unique, within};
 #[cfg(feature = "worker")]
-pub use worker::{Process, Worker, worker_metrics};
+pub use worker::{Process, Worker, wait_for_jobs, worker_metrics};

@@ -329,6 +329,45 @@ impl System {
         self.store.attempts(&[hash]).await.expect("redis")[0]
     }
 
+    /// Every key under the system's prefix with its whole value, as text (binary values escaped).
+    pub async fn redis_dump(&self) -> Vec<(String, String)> {
+        let mut conn = self.store.conn().await.expect("redis");
+        let names: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.store.keys().prefix()))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        let mut out = Vec::new();
+        for name in names {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&name)
+                .query_async(&mut conn)
+                .await
+                .expect("type");
+            let mut cmd = match kind.as_str() {
+                "string" => redis::cmd("GET"),
+                "hash" => redis::cmd("HGETALL"),
+                "set" => redis::cmd("SMEMBERS"),
+                "zset" => redis::cmd("ZRANGE"),
+                "stream" => redis::cmd("XRANGE"),
+                other => panic!("{name} has type {other}"),
+            };
+            cmd.arg(&name);
+            match kind.as_str() {
+                "zset" => {
+                    cmd.arg(0).arg(-1);
+                }
+                "stream" => {
+                    cmd.arg("-").arg("+");
+                }
+                _ => {}
+            }
+            let value: redis::Value = cmd.query_async(&mut conn).await.expect("value");
+            out.push((name, format!("{value:?}")));
+        }
+        out
+    }
+
     /// Every Redis key under this system's prefix that a request or a job made, sorted.
     pub async fn redis_keys(&self) -> Vec<String> {
         let mut conn = self

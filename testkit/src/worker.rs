@@ -142,3 +142,29 @@ pub async fn worker_metrics(metrics_base: &str) -> HashMap<String, f64> {
         .expect("text");
     facematch_core::testing::parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
+
+/// Waits until the worker at `metrics_base` has counted at least `n` jobs ending in `outcome`
+/// (`facematch_worker_jobs_total{outcome}`); panics with `what` after `timeout`.
+pub async fn wait_for_jobs(
+    metrics_base: &str,
+    outcome: &str,
+    n: f64,
+    timeout: Duration,
+    what: &str,
+) {
+    let series = format!(r#"facematch_worker_jobs_total{{outcome="{outcome}"}}"#);
+    let deadline = std::time::Instant::now() + timeout;
+    while worker_metrics(metrics_base)
+        .await
+        .get(&series)
+        .copied()
+        .unwrap_or(0.0)
+        < n
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
