@@ -66,6 +66,19 @@ return record
     )
 });
 
+impl ApiKeyRecord {
+    /// A new key's record, made now (not stored yet).
+    pub fn new(id: String, collection: Collection, scopes: Scopes) -> Self {
+        Self {
+            id,
+            collection,
+            scopes,
+            created_at: now_ms(),
+            last_used_at: None,
+        }
+    }
+}
+
 fn record_from(fields: HashMap<String, String>) -> Result<Option<ApiKeyRecord>, StoreError> {
     if fields.is_empty() {
         return Ok(None);
@@ -184,16 +197,5 @@ impl Store {
             record_from(fields)
         })
         .await
-    }
-
-    /// A new key record made now (not stored yet).
-    pub fn new_api_key_record(id: String, collection: Collection, scopes: Scopes) -> ApiKeyRecord {
-        ApiKeyRecord {
-            id,
-            collection,
-            scopes,
-            created_at: now_ms(),
-            last_used_at: None,
-        }
     }
 }

@@ -153,7 +153,7 @@ impl AdminApi {
         }
         let collection = existing_collection(&state.store, &request.collection).await?;
         let key = generate_key();
-        let record = Store::new_api_key_record(generate_key_id(), collection, scopes);
+        let record = ApiKeyRecord::new(generate_key_id(), collection, scopes);
         if !state
             .store
             .create_api_key(&record, &key_digest(&key))

@@ -164,46 +164,58 @@ pub fn model_id(align: Alignment) -> String {
     format!("face-api-1.7.15/ssd_mobilenetv1+landmark68+recognition/{align}")
 }
 
-/// Moves a store made before collections into `default` (once, whichever process gets there
-/// first; see `facematch_core::store`). Waits while Redis is unreachable; `Ok(false)` when shut
-/// down meanwhile.
-async fn check_schema(store: &Store, shutdown: &watch::Receiver<bool>) -> Result<bool, ServeError> {
+/// Runs a start-up step on Redis until it answers, waiting out an unreachable Redis (logged as
+/// `waiting for Redis to {what}`); `Ok(None)` when shut down meanwhile, `Err` for a refusal.
+async fn wait_for_redis<T, F, Fut>(
+    what: &str,
+    shutdown: &watch::Receiver<bool>,
+    mut step: F,
+) -> Result<Option<T>, facematch_core::store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, facematch_core::store::StoreError>>,
+{
     loop {
-        match store.ensure_schema(Duration::from_secs(300)).await {
-            Ok(_) => return Ok(true),
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "waiting for Redis to check the key layout");
-            }
-            Err(e) => return Err(ServeError::Store(e)),
+        match step().await {
+            Ok(value) => return Ok(Some(value)),
+            Err(e) if e.is_transient() => tracing::warn!(error = %e, "waiting for Redis to {what}"),
+            Err(e) => return Err(e),
         }
         if *shutdown.borrow() {
-            return Ok(false);
+            return Ok(None);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
+/// Moves a store made before collections into `default` (once, whichever process gets there
+/// first; see `facematch_core::store`). `Ok(false)` when shut down meanwhile.
+async fn check_schema(store: &Store, shutdown: &watch::Receiver<bool>) -> Result<bool, ServeError> {
+    let checked = wait_for_redis("check the key layout", shutdown, || {
+        store.ensure_schema(Duration::from_secs(300))
+    })
+    .await?;
+    Ok(checked.is_some())
+}
+
 /// Refuses a crop other than the one the store's faces were made with (recording ours when
-/// the store is empty), so one store never mixes descriptors of the two crops. Waits while
-/// Redis is unreachable; `Ok(false)` when shut down meanwhile.
+/// the store is empty), so one store never mixes descriptors of the two crops. `Ok(false)` when
+/// shut down meanwhile.
 async fn check_alignment(
     store: &Store,
     configured: Alignment,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<bool, ServeError> {
-    loop {
-        match store.store_alignment(&configured.to_string()).await {
-            Ok(stored) if stored == configured.to_string() => return Ok(true),
-            Ok(stored) => return Err(ServeError::AlignmentMismatch { stored, configured }),
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "waiting for Redis to read the store's descriptor crop");
-            }
-            Err(e) => return Err(ServeError::AlignmentUnknown(e)),
-        }
-        if *shutdown.borrow() {
-            return Ok(false);
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    let wanted = configured.to_string();
+    let stored = wait_for_redis("read the store's descriptor crop", shutdown, || {
+        store.store_alignment(&wanted)
+    })
+    .await
+    .map_err(ServeError::AlignmentUnknown)?;
+    match stored {
+        None => Ok(false),
+        Some(stored) if stored == wanted => Ok(true),
+        Some(stored) => Err(ServeError::AlignmentMismatch { stored, configured }),
     }
 }
 
