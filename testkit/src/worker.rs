@@ -73,6 +73,7 @@ impl System {
             align: Alignment::default(),
             decode_threads: Some(2),
             metrics_listen: "127.0.0.1:0".parse().expect("addr"),
+            face_thumbnails: service::Thumbnails::On,
             limits: JobLimits::default(),
             test_engine_fault_after: None,
         }

@@ -1,5 +1,5 @@
 //! Forgetting an image (`DELETE /images/{hash}`): in one script on its collection's shard, its
-//! record, faces, filenames, URLs and matches are removed, every other image's match entry
+//! record, faces, face thumbnails, filenames, URLs and matches are removed, every other image's match entry
 //! pointing at it too, and its faces are deleted from `facelog`. One erasure entry is appended
 //! to `facelog` in their place (field `x`: the erased faces' log ids, no hash), so every
 //! worker drops those rows from its index when it next catches up; a worker that loads the log
@@ -29,7 +29,7 @@ pub struct Erased {
     pub faces: u64,
 }
 
-/// KEYS: image, faces, files, urls, matches, facelog. ARGV: hash, the collection's key scope.
+/// KEYS: image, faces, files, urls, matches, facelog, thumbs. ARGV: hash, the collection's key scope.
 /// Returns `{0}` for an unknown image, else `{1, names, urls, matches, faces}`.
 static ERASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -58,7 +58,7 @@ end
 if logged ~= '' then
   redis.call('XADD', KEYS[6], '*', 'x', logged)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7])
 return {1, #names, #urls, #others, faces}
 "#,
     )
@@ -77,6 +77,7 @@ impl Store {
                 .key(keys.urls(hash))
                 .key(keys.matches(hash))
                 .key(keys.facelog())
+                .key(keys.thumbnails(hash))
                 .arg(hash.to_string())
                 .arg(keys.scope())
                 .invoke_async(&mut conn)

@@ -92,6 +92,12 @@ impl Keys {
         format!("{}faces:{hash}", self.scope)
     }
 
+    /// `thumbs:{hash}` — hash: face number → a small JPEG of that face (absent when the worker
+    /// keeps no face images).
+    pub fn thumbnails(&self, hash: ImageHash) -> String {
+        format!("{}thumbs:{hash}", self.scope)
+    }
+
     /// `matches:{hash}` — sorted set: matched hash → best face distance.
     pub fn matches(&self, hash: ImageHash) -> String {
         format!("{}matches:{hash}", self.scope)
@@ -155,6 +161,7 @@ mod tests {
             keys.urls(h),
             keys.image(h),
             keys.faces(h),
+            keys.thumbnails(h),
             keys.matches(h),
             keys.facelog(),
             keys.epoch(),

@@ -12,8 +12,9 @@ use crate::ImageHash;
 pub const DESCRIPTOR_LEN: usize = 128;
 
 /// Appends a job's faces to `facelog` once, each entry with the descriptor crop it was made
-/// with. KEYS: image, faces, facelog, epoch. ARGV: hash, faces JSON, width, height, model, now,
-/// alignment, epoch guard, then one 512-byte descriptor per face. Returns `{'gone'}` when the
+/// with, and stores their thumbnails. KEYS: image, faces, facelog, epoch, thumbs. ARGV: hash,
+/// faces JSON, width, height, model, now, alignment, epoch guard, the face count n, then one
+/// 512-byte descriptor per face, then n thumbnails or none. Returns `{'gone'}` when the
 /// job's collection was deleted or its image erased since it was queued, `{'done'}` when the job already finished,
 /// else `{'ids', 'id1,id2,…'}` — the ids of the first (and only) append, whichever delivery
 /// made it.
@@ -28,13 +29,19 @@ if not state then return {'gone'} end
 if state == 'done' then return {'done'} end
 local logged = redis.call('HGET', KEYS[1], 'log_ids')
 if logged then return {'ids', logged} end
+local n = tonumber(ARGV[9])
 local ids = {}
-for i = 9, #ARGV do
-  ids[#ids + 1] = redis.call('XADD', KEYS[3], '*', 'h', ARGV[1], 'i', tostring(i - 9), 'd', ARGV[i],
+for i = 1, n do
+  ids[i] = redis.call('XADD', KEYS[3], '*', 'h', ARGV[1], 'i', tostring(i - 1), 'd', ARGV[9 + i],
     'a', ARGV[7])
 end
+if #ARGV == 9 + 2 * n then
+  for i = 1, n do
+    redis.call('HSET', KEYS[5], tostring(i - 1), ARGV[9 + n + i])
+  end
+end
 local joined = table.concat(ids, ',')
-redis.call('HSET', KEYS[1], 'log_ids', joined, 'faces', #ARGV - 8, 'width', ARGV[3],
+redis.call('HSET', KEYS[1], 'log_ids', joined, 'faces', n, 'width', ARGV[3],
   'height', ARGV[4], 'model', ARGV[5], 'updated_at', ARGV[6])
 redis.call('SET', KEYS[2], ARGV[2])
 return {'ids', joined}
@@ -192,13 +199,22 @@ fn face_entry(id: LogId, fields: &[(String, Value)]) -> Result<FacelogEntry, Sto
 
 impl Store {
     /// Stores a job's faces and appends them to `facelog`, once per image whatever the number
-    /// of deliveries.
+    /// of deliveries; `thumbnails` (one JPEG per face, in order) are stored with them unless
+    /// empty.
     pub async fn append_faces(
         &self,
         hash: ImageHash,
         faces: &[FaceRecord],
+        thumbnails: &[Vec<u8>],
         meta: &ImageMeta,
     ) -> Result<Appended, StoreError> {
+        if !thumbnails.is_empty() && thumbnails.len() != faces.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} thumbnails for {} faces of {hash}",
+                thumbnails.len(),
+                faces.len()
+            )));
+        }
         let json = serde_json::to_string(faces)
             .map_err(|e| StoreError::Corrupt(format!("faces of {hash}: {e}")))?;
         self.timed("redis.append_faces", async {
@@ -207,6 +223,7 @@ impl Store {
             call.key(self.keys().faces(hash))
                 .key(self.keys().facelog())
                 .key(self.keys().epoch())
+                .key(self.keys().thumbnails(hash))
                 .arg(hash.to_string())
                 .arg(&json)
                 .arg(meta.width)
@@ -214,9 +231,13 @@ impl Store {
                 .arg(&meta.model)
                 .arg(now_ms())
                 .arg(&meta.alignment)
-                .arg(self.guard().arg());
+                .arg(self.guard().arg())
+                .arg(faces.len());
             for face in faces {
                 call.arg(descriptor_bytes(&face.descriptor));
+            }
+            for thumbnail in thumbnails {
+                call.arg(thumbnail.as_slice());
             }
             let reply: Vec<String> = call.invoke_async(&mut conn).await?;
             match reply.as_slice() {

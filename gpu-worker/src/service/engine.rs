@@ -28,12 +28,16 @@ pub enum EngineError {
 
 type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
+/// What one inference answers: every image's faces, the stage timings, and the images
+/// themselves, handed back for what is cut from them afterwards (thumbnails).
+pub struct Inferred {
+    pub faces: Vec<Vec<Face>>,
+    pub timings: StageTimings,
+    pub images: Vec<RgbImage>,
+}
+
 enum Command {
-    Infer(
-        Vec<RgbImage>,
-        tracing::Span,
-        Reply<(Vec<Vec<Face>>, StageTimings)>,
-    ),
+    Infer(Vec<RgbImage>, tracing::Span, Reply<Inferred>),
     Extend(Held, FacelogPage, Reply<IndexStats>),
     Stats(Held, Reply<IndexStats>),
     Search(Collection, Vec<Query>, f32, tracing::Span, Reply<Vec<Hit>>),
@@ -139,7 +143,15 @@ impl Engine {
                                 panic!("engine fault injected by the test hook");
                             }
                             let _guard = span.enter();
-                            let _ = reply.send(pipeline.run_timed(&images).map_err(Into::into));
+                            let answer =
+                                pipeline
+                                    .run_timed(&images)
+                                    .map(|(faces, timings)| Inferred {
+                                        faces,
+                                        timings,
+                                        images,
+                                    });
+                            let _ = reply.send(answer.map_err(Into::into));
                         }
                         Command::Extend(held, page, reply) => {
                             let collection = held.collection.clone();
@@ -197,10 +209,7 @@ impl Engine {
     }
 
     /// Detect, landmark and describe every face of a batch of images.
-    pub async fn infer(
-        &self,
-        images: Vec<RgbImage>,
-    ) -> Result<(Vec<Vec<Face>>, StageTimings), EngineError> {
+    pub async fn infer(&self, images: Vec<RgbImage>) -> Result<Inferred, EngineError> {
         let span = tracing::info_span!("inference", batch_size = images.len());
         self.call(|reply| Command::Infer(images, span, reply)).await
     }

@@ -23,6 +23,7 @@ mod plan;
 mod processor;
 mod settle;
 pub(crate) mod step;
+mod thumbnails;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -36,6 +37,7 @@ use facematch_core::{
 use tokio::sync::{Semaphore, mpsc, watch};
 
 pub use self::metrics::Metrics;
+pub use self::thumbnails::Thumbnails;
 use self::{
     batcher::next_batch,
     consumer::{ConsumerConfig, Feed, consume},
@@ -85,6 +87,16 @@ pub struct ServeArgs {
     /// Address of the worker's `/metrics` and `/healthz`.
     #[arg(long, env = "FACEMATCH_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     pub metrics_listen: SocketAddr,
+
+    /// `on`: a small JPEG of each face is stored with it, for the web page; `off` keeps no
+    /// face images (the page then shows boxes and names only).
+    #[arg(
+        long,
+        env = "FACEMATCH_FACE_THUMBNAILS",
+        value_enum,
+        default_value = "on"
+    )]
+    pub face_thumbnails: Thumbnails,
 
     #[command(flatten)]
     pub limits: JobLimits,
@@ -323,6 +335,7 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
         max_attempts: args.limits.max_attempts,
         batch_pixels: args.limits.max_batch_pixels,
         failures: FailureStreak::default(),
+        thumbnails: args.face_thumbnails,
     };
     let limits = DecodeLimits {
         max_pixels: args.limits.max_image_pixels,

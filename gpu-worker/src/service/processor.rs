@@ -19,6 +19,7 @@ use super::{
     matcher::{Matcher, NewFaces},
     metrics::Metrics,
     step::{FailureStreak, StepError, retry_redis},
+    thumbnails::{Thumbnails, thumbnails_of},
 };
 use crate::Face;
 
@@ -43,6 +44,8 @@ pub struct Processor {
     pub batch_pixels: u64,
     /// Failed batches in a row (the pause before requeueing).
     pub failures: FailureStreak,
+    /// Whether a thumbnail of each face is stored with it.
+    pub thumbnails: Thumbnails,
 }
 
 fn to_record(face: &Face) -> FaceRecord {
@@ -218,12 +221,13 @@ impl Processor {
         for s in started {
             batch_span.follows_from(batch[s.at].span.id());
         }
-        let (mut faces, timings) = self
+        let inferred = self
             .engine
             .infer(images)
             .instrument(batch_span.clone())
             .await
             .map_err(|e| StepError::from_engine(e, StepError::Inference))?;
+        let (mut faces, timings) = (inferred.faces, inferred.timings);
         // A descriptor that is not finite would damage the stored log for every worker.
         for (s, image_faces) in started.iter().zip(&mut faces) {
             let before = image_faces.len();
@@ -233,10 +237,13 @@ impl Processor {
             }
         }
         self.metrics.inference(started.len(), &timings);
+        let thumbnails = self.thumbnails_of(inferred.images, &faces).await;
 
         // Append every job's faces (once per image, whatever the deliveries).
         let mut appended = Vec::with_capacity(started.len());
-        for ((s, faces), (width, height)) in started.iter().zip(&faces).zip(&sizes) {
+        for (((s, faces), thumbnails), (width, height)) in
+            started.iter().zip(&faces).zip(&thumbnails).zip(&sizes)
+        {
             let records: Vec<FaceRecord> = faces.iter().map(to_record).collect();
             let image_meta = ImageMeta {
                 width: *width,
@@ -246,7 +253,8 @@ impl Processor {
             };
             let result = self
                 .retry("storing faces", || {
-                    s.store.append_faces(s.hash, &records, &image_meta)
+                    s.store
+                        .append_faces(s.hash, &records, thumbnails, &image_meta)
                 })
                 .instrument(tracing::info_span!(parent: &batch[s.at].span, "store.append_faces", faces = records.len()))
                 .await
@@ -308,6 +316,27 @@ impl Processor {
             job.settlement.ack().await;
         }
         Ok(())
+    }
+
+    /// Each image's face thumbnails, cut on a blocking thread; none for an image when they are
+    /// off, or when cutting them failed (the faces matter more than their pictures).
+    async fn thumbnails_of(
+        &self,
+        images: Vec<image::RgbImage>,
+        faces: &[Vec<crate::Face>],
+    ) -> Vec<Vec<Vec<u8>>> {
+        let none = || vec![Vec::new(); faces.len()];
+        if self.thumbnails == Thumbnails::Off {
+            return none();
+        }
+        let (keep, owned) = (self.thumbnails, faces.to_vec());
+        match tokio::task::spawn_blocking(move || thumbnails_of(&images, &owned, keep)).await {
+            Ok(thumbnails) => thumbnails,
+            Err(e) => {
+                tracing::error!(error = %e, "cutting face thumbnails failed; the faces are stored without");
+                none()
+            }
+        }
     }
 
     /// Acks a job whose image was erased, or whose collection was deleted, since it was

@@ -83,6 +83,7 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
         align: Alignment::default(),
         decode_threads: None,
         metrics_listen: "127.0.0.1:0".parse()?,
+        face_thumbnails: gpu_worker::service::Thumbnails::On,
         limits: gpu_worker::service::JobLimits::default(),
         test_engine_fault_after: None,
     };

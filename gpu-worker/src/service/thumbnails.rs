@@ -1,0 +1,123 @@
+//! Face thumbnails: a small JPEG of each face kept, cut square around its box from the decoded
+//! image, for the web page (`FACEMATCH_FACE_THUMBNAILS=off` keeps none).
+
+use clap::ValueEnum;
+use image::{RgbImage, codecs::jpeg::JpegEncoder, imageops};
+
+use crate::Face;
+
+/// Side of a thumbnail, in pixels.
+pub const SIDE: u32 = 96;
+/// Largest thumbnail kept, in bytes.
+pub const MAX_BYTES: usize = 8 * 1024;
+/// How much wider than the face box the cut is (hair, chin and ears in view).
+const MARGIN: f32 = 1.4;
+/// JPEG qualities tried in turn until one fits in [`MAX_BYTES`].
+const QUALITIES: [u8; 4] = [80, 65, 50, 35];
+
+/// Whether the worker keeps a thumbnail of each face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Thumbnails {
+    On,
+    Off,
+}
+
+/// The square around a face box, `MARGIN` times its longer side, moved inside the image and
+/// at most as large as it: `(x, y, side)` in whole pixels, side ≥ 1.
+fn square_around(bbox: [f32; 4], width: u32, height: u32) -> (u32, u32, u32) {
+    let [x, y, w, h] = bbox;
+    let limit = width.min(height).max(1);
+    let side = ((w.max(h) * MARGIN).round() as u32).clamp(1, limit);
+    let centre = |start: f32, len: f32, room: u32| {
+        let from = (start + len / 2.0 - side as f32 / 2.0).round();
+        (from.max(0.0) as u32).min(room.saturating_sub(side))
+    };
+    (centre(x, w, width), centre(y, h, height), side)
+}
+
+/// The thumbnail of one face of `image`: at most [`SIDE`]² pixels and [`MAX_BYTES`] bytes.
+pub fn thumbnail(image: &RgbImage, face: &Face) -> Vec<u8> {
+    let (x, y, side) = square_around(face.bbox, image.width(), image.height());
+    let cut = imageops::crop_imm(image, x, y, side, side).to_image();
+    let small = if side > SIDE {
+        imageops::resize(&cut, SIDE, SIDE, imageops::FilterType::Triangle)
+    } else {
+        cut
+    };
+    let mut out = Vec::new();
+    for quality in QUALITIES {
+        out.clear();
+        let encoded = JpegEncoder::new_with_quality(&mut out, quality).encode_image(&small);
+        if encoded.is_ok() && out.len() <= MAX_BYTES {
+            break;
+        }
+    }
+    out
+}
+
+/// One thumbnail per face of each image, in order; none at all when they are off.
+pub fn thumbnails_of(
+    images: &[RgbImage],
+    faces: &[Vec<Face>],
+    keep: Thumbnails,
+) -> Vec<Vec<Vec<u8>>> {
+    images
+        .iter()
+        .zip(faces)
+        .map(|(image, faces)| match keep {
+            Thumbnails::On => faces.iter().map(|f| thumbnail(image, f)).collect(),
+            Thumbnails::Off => Vec::new(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(bbox: [f32; 4]) -> Face {
+        Face {
+            score: 0.9,
+            bbox,
+            landmarks: [[0.0; 2]; 68],
+            descriptor: [0.0; 128],
+        }
+    }
+
+    #[test]
+    fn the_square_stays_inside_the_image() {
+        assert_eq!(
+            square_around([40.0, 40.0, 20.0, 20.0], 100, 100),
+            (36, 36, 28)
+        );
+        // A box over the top-left corner, and one larger than the image.
+        assert_eq!(
+            square_around([-10.0, -10.0, 30.0, 30.0], 100, 80),
+            (0, 0, 42)
+        );
+        assert_eq!(
+            square_around([0.0, 0.0, 500.0, 500.0], 100, 80),
+            (20, 0, 80)
+        );
+        assert_eq!(
+            square_around([95.0, 70.0, 20.0, 20.0], 100, 80),
+            (72, 52, 28)
+        );
+    }
+
+    #[test]
+    fn a_thumbnail_is_a_small_jpeg_even_of_noise() {
+        let noise = RgbImage::from_fn(800, 600, |x, y| {
+            let v = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)).wrapping_mul(2_654_435_761);
+            image::Rgb([(v >> 8) as u8, (v >> 16) as u8, (v >> 24) as u8])
+        });
+        let jpeg = thumbnail(&noise, &face([100.0, 100.0, 400.0, 400.0]));
+        assert!(jpeg.len() <= MAX_BYTES, "{} bytes", jpeg.len());
+        let decoded = image::load_from_memory(&jpeg).expect("a JPEG");
+        assert_eq!((decoded.width(), decoded.height()), (SIDE, SIDE));
+        let tiny = thumbnail(&noise, &face([10.0, 10.0, 4.0, 4.0]));
+        assert_eq!(image::load_from_memory(&tiny).expect("a JPEG").width(), 6);
+        let none = thumbnails_of(&[noise], &[vec![face([0.0; 4])]], Thumbnails::Off);
+        assert_eq!(none, vec![Vec::<Vec<u8>>::new()]);
+    }
+}
