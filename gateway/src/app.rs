@@ -17,7 +17,8 @@ use crate::{
     error::ApiError,
     route::RouteTable,
     routes::{
-        admin::AdminApi, health::HealthApi, images::ImageApi, matches::MatchApi, scan::ScanApi,
+        admin::AdminApi, faces::FaceApi, health::HealthApi, images::ImageApi, matches::MatchApi,
+        scan::ScanApi,
     },
     state::AppState,
 };
@@ -32,7 +33,7 @@ pub fn app(state: AppState) -> impl Endpoint {
 /// [`metrics_app`], so that what is exposed to the outside is the API alone).
 pub fn app_with(state: AppState, with_metrics: bool) -> impl Endpoint {
     let api = OpenApiService::new(
-        (ScanApi, MatchApi, ImageApi, AdminApi, HealthApi),
+        (ScanApi, MatchApi, ImageApi, FaceApi, AdminApi, HealthApi),
         "facematch",
         env!("CARGO_PKG_VERSION"),
     );
@@ -42,6 +43,7 @@ pub fn app_with(state: AppState, with_metrics: bool) -> impl Endpoint {
     let mut route = Route::new()
         .nest("/", api)
         .nest("/docs", docs)
+        .nest("/ui", crate::ui::routes())
         .at("/openapi.json", spec);
     if with_metrics {
         route = route.at("/metrics", poem::get(crate::metrics::render));

@@ -91,6 +91,11 @@ pub struct Args {
     /// job again (its message may have been lost), e.g. 15m.
     #[arg(long, env = "FACEMATCH_REQUEUE_AFTER", default_value = "15m", value_parser = parse_duration)]
     pub requeue_after: Duration,
+
+    /// The workers' `FACEMATCH_THRESHOLD`: which face pairs `GET /match/{hash}/details?faces=true`
+    /// shows behind each match (set it as the workers have it).
+    #[arg(long, env = "FACEMATCH_THRESHOLD", default_value_t = 0.6)]
+    pub threshold: f32,
 }
 
 impl Args {

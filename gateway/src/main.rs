@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .with_requeue_after(args.requeue_after)
     .with_max_image_pixels(args.max_image_pixels)
+    .with_match_threshold(args.threshold)
     .with_auth(Auth::new(args.auth, admin_key.as_deref()));
     tracing::info!(
         listen = %args.listen,

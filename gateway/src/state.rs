@@ -14,6 +14,9 @@ use crate::{
 /// How long an image may stay `queued` before a re-upload publishes it again.
 pub const DEFAULT_REQUEUE_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// The workers' default match threshold (`FACEMATCH_THRESHOLD`).
+pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.6;
+
 /// Shared by every request (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -36,6 +39,8 @@ pub struct AppState {
     pub budget: Budget,
     /// How long an image may stay `queued` before a re-upload publishes it again.
     pub requeue_after: Duration,
+    /// The workers' match threshold: which face pairs are shown behind a match.
+    pub match_threshold: f32,
 }
 
 impl AppState {
@@ -60,6 +65,7 @@ impl AppState {
             budget: Budget::new(Limits::default().max_buffered),
             limits: Limits::default(),
             requeue_after: DEFAULT_REQUEUE_AFTER,
+            match_threshold: DEFAULT_MATCH_THRESHOLD,
         })
     }
 
@@ -83,6 +89,14 @@ impl AppState {
     /// The same state with other authentication.
     pub fn with_auth(self, auth: Auth) -> Self {
         Self { auth, ..self }
+    }
+
+    /// The same state with another match threshold.
+    pub fn with_match_threshold(self, match_threshold: f32) -> Self {
+        Self {
+            match_threshold,
+            ..self
+        }
     }
 
     /// The same state with another re-queue bound.

@@ -21,6 +21,7 @@ fn concrete(template: &str) -> String {
     template
         .replace("{hash}", &"0".repeat(32))
         .replace("{filename}", "x.png")
+        .replace("{file}", "0.jpg")
         .replace("{id}", "key_0000000000000000")
         .replace("{name}", "no-such-collection")
 }
@@ -116,6 +117,16 @@ async fn a_key_without_the_routes_scope_is_forbidden() {
     for (key, method, path) in [
         (&scan_only.key, Method::GET, format!("/match/{hash}")),
         (&scan_only.key, Method::GET, format!("/images/{hash}")),
+        (
+            &scan_only.key,
+            Method::GET,
+            format!("/images/{hash}/faces/0.jpg"),
+        ),
+        (
+            &scan_only.key,
+            Method::GET,
+            format!("/match/{hash}/details?faces=true"),
+        ),
         (&read_only.key, Method::POST, "/scan/image/b.png".to_owned()),
         (&read_only.key, Method::POST, "/scan/url".to_owned()),
         (&read_only.key, Method::GET, "/keys".to_owned()),

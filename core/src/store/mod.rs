@@ -7,6 +7,7 @@ mod api_keys;
 mod attempts;
 mod collections;
 mod erase;
+mod face_views;
 mod gateway_ops;
 mod keys;
 mod link;
@@ -29,6 +30,7 @@ pub use self::{
     attempts::{Begun, DEAD_LETTERED},
     collections::CollectionErased,
     erase::Erased,
+    face_views::{FacePair, face_pairs},
     gateway_ops::Claim,
     keys::Keys,
     model::{FaceBox, FaceRecord, ImageState, ImageStatus, MatchDetail},

@@ -1,11 +1,19 @@
 //! `GET /match/{hash}`: the names of every other image sharing a face with this one.
 
-use facematch_core::{ImageHash, store::MatchDetail};
-use poem_openapi::{Object, OpenApi, param::Path, payload::Json};
+use facematch_core::{
+    ImageHash,
+    store::{FacePair, MatchDetail},
+};
+use poem_openapi::{
+    Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
 
 use crate::{
     auth::{Caller, ReadScope},
     error::ApiError,
+    state::AppState,
 };
 
 /// One matched image, with the evidence.
@@ -17,6 +25,31 @@ pub struct MatchEntry {
     pub distance: f32,
     /// Every filename / URL of the matched image.
     pub names: Vec<String>,
+    /// With `faces=true`: which face of this image matched which face of the matched one,
+    /// closest first (the pairs within the match threshold).
+    #[oai(skip_serializing_if_is_empty)]
+    pub faces: Vec<FacePairDoc>,
+}
+
+/// A face of the asked image and a face of the matched image.
+#[derive(Debug, Object)]
+pub struct FacePairDoc {
+    /// The face's number in the asked image (its place in `faces` of `GET /images/{hash}`).
+    pub face: u32,
+    /// The face's number in the matched image.
+    pub other_face: u32,
+    /// Euclidean distance between the two faces' descriptors.
+    pub distance: f32,
+}
+
+impl From<FacePair> for FacePairDoc {
+    fn from(p: FacePair) -> Self {
+        Self {
+            face: p.face,
+            other_face: p.other_face,
+            distance: p.distance,
+        }
+    }
 }
 
 impl From<MatchDetail> for MatchEntry {
@@ -25,6 +58,7 @@ impl From<MatchDetail> for MatchEntry {
             hash: d.hash.to_string(),
             distance: d.distance,
             names: d.names,
+            faces: Vec::new(),
         }
     }
 }
@@ -59,7 +93,8 @@ impl MatchApi {
 
     /// Matching images with details
     ///
-    /// Each matching image with its hash, best face distance and names, closest first.
+    /// Each matching image with its hash, best face distance and names, closest first; with
+    /// `faces=true`, also which faces matched.
     #[oai(
         path = "/match/:hash/details",
         method = "get",
@@ -67,14 +102,40 @@ impl MatchApi {
     )]
     async fn match_details(
         &self,
+        state: poem::web::Data<&AppState>,
         caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
+        /// Also list the face pairs behind each match.
+        faces: Query<Option<bool>>,
     ) -> Result<Json<Vec<MatchEntry>>, ApiError> {
         let hash = parse_hash(&hash)?;
         let mut details = caller.store.match_details(hash).await?;
         details.sort_by(|a, b| a.distance.total_cmp(&b.distance));
-        Ok(Json(details.into_iter().map(MatchEntry::from).collect()))
+        let pairs = if faces.0.unwrap_or(false) {
+            let others: Vec<ImageHash> = details.iter().map(|d| d.hash).collect();
+            caller
+                .store
+                .face_pairs(hash, &others, state.match_threshold)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let mut pairs = pairs.into_iter();
+        Ok(Json(
+            details
+                .into_iter()
+                .map(|d| MatchEntry {
+                    faces: pairs
+                        .next()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(FacePairDoc::from)
+                        .collect(),
+                    ..MatchEntry::from(d)
+                })
+                .collect(),
+        ))
     }
 }
