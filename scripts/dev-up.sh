@@ -88,6 +88,7 @@ client=target/release/facematch
 cat <<EOF
 
 facematch is up after $((SECONDS - start)) s. Ctrl-C stops everything.
+  web page     $base/ui/        (drop photos in, look at faces and matches)
   API keys     $FACEMATCH_AUTH (on $FACEMATCH_LISTEN)
   API          $base            (e.g. curl $base/match/HASH)
   API docs     $base/docs

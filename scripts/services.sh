@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure Redis (127.0.0.1:6379) and RabbitMQ (127.0.0.1:5672, guest/guest) are running:
 # starts them when installed but stopped, installs them from Debian packages when missing
-# (as root). Never stops or restarts a running service.
+# (as root). Never stops or restarts a running service. With --browser, also installs the web
+# page's test browser when missing: Debian's chromium and chromium-driver.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -37,3 +38,11 @@ if ! port_open 5672; then
   rabbitmqctl await_startup >/dev/null 2>&1 || true
 fi
 echo "services.sh: redis and rabbitmq are up"
+
+if [ "${1:-}" = --browser ]; then
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "services.sh: installing chromium and chromium-driver (the web page's test browser)"
+    apt_install chromium chromium-driver
+  fi
+  echo "services.sh: $(/usr/bin/chromedriver --version | head -1)"
+fi

@@ -11,7 +11,7 @@ if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
 fi
 scripts/check-standalone.py   # a clone has nothing beside it: no tracked file may look there
 scripts/check-deploy.sh   # first: a few seconds, and needs no build
-scripts/services.sh
+scripts/services.sh --browser   # Redis, RabbitMQ, and Chromium for the page's test
 scripts/fetch-weights.sh
 
 cargo fmt --all --check

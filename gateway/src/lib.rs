@@ -17,6 +17,7 @@ pub mod server;
 pub mod sniff;
 pub mod ssrf;
 pub mod state;
+mod ui;
 
 pub use app::{app, app_with, metrics_app};
 pub use state::AppState;

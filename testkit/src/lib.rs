@@ -8,6 +8,7 @@
 //!   of the demo photos' faces too.
 //! - `golden` (feature `worker`): the comparisons against face-api's and dlib's golden
 //!   outputs, shared by the golden tests and the `gpu-check` binary.
+//! - [`browser`]: a headless Chromium over WebDriver, for the web page's tests.
 //! - [`paths`]: where the weights, demo images and golden files are.
 //!
 //! Every test that uses it talks to the real services and runs the real models on the CPU
@@ -15,6 +16,7 @@
 //! is the `worker` feature, so the gateway's and the store's tests build no model code.
 
 pub mod broker;
+pub mod browser;
 #[cfg(feature = "worker")]
 mod faces;
 #[cfg(feature = "worker")]

@@ -1,0 +1,186 @@
+//! The web page in a real browser (headless Chromium from Debian, over WebDriver), on a real
+//! gateway, worker, RabbitMQ and Redis: the six demo photos uploaded through the page's file
+//! input are all shown `done`, each with as many face boxes as the API has faces, a match shows
+//! the matching face's thumbnail, and clicking it opens the matched image. A screenshot is left
+//! in `target/ui-test/`; a failure names the page's own errors.
+
+use std::time::Duration;
+
+use facematch_testkit::{
+    System,
+    browser::Browser,
+    paths::{demo_path, workspace},
+    within,
+};
+use serde_json::{Value, json};
+
+const DEMO_IMAGES: u32 = 6;
+
+/// What went wrong in the page, for a failure message.
+async fn page_errors(browser: &Browser) -> Value {
+    browser
+        .execute(
+            "return window.facematchErrors || ['errors.js did not run'];",
+            vec![],
+        )
+        .await
+}
+
+/// Saves a screenshot under `target/ui-test/`; its path.
+async fn screenshot(browser: &Browser, name: &str) -> String {
+    let dir = workspace().join("target/ui-test");
+    std::fs::create_dir_all(&dir).expect("target/ui-test");
+    let path = dir.join(name);
+    std::fs::write(&path, browser.screenshot().await).expect("write screenshot");
+    path.display().to_string()
+}
+
+/// Waits for `script`; on timeout saves a screenshot and fails with the page's errors.
+async fn wait_or_fail(browser: &Browser, what: &str, script: &str, timeout: Duration) -> Value {
+    if let Some(value) = browser.wait_for(script, timeout).await {
+        return value;
+    }
+    let shot = screenshot(browser, "failure.png").await;
+    let rows = browser
+        .execute(
+            "return [...document.querySelectorAll('#image-list li')].map(li => li.innerText);",
+            vec![],
+        )
+        .await;
+    panic!(
+        "{what} within {timeout:?}; page errors: {}; rows: {rows}; screenshot: {shot}",
+        page_errors(browser).await
+    );
+}
+
+/// Opens image `hash` in the viewer by clicking its row; the number of face boxes drawn.
+async fn boxes_of(browser: &Browser, hash: &str) -> u64 {
+    let row = browser
+        .find(&format!("#image-list li[data-hash='{hash}'] button"))
+        .await;
+    browser.click(&row).await;
+    let ready = format!(
+        "const v = document.getElementById('viewer');
+         return v.dataset.hash === '{hash}' && v.dataset.ready === 'true'
+           && document.querySelectorAll('#overlay rect.face-box').length;"
+    );
+    // `0` boxes reads as "not yet": every demo photo has faces.
+    wait_or_fail(
+        browser,
+        "the viewer shows the image",
+        &ready,
+        Duration::from_secs(20),
+    )
+    .await
+    .as_u64()
+    .expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_scans_the_demo_photos_and_shows_their_faces_and_matches() {
+    within(async {
+        let mut sys = System::new("webui").await;
+        sys.serve().await;
+        let worker = sys.start_worker(sys.worker_args(4));
+        let browser = Browser::start(1280, 1700).await;
+        browser.goto(&format!("{}/ui", sys.base_url())).await;
+        wait_or_fail(
+            &browser,
+            "the page loads its modules",
+            "return document.readyState === 'complete' && window.facematchErrors !== undefined
+               && !!document.getElementById('file-input');",
+            Duration::from_secs(10),
+        )
+        .await;
+
+        let paths: Vec<String> = (1..=DEMO_IMAGES)
+            .map(|n| {
+                let path = demo_path(n).canonicalize().expect("demo photo");
+                path.display().to_string()
+            })
+            .collect();
+        eprintln!(
+            "web_ui: the page is loaded; uploading {} photos",
+            paths.len()
+        );
+        let input = browser.find("#file-input").await;
+        browser.send_keys(&input, &paths.join("\n")).await;
+        let all_done = format!(
+            "const rows = [...document.querySelectorAll('#image-list li')];
+             return rows.length === {DEMO_IMAGES} && rows.every(r => r.dataset.state === 'done')
+               && rows.map(r => r.dataset.hash);"
+        );
+        eprintln!("web_ui: the files are given to the page");
+        let hashes = wait_or_fail(
+            &browser,
+            "every uploaded photo is done",
+            &all_done,
+            Duration::from_secs(180),
+        )
+        .await;
+        let hashes: Vec<String> = serde_json::from_value(hashes).expect("hashes");
+        let progress = browser
+            .execute(
+                "return document.getElementById('progress').textContent;",
+                vec![],
+            )
+            .await;
+        assert_eq!(progress, json!("6 of 6 sent · 6 done"), "progress line");
+
+        // Every photo: as many boxes as the API has faces.
+        for hash in &hashes {
+            let api = sys.get_json(&format!("/images/{hash}")).await;
+            let faces = api["face_count"].as_u64().expect("face count");
+            assert!(faces > 0, "{api}");
+            assert_eq!(boxes_of(&browser, hash).await, faces, "boxes of {hash}");
+        }
+
+        // A photo with a match shows the matching face's thumbnail; clicking it opens the
+        // matched image.
+        let mut opened = None;
+        for hash in &hashes {
+            boxes_of(&browser, hash).await;
+            let thumb =
+                "const img = document.querySelector('#face-list button.match img.match-thumb');
+                 return !!img && img.complete && img.naturalWidth > 0
+                   && img.closest('button').dataset.hash;";
+            let Some(other) = browser.wait_for(thumb, Duration::from_secs(5)).await else {
+                continue;
+            };
+            let other = other.as_str().expect("hash").to_owned();
+            let button = browser.find("#face-list button.match").await;
+            browser.click(&button).await;
+            let shown = format!(
+                "const v = document.getElementById('viewer');
+                 return v.dataset.hash === '{other}' && v.dataset.ready === 'true';"
+            );
+            wait_or_fail(
+                &browser,
+                "the matched image opens",
+                &shown,
+                Duration::from_secs(20),
+            )
+            .await;
+            opened = Some((hash.clone(), other));
+            break;
+        }
+        let (from, to) = opened.expect("some demo photo shows a match thumbnail");
+        let api = sys.get_json(&format!("/match/{from}/details")).await;
+        assert!(
+            api.as_array()
+                .expect("details")
+                .iter()
+                .any(|m| m["hash"] == to.as_str()),
+            "{to} is one of {from}'s matches: {api}"
+        );
+
+        browser.execute("window.scrollTo(0, 0);", vec![]).await;
+        let shot = screenshot(&browser, "page.png").await;
+        let errors = page_errors(&browser).await;
+        assert_eq!(errors, json!([]), "the page's errors (screenshot {shot})");
+        browser.quit().await;
+        worker.stop().await;
+        sys.cleanup().await;
+    })
+    .await;
+}
