@@ -2,7 +2,9 @@
 //! gateway, worker, RabbitMQ and Redis: the six demo photos uploaded through the page's file
 //! input are all shown `done`, each with as many face boxes as the API has faces, a match shows
 //! the matching face's thumbnail, and clicking it opens the matched image. A screenshot is left
-//! in `target/ui-test/`; a failure names the page's own errors.
+//! in `target/ui-test/`; a failure names the page's own errors. With keys on, the page asks for
+//! one on the first 401, keeps it in the tab's sessionStorage only, and still works at a
+//! phone's width.
 
 use std::time::Duration;
 
@@ -178,6 +180,114 @@ async fn the_page_scans_the_demo_photos_and_shows_their_faces_and_matches() {
         let shot = screenshot(&browser, "page.png").await;
         let errors = page_errors(&browser).await;
         assert_eq!(errors, json!([]), "the page's errors (screenshot {shot})");
+        browser.quit().await;
+        worker.stop().await;
+        sys.cleanup().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_keys_on_the_page_asks_for_one_keeps_it_in_the_tab_and_never_in_an_address() {
+    within(async {
+        let (mut sys, admin) = System::secured("webui-keys").await;
+        let key = sys.create_key(&admin, "default", &["scan", "read"]).await;
+        sys.serve().await;
+        let worker = sys.start_worker(sys.worker_args(4));
+        let browser = Browser::start(390, 844).await; // a phone's width
+        browser.goto(&format!("{}/ui/", sys.base_url())).await;
+        wait_or_fail(
+            &browser,
+            "the page loads its modules",
+            "return document.readyState === 'complete' && !!document.getElementById('file-input');",
+            Duration::from_secs(10),
+        )
+        .await;
+        let photo = demo_path(3).canonicalize().expect("demo photo");
+        let input = browser.find("#file-input").await;
+        browser
+            .send_keys(&input, &photo.display().to_string())
+            .await;
+
+        // The upload's 401 opens the key dialog; the upload goes through once a key is given.
+        wait_or_fail(
+            &browser,
+            "the key dialog opens",
+            "return document.getElementById('key-dialog').open;",
+            Duration::from_secs(20),
+        )
+        .await;
+        let field = browser.find("#key-input").await;
+        browser.send_keys(&field, &key.key).await;
+        browser.click(&browser.find("#key-save").await).await;
+        let hash = wait_or_fail(
+            &browser,
+            "the photo is done with the key",
+            "const row = document.querySelector('#image-list li');
+             return !!row && row.dataset.state === 'done' && row.dataset.hash;",
+            Duration::from_secs(120),
+        )
+        .await;
+        let hash = hash.as_str().expect("hash").to_owned();
+        // Thumbnails come with the key too (fetched, not linked).
+        let row = browser.find("#image-list li button").await;
+        browser.click(&row).await;
+        wait_or_fail(
+            &browser,
+            "the face thumbnails load with the key",
+            "const imgs = [...document.querySelectorAll('#face-list img.face-thumb')];
+             return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);",
+            Duration::from_secs(20),
+        )
+        .await;
+        let kept = browser
+            .execute(
+                "return [sessionStorage.getItem('facematch.key'), localStorage.length,
+                         location.href, document.cookie];",
+                vec![],
+            )
+            .await;
+        assert_eq!(kept[0], json!(key.key), "the key is kept in the tab");
+        assert_eq!(kept[1], json!(0), "nothing in localStorage");
+        let address = kept[2].as_str().expect("href");
+        assert!(
+            !address.contains(&key.key),
+            "never in the address: {address}"
+        );
+        assert_eq!(kept[3], json!(""), "no cookie");
+        let thumbs: Vec<Value> = serde_json::from_value(
+            browser
+                .execute(
+                    "return [...document.querySelectorAll('img')].map(i => i.src);",
+                    vec![],
+                )
+                .await,
+        )
+        .expect("srcs");
+        assert!(
+            thumbs
+                .iter()
+                .all(|s| !s.as_str().unwrap_or("").contains(&key.key)),
+            "no picture address carries the key"
+        );
+        let width = browser
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await;
+        assert!(
+            width[0].as_u64() <= width[1].as_u64(),
+            "no sideways scroll at a phone's width (page, window): {width}"
+        );
+        screenshot(&browser, "phone-with-key.png").await;
+        assert_eq!(page_errors(&browser).await, json!([]), "the page's errors");
+        assert_eq!(
+            sys.get_as(&key.key, &format!("/images/{hash}"))
+                .await
+                .status,
+            200
+        );
         browser.quit().await;
         worker.stop().await;
         sys.cleanup().await;
