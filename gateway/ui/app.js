@@ -69,15 +69,13 @@ $("key-button").addEventListener("click", () => askForKey(""));
 
 const items = new Map(); // row id → <li>
 
-function sourceOf(hash, names) {
-  const rows = scans.rowsOf(hash);
-  const upload = rows.find((row) => row.file);
-  if (upload) return upload.file;
-  const url = (names || []).find((name) => /^https?:\/\//i.test(name));
-  return url || null;
+/** The file an image was uploaded from in this tab, if any. */
+function fileOf(hash) {
+  const upload = scans.rowsOf(hash).find((row) => row.file);
+  return upload ? upload.file : null;
 }
 
-const viewer = new Viewer(sourceOf, (hash) => viewer.show(hash));
+const viewer = new Viewer(fileOf, (hash) => viewer.show(hash));
 
 function renderRow(row) {
   let li = items.get(row.id);

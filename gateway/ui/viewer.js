@@ -43,9 +43,9 @@ function faceThumbnail(hash, face, alt, className) {
 }
 
 export class Viewer {
-  /** `sourceOf(hash)` gives a File or URL to draw the photo from; `open(hash)` opens another. */
-  constructor(sourceOf, open) {
-    this.sourceOf = sourceOf;
+  /** `fileOf(hash)` gives the File an image was uploaded from here; `open(hash)` opens another. */
+  constructor(fileOf, open) {
+    this.fileOf = fileOf;
     this.open = open;
     this.hash = null;
     this.objectUrl = null;
@@ -65,11 +65,13 @@ export class Viewer {
     this.hash = hash;
     let image;
     let matches = [];
+    let source;
     try {
       image = await getJson(`images/${hash}`);
       if (image.state === "done" && image.face_count > 0) {
         matches = await getJson(`match/${hash}/details?faces=true`);
       }
+      source = this.fileOf(hash) || (await this.scannedUrlOf(image));
     } catch (e) {
       if (generation !== this.generation) return;
       $("viewer-title").textContent = "Image";
@@ -79,18 +81,36 @@ export class Viewer {
       return;
     }
     if (generation !== this.generation) return; // another image was opened meanwhile
-    this.render(image, matches);
+    this.render(image, matches, source);
     section.dataset.ready = "true";
     section.dataset.state = image.state;
     if (focus) $("viewer-title").focus();
   }
 
-  render(image, matches) {
+  /**
+   * A URL the gateway itself bound to this image by scanning it. Names are not trusted for
+   * this: a filename may be spelled like a URL, and drawing it would make this browser fetch
+   * an address an uploader chose.
+   */
+  async scannedUrlOf(image) {
+    for (const name of image.names) {
+      if (!/^https?:\/\//i.test(name)) continue;
+      try {
+        const bound = await getJson(`urls?url=${encodeURIComponent(name)}`);
+        if (bound.hash === image.hash) return bound.url;
+      } catch {
+        // not a scanned URL of this collection (a filename spelled like one)
+      }
+    }
+    return null;
+  }
+
+  render(image, matches, source) {
     const title = nameOf(image.names, image.hash);
     $("viewer-title").textContent = title;
     $("viewer-names").textContent = `Hash ${image.hash}` +
       (image.names.length > 1 ? ` · names: ${image.names.join(", ")}` : "");
-    this.drawPhoto(image, title);
+    this.drawPhoto(image, title, source);
     this.drawBoxes(image);
     const status = $("viewer-status");
     if (image.state === "failed") {
@@ -106,12 +126,11 @@ export class Viewer {
     this.listFaces(image, matches);
   }
 
-  drawPhoto(image, title) {
+  drawPhoto(image, title, source) {
     const photo = $("photo");
     const placeholder = $("placeholder");
     if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
     this.objectUrl = null;
-    const source = this.sourceOf(image.hash, image.names);
     const stage = $("stage");
     const [width, height] = [image.width || 4, image.height || 3];
     stage.style.aspectRatio = `${width} / ${height}`;

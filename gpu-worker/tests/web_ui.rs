@@ -294,3 +294,81 @@ async fn with_keys_on_the_page_asks_for_one_keeps_it_in_the_tab_and_never_in_an_
     })
     .await;
 }
+
+/// Serves `bytes` as `image/jpeg` to every request on 127.0.0.1 (random port); its address.
+async fn serve_photo(bytes: Vec<u8>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let bytes = bytes.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    bytes.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&bytes).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scanned_url_is_drawn_from_that_url_with_its_boxes() {
+    within(async {
+        let mut sys = System::new("webui-url").await;
+        sys.serve().await;
+        let worker = sys.start_worker(sys.worker_args(4));
+        let photo = serve_photo(facematch_testkit::paths::demo(5)).await;
+        let url = format!("http://{photo}/party.jpg");
+        let browser = Browser::start(1280, 1000).await;
+        browser.goto(&format!("{}/ui/", sys.base_url())).await;
+        wait_or_fail(
+            &browser,
+            "the page loads its modules",
+            "return document.readyState === 'complete' && !!document.getElementById('url-text');",
+            Duration::from_secs(10),
+        )
+        .await;
+        browser
+            .send_keys(&browser.find("#url-text").await, &url)
+            .await;
+        browser
+            .click(&browser.find("#url-form button[type=submit]").await)
+            .await;
+        let hash = wait_or_fail(
+            &browser,
+            "the URL is done",
+            "const row = document.querySelector('#image-list li');
+             return !!row && row.dataset.state === 'done' && row.dataset.hash;",
+            Duration::from_secs(120),
+        )
+        .await;
+        let hash = hash.as_str().expect("hash").to_owned();
+        let faces = sys.get_json(&format!("/images/{hash}")).await["face_count"]
+            .as_u64()
+            .expect("faces");
+        assert_eq!(boxes_of(&browser, &hash).await, faces);
+        let drawn = wait_or_fail(
+            &browser,
+            "the photo is drawn from its URL",
+            "const img = document.getElementById('photo');
+             return !img.hidden && img.complete && img.naturalWidth > 0 && img.src;",
+            Duration::from_secs(20),
+        )
+        .await;
+        assert_eq!(drawn, json!(url));
+        assert_eq!(page_errors(&browser).await, json!([]), "the page's errors");
+        browser.quit().await;
+        worker.stop().await;
+        sys.cleanup().await;
+    })
+    .await;
+}
