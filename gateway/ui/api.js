@@ -38,7 +38,7 @@ const WORDS = {
 };
 
 /** One sentence for a failure, with the gateway's own detail when it gave one. */
-export function explain(status, detail) {
+function explain(status, detail) {
   const words = WORDS[status] || `The gateway answered ${status}.`;
   return detail ? `${words} (${detail})` : words;
 }

@@ -22,7 +22,7 @@ function svg(tag, attributes) {
 }
 
 /** "photo.jpg", or "photo.jpg and 2 other names". */
-export function nameOf(names, fallback) {
+function nameOf(names, fallback) {
   if (!names || names.length === 0) return fallback;
   return names.length === 1 ? names[0] : `${names[0]} and ${names.length - 1} other names`;
 }

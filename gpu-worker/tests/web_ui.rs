@@ -55,6 +55,32 @@ async fn wait_or_fail(browser: &Browser, what: &str, script: &str, timeout: Dura
     );
 }
 
+/// Opens the page at `path` of the gateway and waits until its modules have run.
+async fn open_page(browser: &Browser, sys: &System, path: &str) {
+    browser.goto(&format!("{}{path}", sys.base_url())).await;
+    wait_or_fail(
+        browser,
+        "the page loads its modules",
+        "return document.readyState === 'complete' && window.facematchErrors !== undefined
+           && !!document.getElementById('file-input');",
+        Duration::from_secs(10),
+    )
+    .await;
+}
+
+/// Waits until the page's first (only) image row is `done`; its hash.
+async fn first_row_done(browser: &Browser, what: &str) -> String {
+    let hash = wait_or_fail(
+        browser,
+        what,
+        "const row = document.querySelector('#image-list li');
+         return !!row && row.dataset.state === 'done' && row.dataset.hash;",
+        Duration::from_secs(120),
+    )
+    .await;
+    hash.as_str().expect("hash").to_owned()
+}
+
 /// Opens image `hash` in the viewer by clicking its row; the number of face boxes drawn.
 async fn boxes_of(browser: &Browser, hash: &str) -> u64 {
     let row = browser
@@ -85,15 +111,7 @@ async fn the_page_scans_the_demo_photos_and_shows_their_faces_and_matches() {
         sys.serve().await;
         let worker = sys.start_worker(sys.worker_args(4));
         let browser = Browser::start(1280, 1700).await;
-        browser.goto(&format!("{}/ui", sys.base_url())).await;
-        wait_or_fail(
-            &browser,
-            "the page loads its modules",
-            "return document.readyState === 'complete' && window.facematchErrors !== undefined
-               && !!document.getElementById('file-input');",
-            Duration::from_secs(10),
-        )
-        .await;
+        open_page(&browser, &sys, "/ui").await;
 
         let paths: Vec<String> = (1..=DEMO_IMAGES)
             .map(|n| {
@@ -195,14 +213,7 @@ async fn with_keys_on_the_page_asks_for_one_keeps_it_in_the_tab_and_never_in_an_
         sys.serve().await;
         let worker = sys.start_worker(sys.worker_args(4));
         let browser = Browser::start(390, 844).await; // a phone's width
-        browser.goto(&format!("{}/ui/", sys.base_url())).await;
-        wait_or_fail(
-            &browser,
-            "the page loads its modules",
-            "return document.readyState === 'complete' && !!document.getElementById('file-input');",
-            Duration::from_secs(10),
-        )
-        .await;
+        open_page(&browser, &sys, "/ui/").await;
         let photo = demo_path(3).canonicalize().expect("demo photo");
         let input = browser.find("#file-input").await;
         browser
@@ -220,15 +231,7 @@ async fn with_keys_on_the_page_asks_for_one_keeps_it_in_the_tab_and_never_in_an_
         let field = browser.find("#key-input").await;
         browser.send_keys(&field, &key.key).await;
         browser.click(&browser.find("#key-save").await).await;
-        let hash = wait_or_fail(
-            &browser,
-            "the photo is done with the key",
-            "const row = document.querySelector('#image-list li');
-             return !!row && row.dataset.state === 'done' && row.dataset.hash;",
-            Duration::from_secs(120),
-        )
-        .await;
-        let hash = hash.as_str().expect("hash").to_owned();
+        let hash = first_row_done(&browser, "the photo is done with the key").await;
         // Thumbnails come with the key too (fetched, not linked).
         let row = browser.find("#image-list li button").await;
         browser.click(&row).await;
@@ -329,29 +332,14 @@ async fn a_scanned_url_is_drawn_from_that_url_with_its_boxes() {
         let photo = serve_photo(facematch_testkit::paths::demo(5)).await;
         let url = format!("http://{photo}/party.jpg");
         let browser = Browser::start(1280, 1000).await;
-        browser.goto(&format!("{}/ui/", sys.base_url())).await;
-        wait_or_fail(
-            &browser,
-            "the page loads its modules",
-            "return document.readyState === 'complete' && !!document.getElementById('url-text');",
-            Duration::from_secs(10),
-        )
-        .await;
+        open_page(&browser, &sys, "/ui/").await;
         browser
             .send_keys(&browser.find("#url-text").await, &url)
             .await;
         browser
             .click(&browser.find("#url-form button[type=submit]").await)
             .await;
-        let hash = wait_or_fail(
-            &browser,
-            "the URL is done",
-            "const row = document.querySelector('#image-list li');
-             return !!row && row.dataset.state === 'done' && row.dataset.hash;",
-            Duration::from_secs(120),
-        )
-        .await;
-        let hash = hash.as_str().expect("hash").to_owned();
+        let hash = first_row_done(&browser, "the URL is done").await;
         let faces = sys.get_json(&format!("/images/{hash}")).await["face_count"]
             .as_u64()
             .expect("faces");

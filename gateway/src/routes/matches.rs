@@ -113,29 +113,17 @@ impl MatchApi {
         let hash = parse_hash(&hash)?;
         let mut details = caller.store.match_details(hash).await?;
         details.sort_by(|a, b| a.distance.total_cmp(&b.distance));
-        let pairs = if faces.0.unwrap_or(false) {
-            let others: Vec<ImageHash> = details.iter().map(|d| d.hash).collect();
-            caller
+        let others: Vec<ImageHash> = details.iter().map(|d| d.hash).collect();
+        let mut entries: Vec<MatchEntry> = details.into_iter().map(MatchEntry::from).collect();
+        if faces.0.unwrap_or(false) {
+            let pairs = caller
                 .store
                 .face_pairs(hash, &others, state.match_threshold)
-                .await?
-        } else {
-            Vec::new()
-        };
-        let mut pairs = pairs.into_iter();
-        Ok(Json(
-            details
-                .into_iter()
-                .map(|d| MatchEntry {
-                    faces: pairs
-                        .next()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(FacePairDoc::from)
-                        .collect(),
-                    ..MatchEntry::from(d)
-                })
-                .collect(),
-        ))
+                .await?;
+            for (entry, pairs) in entries.iter_mut().zip(pairs) {
+                entry.faces = pairs.into_iter().map(FacePairDoc::from).collect();
+            }
+        }
+        Ok(Json(entries))
     }
 }

@@ -329,8 +329,12 @@ impl Processor {
         if self.thumbnails == Thumbnails::Off {
             return none();
         }
-        let (keep, owned) = (self.thumbnails, faces.to_vec());
-        match tokio::task::spawn_blocking(move || thumbnails_of(&images, &owned, keep)).await {
+        // Only the boxes go to the blocking thread: the faces stay here for what follows.
+        let boxes: Vec<Vec<[f32; 4]>> = faces
+            .iter()
+            .map(|image| image.iter().map(|f| f.bbox).collect())
+            .collect();
+        match tokio::task::spawn_blocking(move || thumbnails_of(&images, &boxes)).await {
             Ok(thumbnails) => thumbnails,
             Err(e) => {
                 tracing::error!(error = %e, "cutting face thumbnails failed; the faces are stored without");

@@ -4,8 +4,6 @@
 use clap::ValueEnum;
 use image::{RgbImage, codecs::jpeg::JpegEncoder, imageops};
 
-use crate::Face;
-
 /// Side of a thumbnail, in pixels.
 pub const SIDE: u32 = 96;
 /// Largest thumbnail kept, in bytes.
@@ -35,9 +33,10 @@ fn square_around(bbox: [f32; 4], width: u32, height: u32) -> (u32, u32, u32) {
     (centre(x, w, width), centre(y, h, height), side)
 }
 
-/// The thumbnail of one face of `image`: at most [`SIDE`]² pixels and [`MAX_BYTES`] bytes.
-pub fn thumbnail(image: &RgbImage, face: &Face) -> Vec<u8> {
-    let (x, y, side) = square_around(face.bbox, image.width(), image.height());
+/// The thumbnail of the face in `bbox` (`[x, y, width, height]`) of `image`: at most
+/// [`SIDE`]² pixels and [`MAX_BYTES`] bytes.
+pub fn thumbnail(image: &RgbImage, bbox: [f32; 4]) -> Vec<u8> {
+    let (x, y, side) = square_around(bbox, image.width(), image.height());
     let cut = imageops::crop_imm(image, x, y, side, side).to_image();
     let small = if side > SIDE {
         imageops::resize(&cut, SIDE, SIDE, imageops::FilterType::Triangle)
@@ -55,34 +54,18 @@ pub fn thumbnail(image: &RgbImage, face: &Face) -> Vec<u8> {
     out
 }
 
-/// One thumbnail per face of each image, in order; none at all when they are off.
-pub fn thumbnails_of(
-    images: &[RgbImage],
-    faces: &[Vec<Face>],
-    keep: Thumbnails,
-) -> Vec<Vec<Vec<u8>>> {
+/// One thumbnail per face box of each image, in order.
+pub fn thumbnails_of(images: &[RgbImage], boxes: &[Vec<[f32; 4]>]) -> Vec<Vec<Vec<u8>>> {
     images
         .iter()
-        .zip(faces)
-        .map(|(image, faces)| match keep {
-            Thumbnails::On => faces.iter().map(|f| thumbnail(image, f)).collect(),
-            Thumbnails::Off => Vec::new(),
-        })
+        .zip(boxes)
+        .map(|(image, boxes)| boxes.iter().map(|b| thumbnail(image, *b)).collect())
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn face(bbox: [f32; 4]) -> Face {
-        Face {
-            score: 0.9,
-            bbox,
-            landmarks: [[0.0; 2]; 68],
-            descriptor: [0.0; 128],
-        }
-    }
 
     #[test]
     fn the_square_stays_inside_the_image() {
@@ -111,13 +94,14 @@ mod tests {
             let v = (x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)).wrapping_mul(2_654_435_761);
             image::Rgb([(v >> 8) as u8, (v >> 16) as u8, (v >> 24) as u8])
         });
-        let jpeg = thumbnail(&noise, &face([100.0, 100.0, 400.0, 400.0]));
+        let jpeg = thumbnail(&noise, [100.0, 100.0, 400.0, 400.0]);
         assert!(jpeg.len() <= MAX_BYTES, "{} bytes", jpeg.len());
         let decoded = image::load_from_memory(&jpeg).expect("a JPEG");
         assert_eq!((decoded.width(), decoded.height()), (SIDE, SIDE));
-        let tiny = thumbnail(&noise, &face([10.0, 10.0, 4.0, 4.0]));
+        let tiny = thumbnail(&noise, [10.0, 10.0, 4.0, 4.0]);
         assert_eq!(image::load_from_memory(&tiny).expect("a JPEG").width(), 6);
-        let none = thumbnails_of(&[noise], &[vec![face([0.0; 4])]], Thumbnails::Off);
-        assert_eq!(none, vec![Vec::<Vec<u8>>::new()]);
+        let per_image = thumbnails_of(&[noise], &[vec![[0.0; 4], [50.0, 50.0, 80.0, 80.0]]]);
+        assert_eq!(per_image.len(), 1);
+        assert_eq!(per_image[0].len(), 2, "one per box, in order");
     }
 }
