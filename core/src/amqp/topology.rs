@@ -10,7 +10,7 @@
 
 use lapin::{
     Channel, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
     types::{AMQPValue, FieldTable},
 };
 
@@ -128,27 +128,48 @@ impl Topology {
         Ok(())
     }
 
-    /// If the first version of the scan queue exists (a deployment from before
+    /// If the first version of the scan queue holds jobs (a deployment from before
     /// `facematch.scan.v2`), unbinds it from `toWorker` so new jobs go to the new queue only,
-    /// and returns its name: its messages are accepted jobs, so the caller drains it too. Uses
-    /// a channel of its own, since a passive declare of a missing queue closes its channel.
+    /// and returns its name: its messages are accepted jobs, so the caller drains it too.
+    ///
+    /// The queue is looked for by declaring it as the first version did (a no-op where it
+    /// exists) and deleting it if it is empty and unused, rather than by a passive declare: a
+    /// passive declare of a missing queue makes the broker close the channel, which lapin logs
+    /// as an ERROR — at every start of every new deployment's workers.
     pub async fn retire_legacy(
         &self,
         connection: &lapin::Connection,
     ) -> Result<Option<String>, lapin::Error> {
-        let channel = connection.create_channel().await?;
         let queue = self.legacy_scan_queue();
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        if channel
-            .queue_declare(queue.clone().into(), passive, FieldTable::default())
-            .await
-            .is_err()
-        {
-            return Ok(None); // not there: nothing to retire (the channel is closed by now)
+        let channel = connection.create_channel().await?;
+        let declared = channel
+            .queue_declare(
+                queue.clone().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                self.scan_queue_arguments(LEGACY_DELIVERY_LIMIT),
+            )
+            .await?;
+        if declared.message_count() == 0 {
+            let unused = QueueDeleteOptions {
+                if_empty: true,
+                if_unused: true,
+                ..QueueDeleteOptions::default()
+            };
+            if channel
+                .queue_delete(queue.clone().into(), unused)
+                .await
+                .is_ok()
+            {
+                let _ = channel.close(200, "no legacy queue".into()).await;
+                return Ok(None);
+            }
+            // A job arrived meanwhile, or a worker is draining it: retire it as one with jobs
+            // (the refused delete closed that channel).
         }
+        let channel = connection.create_channel().await?;
         channel
             .queue_unbind(
                 queue.clone().into(),
@@ -169,6 +190,32 @@ impl Topology {
         name: &str,
         delivery_limit: i32,
     ) -> Result<(), lapin::Error> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(
+                name.into(),
+                durable,
+                self.scan_queue_arguments(delivery_limit),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                name.into(),
+                self.to_worker().into(),
+                SCAN_ROUTING_KEY.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A scan queue's arguments: quorum, dead-lettering to the dead exchange after
+    /// `delivery_limit` deliveries.
+    fn scan_queue_arguments(&self, delivery_limit: i32) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert(
             "x-queue-type".into(),
@@ -182,21 +229,7 @@ impl Topology {
             "x-delivery-limit".into(),
             AMQPValue::LongInt(delivery_limit),
         );
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        channel.queue_declare(name.into(), durable, args).await?;
-        channel
-            .queue_bind(
-                name.into(),
-                self.to_worker().into(),
-                SCAN_ROUTING_KEY.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(())
+        args
     }
 
     /// Declares the first version of the scan queue as old deployments did (bound, delivery
