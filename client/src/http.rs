@@ -246,10 +246,24 @@ impl Gateway {
             .await
     }
 
-    /// `GET /match/{hash}/details`.
+    /// Every page of `GET /match/{hash}/details`, closest first.
     pub async fn match_details(&self, hash: ImageHash) -> Result<Vec<MatchEntry>, ApiError> {
+        const PAGE: usize = 1000;
         let url = self.url(&["match", &hash.to_string(), "details"]);
-        self.json(self.http.get(url)).await
+        let mut all = Vec::new();
+        loop {
+            let mut page_url = url.clone();
+            page_url
+                .query_pairs_mut()
+                .append_pair("limit", &PAGE.to_string())
+                .append_pair("offset", &all.len().to_string());
+            let page: Vec<MatchEntry> = self.json(self.http.get(page_url)).await?;
+            let last = page.len() < PAGE;
+            all.extend(page);
+            if last {
+                return Ok(all);
+            }
+        }
     }
 
     /// `POST path` with a JSON body; the answer's JSON.

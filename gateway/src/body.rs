@@ -8,7 +8,7 @@ use poem::Body;
 
 use crate::{
     error::ApiError,
-    limits::{BoundedBuffer, Budget, Limits, Overflow, Reservation},
+    limits::{BoundedBuffer, Limits, Overflow, Reservation},
 };
 
 /// What a body is, for its error messages.
@@ -31,31 +31,41 @@ fn refused(kind: BodyKind, limit: usize, overflow: Overflow) -> ApiError {
     match overflow {
         Overflow::TooLarge => kind.too_large(limit),
         Overflow::Budget => ApiError::memory_busy(),
+        Overflow::AddressShare => ApiError::memory_share_busy(),
     }
 }
 
 /// Reads `body` (which declared `declared` bytes, if it did) into memory: at most `limit`
-/// bytes, reserved in `budget` as it grows, before the deadline of `limits`.
+/// bytes, covered by `reservation` as it grows, before the deadlines of `limits`.
 pub async fn read_body(
     body: Body,
     declared: Option<u64>,
     kind: BodyKind,
     limit: usize,
     limits: &Limits,
-    budget: &Budget,
+    reservation: Reservation,
 ) -> Result<(Bytes, Reservation), ApiError> {
     let declared = match declared.map(usize::try_from) {
         Some(Ok(n)) => Some(n),
         Some(Err(_)) => return Err(kind.too_large(limit)),
         None => None,
     };
-    let mut buffer = BoundedBuffer::new(budget.reservation(), limit, declared)
-        .map_err(|o| refused(kind, limit, o))?;
+    let mut buffer =
+        BoundedBuffer::new(reservation, limit, declared).map_err(|o| refused(kind, limit, o))?;
     let start = tokio::time::Instant::now();
     let mut stream = body.into_bytes_stream();
     loop {
         let deadline = limits.body_deadline(start, buffer.len());
-        let next = match tokio::time::timeout_at(deadline, stream.next()).await {
+        let stall = tokio::time::Instant::now() + limits.stall_timeout;
+        let next = match tokio::time::timeout_at(deadline.min(stall), stream.next()).await {
+            // The buffer (and the memory reserved for it) goes with the error, at once.
+            Err(_) if stall < deadline => {
+                return Err(ApiError::body_timeout(format!(
+                    "no byte of the body came for {} s ({} bytes so far)",
+                    limits.stall_timeout.as_secs_f32(),
+                    buffer.len()
+                )));
+            }
             Err(_) => return Err(slow(limits, start, deadline, buffer.len())),
             Ok(next) => next,
         };
@@ -98,6 +108,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::limits::Budget;
 
     fn chunks(parts: Vec<&'static [u8]>) -> Body {
         let stream = futures_util::stream::iter(
@@ -117,7 +128,7 @@ mod tests {
             BodyKind::Image,
             10,
             &limits,
-            &budget,
+            budget.reservation(None),
         )
         .await
         .expect("fits");
@@ -129,7 +140,7 @@ mod tests {
             BodyKind::Json,
             10,
             &limits,
-            &budget,
+            budget.reservation(None),
         )
         .await
         .expect_err("too large");
@@ -141,7 +152,7 @@ mod tests {
             BodyKind::Image,
             10,
             &limits,
-            &budget,
+            budget.reservation(None),
         )
         .await
         .expect_err("declared too large");
@@ -157,7 +168,7 @@ mod tests {
             BodyKind::Image,
             100,
             &limits,
-            &budget,
+            budget.reservation(None),
         )
         .await
         .expect_err("over budget");
@@ -183,11 +194,43 @@ mod tests {
             BodyKind::Image,
             1 << 20,
             &limits,
-            &budget,
+            budget.reservation(None),
         )
         .await
         .expect_err("stalled");
         assert_eq!(err.status.as_u16(), 408);
         assert!(err.message.contains("slower"), "{}", err.message);
+    }
+
+    #[tokio::test]
+    async fn a_burst_then_silence_is_a_stall_and_gives_its_memory_back() {
+        let limits = Limits {
+            stall_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let budget = Budget::new(4 << 20);
+        // Fast enough for any average rate, then nothing.
+        let burst =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(vec![7u8; 3 << 20]))])
+                .chain(futures_util::stream::pending());
+        let started = std::time::Instant::now();
+        let err = read_body(
+            Body::from_bytes_stream(burst),
+            Some(4 << 20),
+            BodyKind::Image,
+            4 << 20,
+            &limits,
+            budget.reservation(None),
+        )
+        .await
+        .expect_err("stalled");
+        assert_eq!(err.status.as_u16(), 408);
+        assert!(err.message.contains("no byte"), "{}", err.message);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(budget.available(), 4 << 20, "the reservation is released");
     }
 }

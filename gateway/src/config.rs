@@ -78,6 +78,33 @@ pub struct Args {
     #[arg(long, env = "FACEMATCH_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Connections open at once from one client address; more are answered 429 and closed
+    /// (0: no cap, for a gateway behind a proxy, where every client has the proxy's address).
+    #[arg(
+        long,
+        env = "FACEMATCH_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 128
+    )]
+    pub max_connections_per_address: usize,
+
+    /// Long-polls (`GET /images/{hash}?wait=`) waiting at once; more get 429 at once.
+    #[arg(long, env = "FACEMATCH_MAX_WAITERS", default_value_t = 256)]
+    pub max_waiters: usize,
+
+    /// Long-polls waiting at once from one client address; more get 429 at once.
+    #[arg(long, env = "FACEMATCH_MAX_WAITERS_PER_ADDRESS", default_value_t = 32)]
+    pub max_waiters_per_address: usize,
+
+    /// Request and download bytes held in memory at once for one client address (e.g. 32MiB;
+    /// 0: no cap); more get 429.
+    #[arg(long, env = "FACEMATCH_MAX_BUFFERED_PER_ADDRESS", default_value = "32MiB", value_parser = parse_size)]
+    pub max_buffered_per_address: usize,
+
+    /// Longest silence within a request body (e.g. 10s): no byte for this long ends it with
+    /// 408, however fast it came before.
+    #[arg(long, env = "FACEMATCH_BODY_STALL_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_stall_timeout: Duration,
+
     /// Longest time a client may take to send a request body, e.g. 120s.
     #[arg(long, env = "FACEMATCH_BODY_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
     pub body_timeout: Duration,
@@ -91,6 +118,12 @@ pub struct Args {
     /// job again (its message may have been lost), e.g. 15m.
     #[arg(long, env = "FACEMATCH_REQUEUE_AFTER", default_value = "15m", value_parser = parse_duration)]
     pub requeue_after: Duration,
+
+    /// How long an image may stay `pending` (claimed, its job not confirmed by the broker)
+    /// before the sweep settles it: removed if nothing names it, else `failed` so that a
+    /// re-upload queues it (e.g. 2m).
+    #[arg(long, env = "FACEMATCH_PENDING_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub pending_timeout: Duration,
 
     /// The workers' `FACEMATCH_THRESHOLD`: which face pairs `GET /match/{hash}/details?faces=true`
     /// shows behind each match (set it as the workers have it).

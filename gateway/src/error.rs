@@ -2,11 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}` with its status.
 
 use poem::{IntoResponse, Response, http::StatusCode};
-use poem_openapi::{
-    ApiResponse, Object,
-    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
-    types::Type,
-};
+use poem_openapi::Object;
 
 use facematch_core::store::StoreError;
 
@@ -41,6 +37,9 @@ pub struct ApiError {
     pub image: Option<(String, &'static str)>,
     /// `WWW-Authenticate` to send (401 answers).
     pub challenge: Option<&'static str>,
+    /// Close the connection after the answer (`Connection: close`), so a refused client
+    /// does not keep holding a connection slot.
+    pub close: bool,
 }
 
 impl ApiError {
@@ -52,6 +51,7 @@ impl ApiError {
             retry_after: None,
             image: None,
             challenge: None,
+            close: false,
         }
     }
 
@@ -155,6 +155,20 @@ impl ApiError {
         }
     }
 
+    /// 429 for a long-poll beyond the waiter pool (`FACEMATCH_MAX_WAITERS`, or its share per
+    /// address); the connection is closed with the answer.
+    pub fn too_many_waiters(why: impl std::fmt::Display) -> Self {
+        Self {
+            retry_after: Some(1),
+            close: true,
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_waiters",
+                format!("{why}; ask again without `wait`, or retry shortly"),
+            )
+        }
+    }
+
     /// 429 when the memory budget for bodies and downloads is spent.
     pub fn memory_busy() -> Self {
         Self {
@@ -163,6 +177,19 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 "the gateway's memory for request bodies is in use; retry shortly",
+            )
+        }
+    }
+
+    /// 429 when the client's address holds its share of that budget.
+    pub fn memory_share_busy() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "this address holds its share of the gateway's memory for request bodies \
+                 (FACEMATCH_MAX_BUFFERED_PER_ADDRESS); retry when its other uploads are done",
             )
         }
     }
@@ -241,6 +268,12 @@ impl IntoResponse for ApiError {
                 poem::http::HeaderValue::from_static(challenge),
             );
         }
+        if self.close {
+            resp.headers_mut().insert(
+                poem::http::header::CONNECTION,
+                poem::http::HeaderValue::from_static("close"),
+            );
+        }
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(
                 poem::http::header::RETRY_AFTER,
@@ -254,70 +287,5 @@ impl IntoResponse for ApiError {
 impl From<ApiError> for poem::Error {
     fn from(e: ApiError) -> Self {
         poem::Error::from_response(e.into_response())
-    }
-}
-
-const DOCUMENTED: [(u16, &str); 12] = [
-    (
-        400,
-        "Malformed input: bad JSON, URL, filename or hash, or an empty body",
-    ),
-    (
-        401,
-        "No API key, or an unknown, revoked or malformed one (with `WWW-Authenticate: Bearer`)",
-    ),
-    (403, "The API key lacks the scope this route needs"),
-    (404, "Unknown image, key, collection or route"),
-    (
-        408,
-        "The body came too slowly (FACEMATCH_MIN_BODY_RATE) or took too long (FACEMATCH_BODY_TIMEOUT)",
-    ),
-    (409, "The collection exists already"),
-    (
-        413,
-        "The body is over its limit: FACEMATCH_MAX_BODY for an image, 64 KiB for JSON",
-    ),
-    (
-        415,
-        "Not a JPEG/PNG/WebP/GIF/BMP image, or absurd dimensions",
-    ),
-    (
-        422,
-        "URL rejected: scheme, port, address, size or content type",
-    ),
-    (
-        429,
-        "The gateway's in-flight or memory limit is reached, or this address failed \
-         authentication too often; see Retry-After",
-    ),
-    (500, "Stored data is corrupt"),
-    (
-        503,
-        "The broker or Redis is unavailable, or the broker did not confirm in time \
-         (`may_be_queued`, with `hash` and `state`); see Retry-After",
-    ),
-];
-
-impl ApiResponse for ApiError {
-    fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: DOCUMENTED
-                .iter()
-                .map(|&(status, description)| MetaResponse {
-                    description,
-                    status: Some(status),
-                    status_range: None,
-                    content: vec![MetaMediaType {
-                        content_type: "application/json; charset=utf-8",
-                        schema: ErrorBody::schema_ref(),
-                    }],
-                    headers: vec![],
-                })
-                .collect(),
-        }
-    }
-
-    fn register(registry: &mut Registry) {
-        ErrorBody::register(registry);
     }
 }

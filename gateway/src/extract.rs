@@ -37,6 +37,14 @@ fn state(request: &Request) -> poem::Result<&AppState> {
         .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
+/// The client's IP address, when the request came over TCP.
+pub fn client_address(request: &Request) -> Option<std::net::IpAddr> {
+    match &request.remote_addr().0 {
+        poem::Addr::SocketAddr(addr) => Some(addr.ip()),
+        _ => None,
+    }
+}
+
 /// Takes a scan slot, then reads the body under the limits.
 async fn admit_and_read(
     request: &Request,
@@ -62,7 +70,7 @@ async fn admit_and_read(
         kind,
         limit,
         &state.limits,
-        &state.budget,
+        state.budget.reservation(client_address(request)),
     )
     .await?;
     Ok((

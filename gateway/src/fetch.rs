@@ -175,7 +175,7 @@ impl Fetcher {
         }
         let overflow = |o| match o {
             Overflow::TooLarge => FetchError::TooLarge(limit),
-            Overflow::Budget => FetchError::Busy,
+            Overflow::Budget | Overflow::AddressShare => FetchError::Busy,
         };
         let declared = match resp.content_length().map(usize::try_from) {
             Some(Ok(n)) => Some(n),

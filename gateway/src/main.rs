@@ -13,6 +13,7 @@ use gateway::{
     limits::Limits,
     metrics_app,
     server::{ServerConfig, serve},
+    waiters::WaiterLimits,
 };
 
 #[tokio::main]
@@ -49,6 +50,10 @@ async fn main() -> anyhow::Result<()> {
             "FACEMATCH_AUTH=required without FACEMATCH_ADMIN_KEY_FILE: only keys already in Redis work, and none can be made through this gateway without one"
         );
     }
+    tokio::spawn(gateway::sweeper::sweep_forever(
+        store.clone(),
+        args.pending_timeout,
+    ));
     let state = AppState::new(
         store,
         publisher.clone(),
@@ -60,11 +65,17 @@ async fn main() -> anyhow::Result<()> {
     .with_limits(Limits {
         body_timeout: args.body_timeout,
         min_body_rate: args.min_body_rate,
+        stall_timeout: args.body_stall_timeout,
         max_buffered: args.max_buffered,
+        max_buffered_per_address: args.max_buffered_per_address,
     })
     .with_requeue_after(args.requeue_after)
     .with_max_image_pixels(args.max_image_pixels)
     .with_match_threshold(args.threshold)
+    .with_waiter_limits(WaiterLimits {
+        total: args.max_waiters,
+        per_address: args.max_waiters_per_address,
+    })
     .with_auth(Auth::new(args.auth, admin_key.as_deref()));
     tracing::info!(
         listen = %args.listen,
@@ -86,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let config = ServerConfig {
         header_timeout: args.header_timeout,
         max_connections: args.max_connections,
+        max_connections_per_address: args.max_connections_per_address,
         grace: Duration::from_secs(10),
     };
     let with_metrics = match args.metrics_listen {

@@ -1,11 +1,13 @@
 //! The HTTP/1.1 server: the poem application served by hyper directly, because poem's own
 //! server offers no header read timeout. Here every connection gets one (it also bounds how
 //! long an idle keep-alive connection is kept), the number of open connections is capped
-//! (more wait in the kernel's backlog), and shutdown is graceful: stop accepting, let the
+//! (more wait in the kernel's backlog), so is the number per client address (more are
+//! answered 429 at once: [`crate::connections`]), and shutdown is graceful: stop accepting, let the
 //! requests in hand finish for up to `grace`, then close.
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
+use crate::connections::{PerAddress, refuse};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
@@ -28,6 +30,8 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// Connections open at once from one client address (0: no cap); more get 429.
+    pub max_connections_per_address: usize,
     /// How long requests in hand may run on after shutdown begins.
     pub grace: Duration,
 }
@@ -44,6 +48,7 @@ pub async fn serve<E>(
     let endpoint: Arc<BoxEndpoint<'static, Response>> =
         Arc::new(endpoint.map_to_response().boxed());
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_address = PerAddress::new(config.max_connections_per_address);
     let (stop, stopped) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -61,11 +66,16 @@ pub async fn serve<E>(
         };
         match accepted {
             Ok((stream, remote)) => {
+                let Some(counted) = per_address.admit(remote.ip()) else {
+                    drop(slot);
+                    tokio::spawn(refuse(stream));
+                    continue;
+                };
                 let (endpoint, stopped) = (endpoint.clone(), stopped.clone());
                 let timeout = config.header_timeout;
                 connections.spawn(async move {
                     serve_connection(stream, remote, endpoint, timeout, stopped).await;
-                    drop(slot);
+                    drop((slot, counted));
                 });
             }
             Err(e) => {

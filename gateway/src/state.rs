@@ -9,6 +9,7 @@ use crate::{
     auth::{Auth, AuthMode},
     fetch::{FetchConfig, Fetcher},
     limits::{Budget, Limits},
+    waiters::{WaiterLimits, Waiters},
 };
 
 /// How long an image may stay `queued` before a re-upload publishes it again.
@@ -41,6 +42,8 @@ pub struct AppState {
     pub requeue_after: Duration,
     /// The workers' match threshold: which face pairs are shown behind a match.
     pub match_threshold: f32,
+    /// Long-polls waiting for images to settle.
+    pub waiters: Waiters,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
         max_in_flight: usize,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
+            waiters: Waiters::new(store.clone(), WaiterLimits::default()),
             store,
             auth: Auth::new(AuthMode::Required, None),
             publisher,
@@ -62,7 +66,7 @@ impl AppState {
             max_body,
             max_image_pixels: facematch_core::image_limits::MAX_IMAGE_PIXELS,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
-            budget: Budget::new(Limits::default().max_buffered),
+            budget: Limits::default().budget(),
             limits: Limits::default(),
             requeue_after: DEFAULT_REQUEUE_AFTER,
             match_threshold: DEFAULT_MATCH_THRESHOLD,
@@ -72,7 +76,7 @@ impl AppState {
     /// The same state under other limits (a fresh memory budget of `limits.max_buffered`).
     pub fn with_limits(self, limits: Limits) -> Self {
         Self {
-            budget: Budget::new(limits.max_buffered),
+            budget: limits.budget(),
             limits,
             ..self
         }
@@ -95,6 +99,14 @@ impl AppState {
     pub fn with_match_threshold(self, match_threshold: f32) -> Self {
         Self {
             match_threshold,
+            ..self
+        }
+    }
+
+    /// The same state with another long-poll pool.
+    pub fn with_waiter_limits(self, limits: WaiterLimits) -> Self {
+        Self {
+            waiters: Waiters::new(self.store.clone(), limits),
             ..self
         }
     }

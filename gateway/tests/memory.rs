@@ -4,65 +4,16 @@
 
 mod common;
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
+
+use common::gateway_process::{GatewayProcess, rss_bytes};
 
 use facematch_core::testing::{Namespace, remove_namespace};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 const UPLOADS: usize = 30;
 const SENT: usize = 15 << 20;
 const LIMIT_BYTES: u64 = 150_000_000;
-
-/// Kills the gateway even when an assertion fails.
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
-
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-async fn wait_healthy(addr: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(mut sock) = TcpStream::connect(addr).await {
-            let _ = sock
-                .write_all(b"GET /readyz HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n")
-                .await;
-            let mut answer = String::new();
-            let _ = sock.read_to_string(&mut answer).await;
-            if answer.starts_with("HTTP/1.1 200") {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the gateway did not become ready");
-}
 
 /// Sends the head of a 16 MiB upload and then up to 15 MiB of it; keeps the socket open.
 async fn stalled_upload(addr: String, i: usize) -> (TcpStream, usize) {
@@ -87,22 +38,9 @@ async fn stalled_upload(addr: String, i: usize) -> (TcpStream, usize) {
 #[tokio::test]
 async fn thirty_stalled_uploads_keep_the_gateway_under_150_mb() {
     let ns = Namespace::new("rss").await;
-    let addr = format!("127.0.0.1:{}", free_port().await);
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env("FACEMATCH_LISTEN", &addr)
-        .env("FACEMATCH_AUTH", "off")
-        .env("FACEMATCH_AMQP_URL", common::AMQP_URL)
-        .env("FACEMATCH_AMQP_PREFIX", format!("{}.", ns.id))
-        .env("FACEMATCH_REDIS_URL", common::REDIS_URL)
-        .env("FACEMATCH_KEY_PREFIX", format!("{}:", ns.id))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the gateway binary");
-    let gateway = Gateway(child);
-    let pid = gateway.0.id();
-    wait_healthy(&addr).await;
+    // One client sends all 30 here: the per-address share is the cap this test is not about.
+    let gateway = GatewayProcess::start(&ns, &[("FACEMATCH_MAX_BUFFERED_PER_ADDRESS", "0")]).await;
+    let (addr, pid) = (gateway.addr.clone(), gateway.pid());
     let baseline = rss_bytes(pid);
 
     let uploads: Vec<_> = (0..UPLOADS)

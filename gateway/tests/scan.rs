@@ -143,6 +143,60 @@ async fn match_lists_names_of_matched_images() {
     env.cleanup().await;
 }
 
+/// Each operation documents the statuses it can answer, and only those.
+fn assert_statuses_fit_their_operations(spec: &serde_json::Value) {
+    let statuses = |path: &str, method: &str| -> Vec<String> {
+        let responses = spec["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} has responses"));
+        responses.keys().cloned().collect()
+    };
+    assert_eq!(statuses("/healthz", "get"), ["200"]);
+    assert_eq!(statuses("/readyz", "get"), ["200", "503"]);
+    let upload = statuses("/scan/image/{filename}", "post");
+    for s in ["400", "401", "403", "408", "413", "415", "429", "503"] {
+        assert!(
+            upload.contains(&s.to_owned()),
+            "upload documents {s}: {upload:?}"
+        );
+    }
+    for s in ["404", "409", "422"] {
+        assert!(
+            !upload.contains(&s.to_owned()),
+            "upload does not answer {s}"
+        );
+    }
+    let paths = spec["paths"].as_object().expect("paths");
+    for (path, methods) in paths {
+        for (method, op) in methods.as_object().expect("methods") {
+            let documented = statuses(path, method);
+            let has = |s: &str| documented.iter().any(|d| d == s);
+            if op.get("security").is_some() {
+                assert!(has("401") && has("403"), "{method} {path}: {documented:?}");
+            }
+            if op.get("parameters").is_some() {
+                assert!(
+                    has("400"),
+                    "{method} {path} validates parameters: {documented:?}"
+                );
+            }
+            if op.get("requestBody").is_some() {
+                assert!(
+                    has("408") && has("413"),
+                    "{method} {path} reads a body: {documented:?}"
+                );
+            } else {
+                assert!(!has("413"), "{method} {path} has no body: {documented:?}");
+            }
+            assert_eq!(
+                has("409"),
+                path == "/collections" && method == "post",
+                "{method} {path}: {documented:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn health_readiness_and_openapi() {
     let env = System::new("health").await;
@@ -155,6 +209,7 @@ async fn health_readiness_and_openapi() {
         "{spec}"
     );
     assert!(spec["paths"]["/match/{hash}"]["get"].is_object());
+    assert_statuses_fit_their_operations(&spec);
     assert_eq!(
         env.client.get("/docs/").send().await.0.status().as_u16(),
         200

@@ -55,6 +55,7 @@ async fn connections_trickling_headers_are_closed_after_the_header_timeout() {
         .listen(ServerConfig {
             header_timeout: timeout,
             max_connections: 1024,
+            max_connections_per_address: 0,
             grace: Duration::from_secs(1),
         })
         .await;

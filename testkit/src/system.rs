@@ -178,6 +178,7 @@ impl System {
         self.listen(ServerConfig {
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_address: 0,
             grace: Duration::from_secs(1),
         })
         .await

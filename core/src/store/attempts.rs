@@ -153,18 +153,23 @@ impl Store {
         hash: ImageHash,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        self.timed("redis.mark_dead_lettered", async {
-            let mut conn = self.conn().await?;
-            let changed: i64 = DEAD_LETTER
-                .key(self.keys().image(hash))
-                .key(self.keys().epoch())
-                .arg(format!("{DEAD_LETTERED} {reason}"))
-                .arg(now_ms())
-                .arg(self.guard().arg())
-                .invoke_async(&mut conn)
-                .await?;
-            Ok(changed == 1)
-        })
-        .await
+        let changed = self
+            .timed("redis.mark_dead_lettered", async {
+                let mut conn = self.conn().await?;
+                let changed: i64 = DEAD_LETTER
+                    .key(self.keys().image(hash))
+                    .key(self.keys().epoch())
+                    .arg(format!("{DEAD_LETTERED} {reason}"))
+                    .arg(now_ms())
+                    .arg(self.guard().arg())
+                    .invoke_async(&mut conn)
+                    .await?;
+                Ok(changed == 1)
+            })
+            .await?;
+        if changed {
+            self.announce_settled(hash).await;
+        }
+        Ok(changed)
     }
 }

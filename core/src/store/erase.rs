@@ -67,32 +67,37 @@ return {1, #names, #urls, #others, faces}
 impl Store {
     /// Erases an image from this store's collection; `None` when it has no such image.
     pub async fn erase_image(&self, hash: ImageHash) -> Result<Option<Erased>, StoreError> {
-        self.timed("redis.erase_image", async {
-            let mut conn = self.conn().await?;
-            let keys = self.keys();
-            let reply: Vec<u64> = ERASE
-                .key(keys.image(hash))
-                .key(keys.faces(hash))
-                .key(keys.file_names(hash))
-                .key(keys.urls(hash))
-                .key(keys.matches(hash))
-                .key(keys.facelog())
-                .key(keys.thumbnails(hash))
-                .arg(hash.to_string())
-                .arg(keys.scope())
-                .invoke_async(&mut conn)
-                .await?;
-            match reply.as_slice() {
-                [0] => Ok(None),
-                [1, names, urls, matches, faces] => Ok(Some(Erased {
-                    names: *names,
-                    urls: *urls,
-                    matches: *matches,
-                    faces: *faces,
-                })),
-                other => Err(StoreError::Corrupt(format!("erase reply {other:?}"))),
-            }
-        })
-        .await
+        let erased = self
+            .timed("redis.erase_image", async {
+                let mut conn = self.conn().await?;
+                let keys = self.keys();
+                let reply: Vec<u64> = ERASE
+                    .key(keys.image(hash))
+                    .key(keys.faces(hash))
+                    .key(keys.file_names(hash))
+                    .key(keys.urls(hash))
+                    .key(keys.matches(hash))
+                    .key(keys.facelog())
+                    .key(keys.thumbnails(hash))
+                    .arg(hash.to_string())
+                    .arg(keys.scope())
+                    .invoke_async(&mut conn)
+                    .await?;
+                match reply.as_slice() {
+                    [0] => Ok(None),
+                    [1, names, urls, matches, faces] => Ok(Some(Erased {
+                        names: *names,
+                        urls: *urls,
+                        matches: *matches,
+                        faces: *faces,
+                    })),
+                    other => Err(StoreError::Corrupt(format!("erase reply {other:?}"))),
+                }
+            })
+            .await?;
+        if erased.is_some() {
+            self.announce_settled(hash).await;
+        }
+        Ok(erased)
     }
 }

@@ -4,7 +4,8 @@
 //! filename is a label that follows its latest upload, a URL is bound to one hash forever, and
 //! neither can be read as or overwrite the other.
 //!
-//! Lost jobs are re-queued on re-upload (not by a sweeper): [`Store::claim_image`] tells the
+//! A claim whose publish never got confirmed (a 503) is swept after a while
+//! ([`Store::sweep_pending`]). Lost jobs are re-queued on re-upload: [`Store::claim_image`] tells the
 //! caller to publish again when the image is `pending` (a publish that was never confirmed),
 //! `queued` for longer than the re-queue bound (its message may have been dropped), or
 //! `failed` with an error starting with [`ImageState::DEAD_LETTERED`] (the broker gave up on it, not the
@@ -32,9 +33,13 @@ local function claim(key, now_s, requeue_ms, dead_prefix)
   local now = tonumber(now_s)
   if not state then
     redis.call('HSET', key, 'state', 'pending', 'created_at', now_s, 'updated_at', now_s)
+    redis.call('ZADD', pending_of(key), now_s, hash_of(key))
     return 'new'
   end
-  if state == 'pending' then return 'requeue:pending' end
+  if state == 'pending' then
+    redis.call('ZADD', pending_of(key), now_s, hash_of(key))
+    return 'requeue:pending'
+  end
   if state == 'queued' then
     local since = tonumber(redis.call('HGET', key, 'queued_at')
       or redis.call('HGET', key, 'updated_at') or '0') or 0
@@ -50,6 +55,7 @@ local function claim(key, now_s, requeue_ms, dead_prefix)
     if string.sub(err, 1, string.len(dead_prefix)) == dead_prefix then
       redis.call('HSET', key, 'state', 'pending', 'updated_at', now_s)
       redis.call('HDEL', key, 'error')
+      redis.call('ZADD', pending_of(key), now_s, hash_of(key))
       return 'requeue:failed'
     end
   end
@@ -61,6 +67,7 @@ end
 /// `done` and `failed` are left alone (a worker may have finished before the confirm arrived).
 const CONFIRM_FN: &str = r#"
 local function confirm(key, now)
+  redis.call('ZREM', pending_of(key), hash_of(key))
   local state = redis.call('HGET', key, 'state')
   if state == 'pending' then
     redis.call('HSET', key, 'state', 'queued', 'updated_at', now)
@@ -69,6 +76,17 @@ local function confirm(key, now)
   if state == 'queued' then
     redis.call('HSET', key, 'queued_at', now)
   end
+end
+"#;
+
+/// Lua `pending_of(image key)` and `hash_of(image key)`: the collection's `pending` set and the
+/// image's hash, from `{scope}image:{hash}` (see [`super::Keys::pending`]).
+const PENDING_FN: &str = r#"
+local function pending_of(image_key)
+  return string.sub(image_key, 1, #image_key - 38) .. 'pending'
+end
+local function hash_of(image_key)
+  return string.sub(image_key, -32)
 end
 "#;
 
@@ -94,7 +112,7 @@ fn script(functions: &[&str], body: &str) -> Script {
 /// KEYS: image. ARGV: now, re-queue bound (ms), dead-letter prefix.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     script(
-        &[CLAIM_FN],
+        &[PENDING_FN, CLAIM_FN],
         "return claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])",
     )
 });
@@ -104,7 +122,7 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
 /// prefix, name, hash, key prefix.
 static CLAIM_FILE: LazyLock<Script> = LazyLock::new(|| {
     script(
-        &[CLAIM_FN, RECORD_FILE_FN],
+        &[PENDING_FN, CLAIM_FN, RECORD_FILE_FN],
         r#"local r = claim(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
 if r ~= 'new' and string.sub(r, 1, 8) ~= 'requeue:' then
   record_file(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[6])
@@ -114,24 +132,30 @@ return r"#,
 });
 
 /// KEYS: image. ARGV: now.
-static CONFIRM: LazyLock<Script> =
-    LazyLock::new(|| script(&[CONFIRM_FN], "confirm(KEYS[1], ARGV[1]) return 1"));
+static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        &[PENDING_FN, CONFIRM_FN],
+        "confirm(KEYS[1], ARGV[1]) return 1",
+    )
+});
 
 /// A confirmed upload marked queued and its filename recorded in one round trip.
 /// KEYS: image, file, files-of-hash. ARGV: now, name, hash, key prefix.
 static CONFIRM_FILE: LazyLock<Script> = LazyLock::new(|| {
     script(
-        &[CONFIRM_FN, RECORD_FILE_FN],
+        &[PENDING_FN, CONFIRM_FN, RECORD_FILE_FN],
         "confirm(KEYS[1], ARGV[1]) record_file(KEYS[2], KEYS[3], ARGV[2], ARGV[3], ARGV[4]) return 1",
     )
 });
 
 /// Deletes a claim whose publish failed, only if it is still `pending`. KEYS: image.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
+        &[PENDING_FN],
         r#"
 if redis.call('HGET', KEYS[1], 'state') == 'pending' then
   redis.call('DEL', KEYS[1])
+  redis.call('ZREM', pending_of(KEYS[1]), hash_of(KEYS[1]))
 end
 return 1
 "#,
@@ -202,6 +226,9 @@ fn parse_hash(raw: &str) -> Result<ImageHash, StoreError> {
 }
 
 /// Filenames and URLs of one image as one sorted list without repeats.
+/// Names listed per matched image; `name_count` says how many it has.
+pub const NAMES_PER_MATCH: usize = 100;
+
 fn merged(files: Vec<String>, urls: Vec<String>) -> Vec<String> {
     let all: BTreeSet<String> = files.into_iter().chain(urls).collect();
     all.into_iter().collect()
@@ -367,45 +394,87 @@ impl Store {
     }
 
     /// Every name of every other image sharing a face with `hash`, sorted, without repeats.
-    pub async fn matched_names(&self, hash: ImageHash) -> Result<Vec<String>, StoreError> {
-        let details = self.match_details(hash).await?;
-        let names: BTreeSet<String> = details.into_iter().flat_map(|d| d.names).collect();
+    /// At most `limit` names of matched images, sorted: those of the closest images first
+    /// (a name shared by two images counts once).
+    pub async fn matched_names(
+        &self,
+        hash: ImageHash,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let details = self.match_details(hash, 0, limit).await?;
+        let mut names = BTreeSet::new();
+        for name in details.into_iter().flat_map(|d| d.names) {
+            if names.len() == limit {
+                break;
+            }
+            names.insert(name);
+        }
         Ok(names.into_iter().collect())
     }
 
-    /// Each matched image with its best distance and names, closest first.
-    pub async fn match_details(&self, hash: ImageHash) -> Result<Vec<MatchDetail>, StoreError> {
+    /// Up to `limit` matched images from the `offset`-th on, closest first, each with its best
+    /// distance and (the first [`NAMES_PER_MATCH`] of) its names.
+    pub async fn match_details(
+        &self,
+        hash: ImageHash,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<MatchDetail>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         self.timed("redis.match_details", async {
             let mut conn = self.conn().await?;
+            let last = (offset + limit - 1) as isize;
             let matched: Vec<(String, f64)> = conn
-                .zrange_withscores(self.keys().matches(hash), 0, -1)
+                .zrange_withscores(self.keys().matches(hash), offset as isize, last)
                 .await?;
             let mut pipe = redis::pipe();
             let mut hashes = Vec::with_capacity(matched.len());
             for (other, distance) in matched {
                 let other = parse_hash(&other)?;
-                pipe.smembers(self.keys().file_names(other))
-                    .smembers(self.keys().urls(other));
+                for set in [self.keys().file_names(other), self.keys().urls(other)] {
+                    pipe.cmd("SORT")
+                        .arg(&set)
+                        .arg("ALPHA")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(NAMES_PER_MATCH)
+                        .scard(&set);
+                }
                 hashes.push((other, distance as f32));
             }
-            // Read as a flat list (files, urls, files, urls, …): a tuple target would be
-            // ambiguous when a set happens to hold exactly two members.
-            let sets: Vec<Vec<String>> = if hashes.is_empty() {
+            // Read as a flat list (files, count, urls, count, …).
+            let replies: Vec<redis::Value> = if hashes.is_empty() {
                 Vec::new()
             } else {
                 pipe.query_async(&mut conn).await?
             };
-            let mut sets = sets.into_iter();
-            let names = std::iter::from_fn(|| Some((sets.next()?, sets.next()?)));
-            Ok(hashes
-                .into_iter()
-                .zip(names)
-                .map(|((hash, distance), (files, urls))| MatchDetail {
+            let mut replies = replies.into_iter();
+            let mut next_set = || -> Result<(Vec<String>, u64), StoreError> {
+                let (Some(names), Some(count)) = (replies.next(), replies.next()) else {
+                    return Err(StoreError::Corrupt("short match names reply".into()));
+                };
+                let parse = |e: redis::ParsingError| StoreError::from(redis::RedisError::from(e));
+                Ok((
+                    redis::from_redis_value(names).map_err(parse)?,
+                    redis::from_redis_value(count).map_err(parse)?,
+                ))
+            };
+            let mut details = Vec::with_capacity(hashes.len());
+            for (hash, distance) in hashes {
+                let (files, file_count) = next_set()?;
+                let (urls, url_count) = next_set()?;
+                let mut names = merged(files, urls);
+                names.truncate(NAMES_PER_MATCH);
+                details.push(MatchDetail {
                     hash,
                     distance,
-                    names: merged(files, urls),
-                })
-                .collect())
+                    names,
+                    name_count: file_count + url_count,
+                });
+            }
+            Ok(details)
         })
         .await
     }

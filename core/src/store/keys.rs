@@ -98,6 +98,13 @@ impl Keys {
         format!("{}thumbs:{hash}", self.scope)
     }
 
+    /// `pending` — sorted set: hash → when its image was claimed `pending` (ms), until its
+    /// publish is confirmed; what [`super::Store::sweep_pending`] looks through. The gateway's
+    /// scripts derive it from an image key (`…image:{hash}` → `…pending`).
+    pub fn pending(&self) -> String {
+        format!("{}pending", self.scope)
+    }
+
     /// `matches:{hash}` — sorted set: matched hash → best face distance.
     pub fn matches(&self, hash: ImageHash) -> String {
         format!("{}matches:{hash}", self.scope)
@@ -138,6 +145,12 @@ impl Keys {
     /// `{_}:apikey:{digest}` — hash: one API key's record, found by the SHA-256 of the key.
     pub fn api_key(&self, digest: &str) -> String {
         format!("{}{GLOBAL_TAG}apikey:{digest}", self.prefix)
+    }
+
+    /// `{_}:settled` — a pub/sub channel, not a key: `{collection} {hash}` is published on it
+    /// each time an image reaches `done` or `failed` or is erased, so long-polls wake.
+    pub fn settled_channel(&self) -> String {
+        format!("{}{GLOBAL_TAG}settled", self.prefix)
     }
 
     /// `{_}:apikeys` — hash: key id → digest, for listing and revoking by id.

@@ -12,7 +12,9 @@ mod gateway_ops;
 mod keys;
 mod link;
 mod model;
+mod pending;
 mod schema;
+mod settled;
 mod worker_ops;
 
 use std::{future::Future, time::Duration};
@@ -31,10 +33,11 @@ pub use self::{
     collections::CollectionErased,
     erase::Erased,
     face_views::{FacePair, face_pairs},
-    gateway_ops::Claim,
+    gateway_ops::{Claim, NAMES_PER_MATCH},
     keys::Keys,
     model::{FaceBox, FaceRecord, ImageState, ImageStatus, MatchDetail},
     schema::SchemaOutcome,
+    settled::{parse_settled, settled_message},
     worker_ops::{Appended, DESCRIPTOR_LEN, FacelogEntry, FacelogPage, ImageMeta, LogId},
 };
 pub use deadpool_redis::redis;
@@ -73,6 +76,8 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     link: link::Link,
+    /// Where Redis is, for the connections the link does not make (pub/sub).
+    url: std::sync::Arc<str>,
     keys: Keys,
     timeout: Duration,
     /// What a worker's writes require of the collection (see [`Store::for_job`]).
@@ -140,6 +145,7 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             link: link::Link::new(pool),
+            url: url.into(),
             keys: Keys::new(key_prefix),
             timeout,
             guard: EpochGuard::None,
@@ -156,6 +162,7 @@ impl Store {
     pub fn in_collection(&self, collection: &Collection) -> Self {
         Self {
             link: self.link.clone(),
+            url: self.url.clone(),
             keys: self.keys.for_collection(collection),
             timeout: self.timeout,
             guard: EpochGuard::None,

@@ -97,5 +97,8 @@ pub struct MatchDetail {
     pub hash: ImageHash,
     /// Smallest Euclidean distance between any face of the two images.
     pub distance: f32,
+    /// Its names, sorted: the first [`super::NAMES_PER_MATCH`] of them.
     pub names: Vec<String>,
+    /// How many names it has in all.
+    pub name_count: u64,
 }

@@ -305,24 +305,29 @@ impl Store {
         hash: ImageHash,
         matches: &[(ImageHash, f64)],
     ) -> Result<bool, StoreError> {
-        self.timed("redis.finish_job", async {
-            let mut conn = self.conn().await?;
-            let mut call = FINISH_JOB.key(self.keys().image(hash));
-            call.key(self.keys().matches(hash))
-                .key(self.keys().epoch())
-                .arg(hash.to_string())
-                .arg(now_ms())
-                .arg(self.guard().arg());
-            for (other, distance) in matches {
-                call.key(self.keys().matches(*other))
-                    .key(self.keys().image(*other))
-                    .arg(other.to_string())
-                    .arg(*distance);
-            }
-            let alive: i64 = call.invoke_async(&mut conn).await?;
-            Ok(alive == 1)
-        })
-        .await
+        let alive = self
+            .timed("redis.finish_job", async {
+                let mut conn = self.conn().await?;
+                let mut call = FINISH_JOB.key(self.keys().image(hash));
+                call.key(self.keys().matches(hash))
+                    .key(self.keys().epoch())
+                    .arg(hash.to_string())
+                    .arg(now_ms())
+                    .arg(self.guard().arg());
+                for (other, distance) in matches {
+                    call.key(self.keys().matches(*other))
+                        .key(self.keys().image(*other))
+                        .arg(other.to_string())
+                        .arg(*distance);
+                }
+                let alive: i64 = call.invoke_async(&mut conn).await?;
+                Ok(alive == 1)
+            })
+            .await?;
+        if alive {
+            self.announce_settled(hash).await;
+        }
+        Ok(alive)
     }
 
     /// Marks a job permanently failed with a reason (unless it is done).
@@ -339,7 +344,9 @@ impl Store {
                 .await?;
             Ok(())
         })
-        .await
+        .await?;
+        self.announce_settled(hash).await;
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@
 use std::marker::PhantomData;
 
 use facematch_core::{Collection, api_key::Scope, store::Store};
-use poem::{Request, RequestBody, http::header, web::RemoteAddr};
+use poem::{Request, RequestBody, http::header};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
     registry::{MetaSecurityScheme, Registry},
@@ -109,10 +109,7 @@ impl<'a, S: NeedsScope> ApiExtractor<'a> for Caller<S> {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let client = match request.remote_addr() {
-            RemoteAddr(poem::Addr::SocketAddr(addr)) => Some(addr.ip()),
-            _ => None,
-        };
+        let client = crate::extract::client_address(request);
         let principal = state
             .auth
             .authenticate(&state.store, header, client, S::SCOPE)

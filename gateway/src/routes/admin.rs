@@ -15,6 +15,7 @@ use crate::{
     auth::{AdminScope, Caller},
     error::ApiError,
     extract::AnyJson,
+    failure::{self, Failure},
     state::AppState,
 };
 
@@ -135,7 +136,7 @@ impl AdminApi {
         state: Data<&AppState>,
         caller: Caller<AdminScope>,
         body: AnyJson<NewKeyRequest>,
-    ) -> Result<CreatedKey, ApiError> {
+    ) -> Result<CreatedKey, Failure<{ failure::CREATION | failure::NOT_FOUND }>> {
         let request = body.value;
         let scopes: Scopes = request
             .scopes
@@ -149,7 +150,8 @@ impl AdminApi {
             return Err(ApiError::bad_request(
                 "invalid_scopes",
                 "a key needs at least one scope: scan, read, delete or admin",
-            ));
+            )
+            .into());
         }
         let collection = existing_collection(&state.store, &request.collection).await?;
         let key = generate_key();
@@ -159,7 +161,7 @@ impl AdminApi {
             .create_api_key(&record, &key_digest(&key))
             .await?
         {
-            return Err(ApiError::unavailable("a key id collided; try again"));
+            return Err(ApiError::unavailable("a key id collided; try again").into());
         }
         tracing::info!(target: "gateway::audit", by = caller.key_id(), key_id = %record.id, collection = %record.collection, scopes = %record.scopes, "api key created");
         Ok(CreatedKey::Created(Json(NewKey {
@@ -176,7 +178,7 @@ impl AdminApi {
         &self,
         state: Data<&AppState>,
         _caller: Caller<AdminScope>,
-    ) -> Result<Json<Vec<KeyInfo>>, ApiError> {
+    ) -> Result<Json<Vec<KeyInfo>>, Failure<{ failure::LISTING }>> {
         let keys = state.store.list_api_keys().await?;
         Ok(Json(keys.into_iter().map(KeyInfo::from).collect()))
     }
@@ -192,9 +194,9 @@ impl AdminApi {
         /// The key's id (`key_...`).
         #[oai(validator(max_length = 64))]
         id: Path<String>,
-    ) -> Result<Json<KeyInfo>, ApiError> {
+    ) -> Result<Json<KeyInfo>, Failure<{ failure::DELETION }>> {
         let Some(record) = state.store.revoke_api_key(&id).await? else {
-            return Err(ApiError::not_found(format!("no API key has id {:?}", id.0)));
+            return Err(ApiError::not_found(format!("no API key has id {:?}", id.0)).into());
         };
         state.auth.forget_cached_keys();
         tracing::info!(target: "gateway::audit", by = caller.key_id(), key_id = %record.id, collection = %record.collection, scopes = %record.scopes, "api key revoked");
@@ -212,12 +214,13 @@ impl AdminApi {
         state: Data<&AppState>,
         caller: Caller<AdminScope>,
         body: AnyJson<NewCollectionRequest>,
-    ) -> Result<CreatedCollection, ApiError> {
+    ) -> Result<CreatedCollection, Failure<{ failure::CREATION | failure::CONFLICT }>> {
         let collection = parse_collection(&body.value.name)?;
         let Some(created_at) = state.store.create_collection(&collection).await? else {
             return Err(ApiError::conflict(format!(
                 "a collection named {collection:?} exists already"
-            )));
+            ))
+            .into());
         };
         tracing::info!(target: "gateway::audit", by = caller.key_id(), %collection, "collection created");
         Ok(CreatedCollection::Created(Json(CollectionInfo {
@@ -236,7 +239,7 @@ impl AdminApi {
         &self,
         state: Data<&AppState>,
         _caller: Caller<AdminScope>,
-    ) -> Result<Json<Vec<CollectionInfo>>, ApiError> {
+    ) -> Result<Json<Vec<CollectionInfo>>, Failure<{ failure::LISTING }>> {
         let all = state.store.list_collections().await?;
         Ok(Json(
             all.into_iter()
@@ -264,18 +267,19 @@ impl AdminApi {
         /// The collection's name.
         #[oai(validator(max_length = 64))]
         name: Path<String>,
-    ) -> Result<Json<CollectionDeleted>, ApiError> {
+    ) -> Result<Json<CollectionDeleted>, Failure<{ failure::DELETION }>> {
         let collection = parse_collection(&name)?;
         if collection == Collection::default() {
             return Err(ApiError::bad_request(
                 "default_collection",
                 "the default collection cannot be deleted",
-            ));
+            )
+            .into());
         }
         let Some(erased) = state.store.delete_collection(&collection).await? else {
-            return Err(ApiError::not_found(format!(
-                "no collection is named {collection:?}"
-            )));
+            return Err(
+                ApiError::not_found(format!("no collection is named {collection:?}")).into(),
+            );
         };
         state.auth.forget_cached_keys();
         tracing::info!(target: "gateway::audit", by = caller.key_id(), %collection, images = erased.images, redis_keys = erased.redis_keys, api_keys = erased.api_keys, "collection deleted");

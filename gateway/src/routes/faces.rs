@@ -6,6 +6,7 @@ use super::matches::parse_hash;
 use crate::{
     auth::{Caller, ReadScope},
     error::ApiError,
+    failure::{self, Failure},
 };
 
 /// How long a browser may keep a thumbnail: short, since erasing the image removes it.
@@ -59,7 +60,7 @@ impl FaceApi {
         /// The face's number followed by `.jpg`, such as `0.jpg`.
         #[oai(validator(pattern = "^(0|[1-9][0-9]{0,3})\\.jpg$"))]
         file: Path<String>,
-    ) -> Result<Thumbnail, ApiError> {
+    ) -> Result<Thumbnail, Failure<{ failure::BY_HASH }>> {
         let hash = parse_hash(&hash)?;
         let n = face_number(&file)?;
         match caller.store.face_thumbnail(hash, n).await? {
@@ -68,9 +69,9 @@ impl FaceApi {
                 CACHE_CONTROL.to_owned(),
                 "nosniff".to_owned(),
             )),
-            None => Err(ApiError::not_found(format!(
-                "image {hash} has no thumbnail of face {n}"
-            ))),
+            None => Err(
+                ApiError::not_found(format!("image {hash} has no thumbnail of face {n}")).into(),
+            ),
         }
     }
 }

@@ -3,7 +3,11 @@
 use poem::web::Data;
 use poem_openapi::{Object, OpenApi, payload::Json};
 
-use crate::{error::ApiError, state::AppState};
+use crate::{
+    error::ApiError,
+    failure::{self, Failure},
+    state::AppState,
+};
 
 /// A health answer.
 #[derive(Debug, Object)]
@@ -27,9 +31,12 @@ impl HealthApi {
 
     /// Readiness: the broker's confirm channel is open and Redis answers
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self, state: Data<&AppState>) -> Result<Json<Health>, ApiError> {
+    async fn readyz(
+        &self,
+        state: Data<&AppState>,
+    ) -> Result<Json<Health>, Failure<{ failure::READINESS }>> {
         if !state.publisher.is_ready().await {
-            return Err(ApiError::unavailable("not connected to the message broker"));
+            return Err(ApiError::unavailable("not connected to the message broker").into());
         }
         state.store.ping().await?;
         Ok(Json(Health {

@@ -13,11 +13,12 @@ use super::matches::parse_hash;
 use crate::{
     auth::{Caller, DeleteScope, ReadScope},
     error::ApiError,
+    extract::client_address,
+    failure::{self, Failure},
 };
 
 /// Longest long-poll accepted, in seconds.
 pub const MAX_WAIT_SECS: u64 = 60;
-const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// A box in image pixels.
 #[derive(Debug, Object)]
@@ -132,10 +133,14 @@ impl ImageApi {
     /// Image status
     ///
     /// With `wait=SECONDS` (0 to 60), waits until the image is `done` or `failed`, or the
-    /// time is up, then answers its current status.
+    /// time is up, then answers its current status. Long-polls are a bounded pool
+    /// (`FACEMATCH_MAX_WAITERS`, `FACEMATCH_MAX_WAITERS_PER_ADDRESS`): beyond it the answer is
+    /// 429 `too_many_waiters` at once, and the connection is closed.
     #[oai(path = "/images/:hash", method = "get", operation_id = "getImage")]
     async fn image(
         &self,
+        state: poem::web::Data<&crate::state::AppState>,
+        request: &poem::Request,
         caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
@@ -143,19 +148,25 @@ impl ImageApi {
         /// Seconds to wait for a final state (0 to 60).
         #[oai(validator(minimum(value = "0"), maximum(value = "60")))]
         wait: Query<Option<u64>>,
-    ) -> Result<Json<ImageDoc>, ApiError> {
+    ) -> Result<Json<ImageDoc>, Failure<{ failure::BY_HASH }>> {
         let hash = parse_hash(&hash)?;
+        let unknown = || ApiError::not_found(format!("no image has hash {hash}"));
         let wait = Duration::from_secs(wait.0.unwrap_or(0).min(MAX_WAIT_SECS));
+        if wait.is_zero() {
+            let status = caller.store.image_status(hash).await?.ok_or_else(unknown)?;
+            return Ok(Json(status.into()));
+        }
         let deadline = tokio::time::Instant::now() + wait;
+        let mut waiting = state
+            .waiters
+            .enter(client_address(request), caller.collection(), hash)
+            .map_err(ApiError::too_many_waiters)?;
         loop {
-            let status = caller.store.image_status(hash).await?;
-            let Some(status) = status else {
-                return Err(ApiError::not_found(format!("no image has hash {hash}")));
-            };
+            let status = waiting.status().await?.ok_or_else(unknown)?;
             if status.state.is_final() || tokio::time::Instant::now() >= deadline {
                 return Ok(Json(status.into()));
             }
-            tokio::time::sleep(POLL_EVERY).await;
+            waiting.next_wake(deadline).await;
         }
     }
 
@@ -176,10 +187,10 @@ impl ImageApi {
         /// The image's hash: 32 lowercase hex characters.
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
-    ) -> Result<Json<ImageErased>, ApiError> {
+    ) -> Result<Json<ImageErased>, Failure<{ failure::BY_HASH }>> {
         let hash = parse_hash(&hash)?;
         let Some(erased) = caller.store.erase_image(hash).await? else {
-            return Err(ApiError::not_found(format!("no image has hash {hash}")));
+            return Err(ApiError::not_found(format!("no image has hash {hash}")).into());
         };
         crate::metrics::erased(erased.faces);
         tracing::info!(target: "gateway::audit", key_id = caller.key_id(), collection = %caller.collection(), %hash, names = erased.names, urls = erased.urls, matches = erased.matches, faces = erased.faces, "image erased");
@@ -203,7 +214,7 @@ impl ImageApi {
         /// The URL as it was scanned.
         #[oai(validator(max_length = 8192))]
         url: Query<String>,
-    ) -> Result<Json<UrlBinding>, ApiError> {
+    ) -> Result<Json<UrlBinding>, Failure<{ failure::BY_HASH }>> {
         // Spelled as a scan records it (normalised); a URL a scan would refuse is unknown.
         let key = crate::fetch::check_url(url.0.trim(), state.fetcher.config())
             .map(|u| u.to_string())
@@ -213,7 +224,7 @@ impl ImageApi {
                 url: key,
                 hash: hash.to_string(),
             })),
-            None => Err(ApiError::not_found("no image is bound to this URL")),
+            None => Err(ApiError::not_found("no image is bound to this URL").into()),
         }
     }
 }

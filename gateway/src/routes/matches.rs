@@ -13,6 +13,7 @@ use poem_openapi::{
 use crate::{
     auth::{Caller, ReadScope},
     error::ApiError,
+    failure::{self, Failure},
     state::AppState,
 };
 
@@ -23,8 +24,10 @@ pub struct MatchEntry {
     pub hash: String,
     /// Smallest Euclidean distance between a face of each image (≤ the threshold).
     pub distance: f32,
-    /// Every filename / URL of the matched image.
+    /// The matched image's filenames and URLs, sorted: the first 100 of them.
     pub names: Vec<String>,
+    /// How many names the matched image has in all.
+    pub name_count: u64,
     /// With `faces=true`: which face of this image matched which face of the matched one,
     /// closest first (the pairs within the match threshold).
     #[oai(skip_serializing_if_is_empty)]
@@ -58,10 +61,16 @@ impl From<MatchDetail> for MatchEntry {
             hash: d.hash.to_string(),
             distance: d.distance,
             names: d.names,
+            name_count: d.name_count,
             faces: Vec::new(),
         }
     }
 }
+
+/// Names answered by `GET /match/{hash}` unless asked otherwise.
+pub const DEFAULT_NAMES: u32 = 1000;
+/// Matched images per page of `GET /match/{hash}/details` unless asked otherwise.
+pub const DEFAULT_PAGE: u32 = 100;
 
 /// Matches.
 #[derive(Debug)]
@@ -79,6 +88,8 @@ impl MatchApi {
     ///
     /// Every name or URL of every other image that shares at least one face with this one,
     /// sorted. `[]` for an unknown hash, an image without faces, or one still being processed.
+    /// At most `limit` names (default 1000): those of the closest images; page through every
+    /// match with `GET /match/{hash}/details`.
     #[oai(path = "/match/:hash", method = "get", operation_id = "getMatches")]
     async fn matches(
         &self,
@@ -86,15 +97,21 @@ impl MatchApi {
         /// The image's hash: 32 lowercase hex characters.
         #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
         hash: Path<String>,
-    ) -> Result<Json<Vec<String>>, ApiError> {
+        /// Most names answered (1 to 10000, default 1000).
+        #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<Vec<String>>, Failure<{ failure::BY_HASH }>> {
         let hash = parse_hash(&hash)?;
-        Ok(Json(caller.store.matched_names(hash).await?))
+        let limit = limit.0.unwrap_or(DEFAULT_NAMES) as usize;
+        Ok(Json(caller.store.matched_names(hash, limit).await?))
     }
 
     /// Matching images with details
     ///
-    /// Each matching image with its hash, best face distance and names, closest first; with
-    /// `faces=true`, also which faces matched.
+    /// Each matching image with its hash, best face distance and names (the first 100, with
+    /// `name_count`), closest first; with `faces=true`, also which faces matched. A page of at
+    /// most `limit` images (default 100) from the `offset`-th: fewer than `limit` means the
+    /// last page.
     #[oai(
         path = "/match/:hash/details",
         method = "get",
@@ -109,10 +126,18 @@ impl MatchApi {
         hash: Path<String>,
         /// Also list the face pairs behind each match.
         faces: Query<Option<bool>>,
-    ) -> Result<Json<Vec<MatchEntry>>, ApiError> {
+        /// Most images answered (1 to 1000, default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<Option<u32>>,
+        /// Matched images to skip, closest first (default 0).
+        #[oai(validator(maximum(value = "100000000")))]
+        offset: Query<Option<u32>>,
+    ) -> Result<Json<Vec<MatchEntry>>, Failure<{ failure::BY_HASH }>> {
         let hash = parse_hash(&hash)?;
-        let mut details = caller.store.match_details(hash).await?;
-        details.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+        let limit = limit.0.unwrap_or(DEFAULT_PAGE) as usize;
+        let offset = offset.0.unwrap_or(0) as usize;
+        // Closest first: the matches are kept sorted by distance.
+        let details = caller.store.match_details(hash, offset, limit).await?;
         let others: Vec<ImageHash> = details.iter().map(|d| d.hash).collect();
         let mut entries: Vec<MatchEntry> = details.into_iter().map(MatchEntry::from).collect();
         if faces.0.unwrap_or(false) {

@@ -10,7 +10,8 @@ use crate::{
     auth::{Caller, ScanScope},
     enqueue::{Job, NotQueued, claim, enqueue_upload, publish_claimed, unconfirmed_answer},
     error::ApiError,
-    extract::{AnyJson, ImageUpload},
+    extract::{AnyJson, ImageUpload, client_address},
+    failure::{self, Failure},
     fetch::{FetchError, check_url},
     sniff::sniff,
     state::AppState,
@@ -85,7 +86,7 @@ impl ScanApi {
         #[oai(validator(min_length = 1, max_length = 255))]
         filename: Path<String>,
         body: ImageUpload,
-    ) -> Result<Json<ScanAnswer>, ApiError> {
+    ) -> Result<Json<ScanAnswer>, Failure<{ failure::UPLOAD }>> {
         check_filename(&filename)?;
         // `_held` keeps the scan slot and the body's memory reservation until the answer.
         let ImageUpload { bytes, held: _held } = body;
@@ -106,10 +107,10 @@ impl ScanApi {
             Ok(()) => Ok(Json(ScanAnswer {
                 hash: hash.to_string(),
             })),
-            Err(NotQueued::Refused(e)) => Err(e),
+            Err(NotQueued::Refused(e)) => Err(e.into()),
             Err(NotQueued::Unconfirmed(why)) => {
                 store.record_file_name(&filename, hash).await?;
-                Err(unconfirmed_answer(store, hash, why).await)
+                Err(unconfirmed_answer(store, hash, why).await.into())
             }
         }
     }
@@ -123,9 +124,10 @@ impl ScanApi {
     async fn scan_url(
         &self,
         state: Data<&AppState>,
+        request: &poem::Request,
         caller: Caller<ScanScope>,
         body: AnyJson<ScanUrlRequest>,
-    ) -> Result<Json<ScanAnswer>, ApiError> {
+    ) -> Result<Json<ScanAnswer>, Failure<{ failure::URL_SCAN }>> {
         let store = &caller.store;
         // `_held` keeps the scan slot until the answer; the JSON's own bytes are gone.
         let AnyJson { value, held: _held } = body;
@@ -147,7 +149,7 @@ impl ScanApi {
         };
         let (bytes, _reservation) = state
             .fetcher
-            .fetch(&url, state.budget.reservation())
+            .fetch(&url, state.budget.reservation(client_address(request)))
             .instrument(tracing::info_span!("url.fetch", url = key))
             .await
             .map_err(fetch_error)?;
@@ -163,7 +165,8 @@ impl ScanApi {
                 return Err(ApiError::url_rejected(format!(
                     "the url is bound to image {bound}, whose job must be queued again, but it \
                      now serves other bytes"
-                )));
+                ))
+                .into());
             }
         };
         let job = Job {
@@ -181,10 +184,10 @@ impl ScanApi {
                     hash: bound.to_string(),
                 }))
             }
-            Err(NotQueued::Refused(e)) => Err(e),
+            Err(NotQueued::Refused(e)) => Err(e.into()),
             Err(NotQueued::Unconfirmed(why)) => {
                 store.record_url(key, hash).await?;
-                Err(unconfirmed_answer(store, hash, why).await)
+                Err(unconfirmed_answer(store, hash, why).await.into())
             }
         }
     }

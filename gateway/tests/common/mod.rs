@@ -2,6 +2,7 @@
 //! the harness itself): a counting HTTP server, fixed DNS answers, error codes.
 #![allow(dead_code, unused_imports)]
 
+pub mod gateway_process;
 pub mod http_server;
 
 use std::collections::HashMap;
