@@ -1,6 +1,7 @@
 //! Shared helpers of the benchmark binaries in `src/bin/`, and the measurements that more than
 //! one of them runs (`gpu-check` runs them all on one device).
 
+pub mod crowding;
 pub mod index_bench;
 pub mod pipeline_bench;
 

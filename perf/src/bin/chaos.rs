@@ -6,7 +6,11 @@
 //! 2. cut loop: cut the worker's broker link `--cuts` times while it works;
 //! 3. worker stall: the worker's link open but silent for 12 s (`/healthz` must fail);
 //! 4. gateway stall: the gateway's link silent for 12 s (`/readyz` must fail, uploads answer);
-//! 5. slow clients: 30 uploads trickling one byte every 0.5 s while normal uploads go on.
+//! 5. slow clients: 30 uploads trickling one byte every 0.5 s while normal uploads go on;
+//! 6. long-poll flood: 1,100 long-polls on a queued image from 11 addresses (run first, while
+//!    no worker runs), `/healthz` from another client within 1 s;
+//! 7. burst-then-silent: 4 uploads of 16 MiB that stop 1,000 bytes short, another client's
+//!    upload answered 200 within 15 s ([`facematch_perf::crowding`]).
 //!
 //! Then one healthy worker finishes the work, and the run reports whether every accepted job
 //! (answered 200) ended `done`: "nothing lost". Exit status 1 if anything was lost.
@@ -302,6 +306,22 @@ impl Chaos {
         Ok(())
     }
 
+    /// The crowding scenarios, on an image still queued (no worker runs yet).
+    async fn crowding(&mut self) {
+        let before = self.accepted.len();
+        self.upload(1).await;
+        let addr = self.gateway.trim_start_matches("http://").to_owned();
+        if let Some(hash) = self.accepted.get(before).map(ToString::to_string) {
+            let (seen, findings) = facematch_perf::crowding::long_poll_flood(&addr, &hash).await;
+            println!("{seen}");
+            self.findings.extend(findings);
+        }
+        let normal = facematch_perf::unique_jpeg(&self.demos[0], 1_000_000);
+        let (seen, findings) = facematch_perf::crowding::burst_then_silence(&addr, &normal).await;
+        println!("{seen}");
+        self.findings.extend(findings);
+    }
+
     /// Waits for every accepted job to be final; returns (done, failed, not final).
     async fn settle(&self) -> anyhow::Result<(usize, usize, Vec<ImageHash>)> {
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -373,6 +393,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
+    chaos.crowding().await;
     chaos.crash_loop().await?;
     let (_worker, worker_health) = chaos.spawn_worker()?;
     chaos.cut_loop(&format!("{worker_health}/healthz")).await?;
