@@ -2,10 +2,7 @@
 //! the SSD's scores and decoded boxes, the landmark net's 136 outputs and the descriptor, each
 //! within 1e-4 of face-api's.
 
-use facematch_testkit::{
-    golden::{self, assert_rows, test_pipeline},
-    paths::golden_dir,
-};
+use facematch_testkit::golden::{self, assert_rows, paths::golden_dir, test_pipeline};
 use gpu_worker::Alignment;
 
 #[test]

@@ -9,7 +9,7 @@
 //! - `golden` (feature `worker`): the comparisons against face-api's and dlib's golden
 //!   outputs, shared by the golden tests and the `gpu-check` binary.
 //! - [`browser`]: a headless Chromium over WebDriver, for the web page's tests.
-//! - [`paths`]: where the weights, demo images and golden files are.
+//! - [`paths`]: where the weights and demo images are (the golden files: `golden::paths`).
 //!
 //! Every test that uses it talks to the real services and runs the real models on the CPU
 //! (or on `FACEMATCH_TEST_DEVICE`). The model side (workers, face crops, golden comparisons)
@@ -19,8 +19,9 @@ pub mod broker;
 pub mod browser;
 #[cfg(feature = "worker")]
 mod faces;
+/// The golden comparisons (their own crate, `facematch-golden`, which `gpu-check` uses too).
 #[cfg(feature = "worker")]
-pub mod golden;
+pub use facematch_golden as golden;
 pub mod images;
 pub mod keys;
 pub mod paths;

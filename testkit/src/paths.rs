@@ -29,23 +29,3 @@ pub fn demo(n: u32) -> Vec<u8> {
     let path = demo_path(n);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
-
-/// face-api's golden outputs, kept in the repository: `FACEMATCH_GOLDEN_DIR` overrides them
-/// (to compare against another generation of the same files).
-pub fn golden_dir() -> PathBuf {
-    let dir = std::env::var_os("FACEMATCH_GOLDEN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("gpu-worker/tests/golden/faceapi"));
-    assert!(
-        dir.join("synthetic.json").is_file(),
-        "golden files not found in {}: FACEMATCH_GOLDEN_DIR must name a folder like \
-         gpu-worker/tests/golden/faceapi",
-        dir.display()
-    );
-    dir
-}
-
-/// dlib's golden chips, kept in the repository.
-pub fn dlib_golden_dir() -> PathBuf {
-    workspace().join("gpu-worker/tests/golden/dlib")
-}

@@ -1,7 +1,7 @@
 //! The checks `scripts/gpu-check.sh` runs on a GPU machine, in one binary so one CUDA build is
 //! carried (a GPU machine may have no cargo, and the carry is limited to 64 MiB):
 //!
-//! - `golden`: the golden tests' comparisons (`facematch_testkit::golden`) on a device;
+//! - `golden`: the golden tests' comparisons (`facematch_golden`) on a device;
 //! - `throughput`: the worker's decode + pipeline in-process at several batch sizes;
 //! - `index`: the index search timings, checked against the CPU path.
 //!
@@ -10,11 +10,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use facematch_golden::{self as golden, GoldenInputs};
 use facematch_perf::{
     index_bench::{self, IndexBenchArgs},
     pipeline_bench::{self, PipelineBenchArgs},
 };
-use facematch_testkit::golden::{self, GoldenInputs};
 
 #[derive(Debug, Parser)]
 struct Args {

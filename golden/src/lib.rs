@@ -1,10 +1,12 @@
-//! The golden comparisons: each network on face-api's synthetic input, the whole pipeline on
+//! The golden comparisons (a crate of their own so that the `gpu-check` benchmark uses them
+//! without the dev-only test kit): each network on face-api's synthetic input, the whole pipeline on
 //! the six demo images (face-api's crop, and dlib's), and our dlib chips against dlib's own.
 //! Each check gives [`Row`]s (what was measured, the tolerance, whether it holds), on any
 //! device: the golden tests assert every row, and `gpu-check` prints them on a GPU machine.
 
 mod dlib;
 mod networks;
+pub mod paths;
 mod pipeline;
 mod read;
 
@@ -37,9 +39,9 @@ impl GoldenInputs {
     /// `FACEMATCH_GOLDEN_DIR`), `gpu-worker/tests/golden/dlib/`.
     pub fn of_workspace() -> Self {
         Self {
-            weights_dir: crate::paths::weights_dir(),
-            golden_dir: crate::paths::golden_dir(),
-            dlib_dir: crate::paths::dlib_golden_dir(),
+            weights_dir: paths::weights_dir(),
+            golden_dir: paths::golden_dir(),
+            dlib_dir: paths::dlib_golden_dir(),
         }
     }
 }
@@ -64,7 +66,7 @@ pub fn test_pipeline(align: Alignment) -> FacePipeline {
         align,
         ..PipelineOptions::default()
     };
-    FacePipeline::load(&crate::paths::weights_dir(), &test_device(), options).unwrap_or_else(|e| {
+    FacePipeline::load(&paths::weights_dir(), &test_device(), options).unwrap_or_else(|e| {
         panic!("{e}\n(the model tests need scripts/fetch-weights.sh to have run)")
     })
 }
