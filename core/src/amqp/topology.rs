@@ -133,17 +133,18 @@ impl Topology {
     /// and returns its name: its messages are accepted jobs, so the caller drains it too.
     ///
     /// The queue is looked for by declaring it as the first version did (a no-op where it
-    /// exists) and deleting it if it is empty and unused, rather than by a passive declare: a
-    /// passive declare of a missing queue makes the broker close the channel, which lapin logs
-    /// as an ERROR — at every start of every new deployment's workers.
+    /// exists), not by a passive declare: a passive declare of a missing queue makes the broker
+    /// close the channel, which lapin logs as an ERROR — at every start of every new
+    /// deployment's workers. Once unbound nothing can reach it, so when it then holds no job and
+    /// no consumer it is deleted (quorum queues refuse a conditional delete).
     pub async fn retire_legacy(
         &self,
         connection: &lapin::Connection,
     ) -> Result<Option<String>, lapin::Error> {
         let queue = self.legacy_scan_queue();
         let channel = connection.create_channel().await?;
-        let declared = channel
-            .queue_declare(
+        let declare = || {
+            channel.queue_declare(
                 queue.clone().into(),
                 QueueDeclareOptions {
                     durable: true,
@@ -151,25 +152,8 @@ impl Topology {
                 },
                 self.scan_queue_arguments(LEGACY_DELIVERY_LIMIT),
             )
-            .await?;
-        if declared.message_count() == 0 {
-            let unused = QueueDeleteOptions {
-                if_empty: true,
-                if_unused: true,
-                ..QueueDeleteOptions::default()
-            };
-            if channel
-                .queue_delete(queue.clone().into(), unused)
-                .await
-                .is_ok()
-            {
-                let _ = channel.close(200, "no legacy queue".into()).await;
-                return Ok(None);
-            }
-            // A job arrived meanwhile, or a worker is draining it: retire it as one with jobs
-            // (the refused delete closed that channel).
-        }
-        let channel = connection.create_channel().await?;
+        };
+        declare().await?;
         channel
             .queue_unbind(
                 queue.clone().into(),
@@ -178,8 +162,17 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        let unbound = declare().await?;
+        let retired = if unbound.message_count() == 0 && unbound.consumer_count() == 0 {
+            channel
+                .queue_delete(queue.clone().into(), QueueDeleteOptions::default())
+                .await?;
+            None
+        } else {
+            Some(queue)
+        };
         let _ = channel.close(200, "legacy queue retired".into()).await;
-        Ok(Some(queue))
+        Ok(retired)
     }
 
     /// A durable quorum scan queue `name` dead-lettering to the dead exchange after
@@ -285,7 +278,7 @@ impl Topology {
 
     /// Deletes everything this topology declared (test clean-up).
     pub async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        use lapin::options::ExchangeDeleteOptions;
         for queue in [
             self.scan_queue(),
             self.legacy_scan_queue(),
