@@ -48,3 +48,24 @@ pub fn reuse_freed_memory() {
         }
     });
 }
+
+/// How long the worker waits with nothing to do before it gives freed memory back.
+pub const IDLE_BEFORE_TRIM: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Gives the memory freed since the last call back to the kernel (glibc's `malloc_trim`;
+/// elsewhere a no-op). [`reuse_freed_memory`] keeps freed blocks for the next batch, which is
+/// what makes back-to-back batches fast, but it also keeps a large batch's peak for ever: the
+/// worker calls this once it has been idle for [`IDLE_BEFORE_TRIM`], so its memory returns
+/// towards its baseline between bursts of work without slowing a busy worker. Takes a few
+/// milliseconds: call it on a blocking thread.
+pub fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `malloc_trim` only returns free heap pages to the kernel; it touches no
+        // memory in use.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}

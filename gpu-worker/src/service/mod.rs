@@ -398,7 +398,24 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
     });
     let worker = tokio::spawn(async move {
         let mut engine_gone = false;
-        while let Some(batch) = batches.recv().await {
+        let mut trimmed = true;
+        loop {
+            let batch = if trimmed {
+                batches.recv().await
+            } else {
+                match tokio::time::timeout(crate::memory::IDLE_BEFORE_TRIM, batches.recv()).await {
+                    Ok(batch) => batch,
+                    Err(_) => {
+                        // Idle: give the last batches' freed memory back to the kernel.
+                        let _ = tokio::task::spawn_blocking(crate::memory::give_back_freed_memory)
+                            .await;
+                        trimmed = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(batch) = batch else { break };
+            trimmed = false;
             processor.process(batch).await;
             if !engine_gone && !processor.engine.is_alive() {
                 // Nothing more can run here: stop consuming (what is in hand is requeued by
