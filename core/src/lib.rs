@@ -7,6 +7,7 @@ pub mod api_key;
 mod collection;
 pub mod config;
 mod hash;
+pub mod image_frames;
 pub mod image_limits;
 pub mod metrics;
 pub mod store;

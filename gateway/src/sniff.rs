@@ -1,8 +1,15 @@
-//! Is it an image? Magic-byte sniffing plus header dimensions, without decoding pixels.
+//! Is it an image? Magic-byte sniffing plus header dimensions, without decoding pixels: the
+//! canvas the header declares, and every frame of a GIF, WebP or APNG at its own size (a 10×10
+//! GIF screen may hold an 11000×11000 frame), against the workers' pixel budget. The frame walk
+//! is the workers' own ([`facematch_core::image_frames`]), so what is accepted here is never
+//! refused there for its size.
 
 use std::io::Cursor;
 
-use facematch_core::image_limits::{self, MAX_IMAGE_SIDE};
+use facematch_core::{
+    image_frames,
+    image_limits::{self, MAX_IMAGE_SIDE},
+};
 use image::{ImageFormat, ImageReader};
 
 /// A recognised image.
@@ -79,6 +86,15 @@ pub fn sniff(bytes: &[u8], max_pixels: u64) -> Result<Sniffed, SniffError> {
             max_pixels,
         });
     }
+    if let Some((width, height)) =
+        image_frames::oversized_frame(bytes, |w, h| image_limits::fits(w, h, max_pixels))
+    {
+        return Err(SniffError::TooLarge {
+            width,
+            height,
+            max_pixels,
+        });
+    }
     Ok(Sniffed {
         mime,
         width,
@@ -123,6 +139,33 @@ mod tests {
         assert!(matches!(
             sniff(&[0xFF, 0xD8, 0xFF, 0x00]),
             Err(SniffError::BadHeader(..))
+        ));
+    }
+
+    #[test]
+    fn refuses_a_small_screen_holding_a_huge_frame() {
+        let bomb = image_frames::samples::gif_frame_bomb();
+        assert_eq!(
+            sniff(&bomb),
+            Err(SniffError::TooLarge {
+                width: 11_000,
+                height: 11_000,
+                max_pixels: MAX_IMAGE_PIXELS
+            })
+        );
+        let fine =
+            image_frames::samples::gif((10, 10), &[image_frames::samples::gif_frame(2, 2, 6, 6)]);
+        let s = sniff(&fine).expect("a small frame");
+        assert_eq!((s.mime, s.width, s.height), ("image/gif", 10, 10));
+        // A frame as big as the budget allows, on a tiny screen: accepted, as the worker does.
+        let edge = image_frames::samples::gif(
+            (10, 10),
+            &[image_frames::samples::gif_frame(0, 0, 8000, 5000)],
+        );
+        assert!(sniff(&edge).is_ok());
+        assert!(matches!(
+            super::sniff(&edge, 39_999_999),
+            Err(SniffError::TooLarge { width: 8000, .. })
         ));
     }
 }

@@ -1,4 +1,4 @@
-//! The entropy-coded side of a JPEG scan, for [`super::jpeg_scan`]: a bit reader that
+//! The entropy-coded side of a JPEG scan, for [`super::jpeg_blocks`]: a bit reader that
 //! unstuffs `FF 00` and stops at the first marker, and canonical Huffman tables (Annex C)
 //! decoded through a lookup of the next [`FAST_BITS`] bits, falling back to walking the code
 //! one bit at a time for longer codes and near a marker. Both ways give the same symbol, the
@@ -163,16 +163,30 @@ impl<'a> Bits<'a> {
         Ok(b)
     }
 
-    pub(super) fn skip(&mut self, k: u32) -> Result<(), Stop> {
+    /// Drops the next `k` bits (any number: a refinement may skip up to 63 correction bits).
+    pub(super) fn skip(&mut self, mut k: u32) -> Result<(), Stop> {
+        while k > 32 {
+            self.get(32)?;
+            k -= 32;
+        }
+        self.get(k).map(drop)
+    }
+
+    /// The next `k` bits (at most 32) as a number, first bit highest.
+    pub(super) fn get(&mut self, k: u32) -> Result<u32, Stop> {
+        if k == 0 {
+            return Ok(0);
+        }
         if self.n < k {
-            self.refill();
+            self.refill(); // leaves at least 57 bits unless a marker comes first
             if self.n < k {
                 return Err(Stop::Marker);
             }
         }
-        self.buf = if k >= 64 { 0 } else { self.buf << k };
+        let value = (self.buf >> (64 - k)) as u32;
+        self.buf <<= k;
         self.n -= k;
-        Ok(())
+        Ok(value)
     }
 
     /// At the end of a restart interval: drops the padding bits, expects an `RSTn` marker

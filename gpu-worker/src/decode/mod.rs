@@ -3,13 +3,17 @@
 //! oversized images are refused from their header before any pixel buffer is allocated.
 //!
 //! Sizes are counted on the *canvas* the header declares (a 43-byte GIF may declare a
-//! 16000×3000 screen), against a pixel budget ([`DecodeLimits`]). A JPEG must hold every block
-//! its header declares ([`jpeg_scan`]): decoders fill a cut-off scan with grey, even when an
-//! end-of-image marker was appended, and a face search on filler is a wrong answer; it is then
-//! decoded by zune-jpeg in strict mode, so corrupt entropy data fails too. PNG is decoded straight to 8 bits per sample (16-bit samples are
-//! stripped while decoding), so no 16-bit buffer is ever allocated: at most 5 bytes per pixel.
+//! 16000×3000 screen), against a pixel budget ([`DecodeLimits`]), and on every frame of a GIF,
+//! WebP or APNG at the frame's own size ([`facematch_core::image_frames`]: a 10×10 GIF screen may hold an
+//! 11000×11000 frame). A JPEG must hold every coefficient its header declares ([`jpeg_scan`],
+//! sequential and progressive): decoders fill a cut-off scan, or scans that never came, with
+//! grey, even when an end-of-image marker was appended, and a face search on filler is a wrong
+//! answer; it is then decoded by zune-jpeg in strict mode, so corrupt entropy data fails too.
+//! PNG is decoded straight to 8 bits per sample (16-bit samples are stripped while decoding),
+//! so no 16-bit buffer is ever allocated: at most 5 bytes per pixel.
 
 mod huffman;
+mod jpeg_blocks;
 mod jpeg_scan;
 
 use std::io::Cursor;
@@ -95,20 +99,36 @@ impl DecodeLimits {
         if w == 0 || h == 0 {
             return Err(DecodeError::Corrupt(format!("{w}x{h} image has no pixels")));
         }
+        self.over("canvas", w, h).map_or(Ok(()), Err)
+    }
+
+    /// Refuses a GIF, WebP or APNG with a frame over the limits, from its container alone.
+    fn check_frames(&self, bytes: &[u8]) -> Result<(), DecodeError> {
+        match facematch_core::image_frames::oversized_frame(bytes, |w, h| {
+            self.over("frame", w, h).is_none()
+        }) {
+            Some((w, h)) => Err(self
+                .over("frame", w, h)
+                .expect("an oversized frame is over the limits: this is a bug")),
+            None => Ok(()),
+        }
+    }
+
+    /// Why `w`×`h` pixels (of a `what`) are over the limits, if they are.
+    fn over(&self, what: &str, w: u32, h: u32) -> Option<DecodeError> {
         if w > MAX_DIMENSION || h > MAX_DIMENSION {
-            return Err(DecodeError::TooLarge(format!(
-                "{w}x{h} exceeds {MAX_DIMENSION} pixels a side"
+            return Some(DecodeError::TooLarge(format!(
+                "{w}x{h} {what} exceeds {MAX_DIMENSION} pixels a side"
             )));
         }
         let pixels = u64::from(w) * u64::from(h);
-        if pixels > self.max_pixels || pixels * 3 > MAX_ALLOC {
-            return Err(DecodeError::TooLarge(format!(
-                "{w}x{h} canvas is {:.1} Mpx, over the budget of {:.1} Mpx per image",
+        (pixels > self.max_pixels || pixels * 3 > MAX_ALLOC).then(|| {
+            DecodeError::TooLarge(format!(
+                "{w}x{h} {what} is {:.1} Mpx, over the budget of {:.1} Mpx per image",
                 pixels as f64 / 1e6,
                 self.max_pixels.min(MAX_ALLOC / 3) as f64 / 1e6
-            )));
-        }
-        Ok(())
+            ))
+        })
     }
 }
 
@@ -158,9 +178,10 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     decode_image_with(bytes, &DecodeLimits::default())
 }
 
-/// Decodes `bytes` into upright RGB8 pixels, refusing a canvas over `budget`.
+/// Decodes `bytes` into upright RGB8 pixels, refusing a canvas or a frame over `budget`.
 pub fn decode_image_with(bytes: &[u8], budget: &DecodeLimits) -> Result<RgbImage, DecodeError> {
     let mut reader = reader(bytes)?;
+    budget.check_frames(bytes)?;
     let (mut img, orientation) = match reader.format() {
         Some(ImageFormat::Jpeg) => decode_jpeg(bytes, budget)?,
         Some(ImageFormat::Png) => decode_png(bytes, budget)?,
@@ -198,9 +219,10 @@ fn decode_jpeg(bytes: &[u8], budget: &DecodeLimits) -> Result<Decoded, DecodeErr
             "truncated JPEG: no end-of-image marker".into(),
         ));
     }
-    jpeg_scan::check_scans(bytes).map_err(DecodeError::Corrupt)?;
+    jpeg_scan::check_scans(bytes, budget)?;
     let options = DecoderOptions::default()
         .set_strict_mode(true)
+        .jpeg_set_max_scans(jpeg_scan::MAX_SCANS)
         .jpeg_set_out_colorspace(ColorSpace::RGB)
         .set_max_width(MAX_DIMENSION as usize)
         .set_max_height(MAX_DIMENSION as usize);
