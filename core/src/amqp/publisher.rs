@@ -8,6 +8,10 @@
 //! [`PROBE_TIMEOUT`]: readiness fails within about four seconds of a stall and comes back by
 //! itself once a fresh connection answers. A publish that was sent but not confirmed
 //! ([`PublishError::may_be_queued`]) may still reach the queue when a stalled link resumes.
+//!
+//! A process that only forwards its log lines (a worker) starts one with
+//! [`Publisher::start_logs_only`]: one plain channel, no confirm channel, no probes, and only
+//! the `logs` exchange declared.
 
 use std::{
     sync::{
@@ -64,13 +68,24 @@ impl PublishError {
 
 struct Live {
     connection: Connection,
-    jobs: Channel,
+    /// The confirm channel; `None` for a logs-only publisher.
+    jobs: Option<Channel>,
     logs: Channel,
+}
+
+impl Live {
+    fn connected(&self) -> bool {
+        self.connection.status().connected()
+            && self.jobs.as_ref().is_none_or(|j| j.status().connected())
+            && self.logs.status().connected()
+    }
 }
 
 struct Inner {
     url: String,
     topology: Topology,
+    /// Whether jobs are published (a confirm channel, probed), or log lines only.
+    jobs: bool,
     live: RwLock<Option<Arc<Live>>>,
     broken: Notify,
     connects: AtomicU64,
@@ -93,9 +108,20 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// Starts the supervisor; the first connection is attempted at once, in the background.
     pub fn start(url: impl Into<String>, topology: Topology) -> Self {
+        Self::start_with(url.into(), topology, true)
+    }
+
+    /// A publisher of log lines only: [`Publisher::publish_job`] always answers
+    /// [`PublishError::Unavailable`].
+    pub fn start_logs_only(url: impl Into<String>, topology: Topology) -> Self {
+        Self::start_with(url.into(), topology, false)
+    }
+
+    fn start_with(url: String, topology: Topology, jobs: bool) -> Self {
         let inner = Arc::new(Inner {
-            url: url.into(),
+            url,
             topology,
+            jobs,
             live: RwLock::new(None),
             broken: Notify::new(),
             connects: AtomicU64::new(0),
@@ -133,10 +159,7 @@ impl Publisher {
 
     async fn current(&self) -> Option<Arc<Live>> {
         let live = self.inner.live.read().await.clone()?;
-        let healthy = live.connection.status().connected()
-            && live.jobs.status().connected()
-            && live.logs.status().connected();
-        if healthy {
+        if live.connected() {
             Some(live)
         } else {
             self.inner.broken.notify_one();
@@ -149,9 +172,10 @@ impl Publisher {
         let span = tracing::info_span!("amqp.publish", hash = %job.hash, otel.kind = "producer");
         async {
             let live = self.current().await.ok_or(PublishError::Unavailable)?;
+            let jobs = live.jobs.as_ref().ok_or(PublishError::Unavailable)?;
             let mut meta = job.clone();
             meta.trace_headers = super::trace_context::inject(&tracing::Span::current());
-            let result = self.confirm(&live, &meta.properties(), body).await;
+            let result = self.confirm(jobs, &meta.properties(), body).await;
             if matches!(
                 result,
                 Err(PublishError::Amqp(_) | PublishError::Timeout(_) | PublishError::Lost(_))
@@ -166,7 +190,7 @@ impl Publisher {
 
     async fn confirm(
         &self,
-        live: &Live,
+        jobs: &Channel,
         properties: &BasicProperties,
         body: &[u8],
     ) -> Result<(), PublishError> {
@@ -175,8 +199,7 @@ impl Publisher {
             ..BasicPublishOptions::default()
         };
         let publish = async {
-            let confirm = live
-                .jobs
+            let confirm = jobs
                 .basic_publish(
                     self.inner.topology.to_worker().into(),
                     SCAN_ROUTING_KEY.into(),
@@ -221,10 +244,18 @@ impl Publisher {
 
 async fn connect(inner: &Inner) -> Result<Live, lapin::Error> {
     let connection = Connection::connect(&inner.url, ConnectionProperties::default()).await?;
-    let jobs = connection.create_channel().await?;
-    jobs.confirm_select(ConfirmSelectOptions::default()).await?;
-    inner.topology.declare(&jobs).await?;
+    let jobs = if inner.jobs {
+        let jobs = connection.create_channel().await?;
+        jobs.confirm_select(ConfirmSelectOptions::default()).await?;
+        inner.topology.declare(&jobs).await?;
+        Some(jobs)
+    } else {
+        None
+    };
     let logs = connection.create_channel().await?;
+    if jobs.is_none() {
+        inner.topology.declare_logs(&logs).await?;
+    }
     Ok(Live {
         connection,
         jobs,
@@ -232,13 +263,17 @@ async fn connect(inner: &Inner) -> Result<Live, lapin::Error> {
     })
 }
 
-/// One round trip on the confirm channel: a passive declare of the jobs exchange.
+/// One round trip on the confirm channel: a passive declare of the jobs exchange (always
+/// answered for a logs-only publisher, which is not probed).
 async fn probe(live: &Live, topology: &Topology) -> bool {
+    let Some(jobs) = &live.jobs else {
+        return true;
+    };
     let passive = ExchangeDeclareOptions {
         passive: true,
         ..ExchangeDeclareOptions::default()
     };
-    let declare = live.jobs.exchange_declare(
+    let declare = jobs.exchange_declare(
         topology.to_worker().into(),
         ExchangeKind::Direct,
         passive,
@@ -268,19 +303,18 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
                 loop {
                     let Some(inner) = weak.upgrade() else { return };
                     let notified = inner.broken.notified();
-                    let healthy = live.connection.status().connected()
-                        && live.jobs.status().connected()
-                        && live.logs.status().connected();
-                    if !healthy {
+                    if !live.connected() {
                         break;
                     }
+                    let probed = inner.jobs;
                     let next_probe = async {
                         tokio::time::sleep(PROBE_EVERY).await;
-                        probe(&live, &inner.topology).await
+                        // Without a confirm channel only the status is watched.
+                        probed && !probe(&live, &inner.topology).await
                     };
                     tokio::select! {
                         () = notified => {}
-                        answered = next_probe => if !answered {
+                        stalled = next_probe => if stalled {
                             tracing::warn!(
                                 target: "facematch::amqp",
                                 timeout = ?PROBE_TIMEOUT,
@@ -309,5 +343,50 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ImageHash, amqp::Source, testing::TEST_AMQP_URL};
+
+    #[tokio::test]
+    async fn a_logs_only_publisher_forwards_lines_and_publishes_no_job() {
+        let topology = Topology::new(format!("t-logs-only-{:08x}.", rand::random::<u32>()));
+        let publisher = Publisher::start_logs_only(TEST_AMQP_URL, topology.clone());
+        assert!(
+            publisher.wait_ready(Duration::from_secs(10)).await,
+            "RabbitMQ must run on {TEST_AMQP_URL}"
+        );
+        let live = publisher.current().await.expect("live");
+        assert!(live.jobs.is_none(), "no confirm channel");
+        publisher
+            .publish_log("host.worker.info", "a line")
+            .await
+            .expect("a log line is published");
+        let job = JobMeta {
+            hash: ImageHash::of(b"x"),
+            collection: crate::Collection::default(),
+            epoch: None,
+            name: "x.png".into(),
+            source: Source::Upload,
+            content_type: "image/png".into(),
+            trace_headers: Vec::new(),
+        };
+        assert!(matches!(
+            publisher.publish_job(&job, b"x").await,
+            Err(PublishError::Unavailable)
+        ));
+        // Only the `logs` exchange was declared; remove it.
+        let channel = live.connection.create_channel().await.expect("channel");
+        channel
+            .exchange_delete(
+                topology.logs().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await
+            .expect("delete the logs exchange");
+        publisher.close().await;
     }
 }

@@ -206,6 +206,22 @@ impl Topology {
         Ok(())
     }
 
+    /// Declares the `logs` topic exchange alone (what a process that only forwards its log
+    /// lines needs).
+    pub async fn declare_logs(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        channel
+            .exchange_declare(
+                self.logs().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+    }
+
     /// A scan queue's arguments: quorum, dead-lettering to the dead exchange after
     /// `delivery_limit` deliveries.
     fn scan_queue_arguments(&self, delivery_limit: i32) -> FieldTable {

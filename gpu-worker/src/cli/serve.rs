@@ -8,7 +8,7 @@ use tokio::sync::watch;
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let (telemetry, logs) = telemetry::init_with_amqp_logs(
+        let (telemetry, logs) = telemetry::init_with_amqp_log_forwarding(
             "facematch-worker",
             "worker",
             vec!["gpu_worker", "facematch", "facematch_core"],
