@@ -1,6 +1,8 @@
 //! The CUDA search: sealed chunks of rows on the device, compared with the whole batch of
 //! queries in one matrix product; the product is a filter (with a margin far above f32
-//! summation error), every candidate is then checked exactly.
+//! summation error), every candidate is then checked exactly. The rows not yet sealed (the host
+//! tail) are kept on the device too, as a copy that each search grows by the rows appended since
+//! the last one: a search uploads what is new, not the whole tail (up to 8 MiB) again.
 
 use candle_core::{D, DType, Device, Tensor};
 use facematch_core::store::DESCRIPTOR_LEN;
@@ -10,10 +12,26 @@ use super::{CHUNK_ROWS, FaceIndex, Hit, Query};
 /// Slack on the squared threshold for the device filter, far above f32 summation error.
 const FILTER_MARGIN: f32 = 1e-3;
 
-/// A sealed block of rows on the device and their squared norms.
+/// A block of rows on the device and their squared norms (cheap to clone: tensors are shared).
+#[derive(Clone)]
 pub(super) struct Chunk {
     rows: Tensor,
     norms: Tensor,
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        self.rows.dims().first().copied().unwrap_or(0)
+    }
+
+    /// This chunk followed by `more` rows (only those are uploaded).
+    fn extended(&self, more: &[f32], device: &Device) -> candle_core::Result<Chunk> {
+        let more = upload(more, device)?;
+        Ok(Chunk {
+            rows: Tensor::cat(&[&self.rows, &more.rows], 0)?,
+            norms: Tensor::cat(&[&self.norms, &more.norms], 0)?,
+        })
+    }
 }
 
 impl FaceIndex {
@@ -29,11 +47,7 @@ impl FaceIndex {
         let q = Tensor::from_vec(flat, (queries.len(), DESCRIPTOR_LEN), &self.device)?;
         let q_norms = q.sqr()?.sum_keepdim(D::Minus1)?;
         let limit = threshold * threshold + FILTER_MARGIN;
-        let tail = if tail_rows.is_empty() {
-            None
-        } else {
-            Some(upload(tail_rows, &self.device)?)
-        };
+        let tail = self.tail_on_device(tail_rows)?;
         let mut hits = Vec::new();
         for (c, chunk) in chunks.iter().chain(tail.as_ref()).enumerate() {
             let base = c * CHUNK_ROWS;
@@ -88,6 +102,31 @@ impl FaceIndex {
             }
         }
         Ok(hits)
+    }
+}
+
+impl FaceIndex {
+    /// The device copy of the host tail `tail_rows`: the held copy when it has every row,
+    /// grown by the missing rows when it has a prefix of them (the tail only grows until it is
+    /// sealed, which drops the copy), uploaded whole otherwise.
+    fn tail_on_device(&self, tail_rows: &[f32]) -> candle_core::Result<Option<Chunk>> {
+        let rows = tail_rows.len() / DESCRIPTOR_LEN;
+        if rows == 0 {
+            return Ok(None);
+        }
+        let mut copy = self
+            .tail_copy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let chunk = match copy.take() {
+            Some(held) if held.len() == rows => held,
+            Some(held) if held.len() < rows => {
+                held.extended(&tail_rows[held.len() * DESCRIPTOR_LEN..], &self.device)?
+            }
+            _ => upload(tail_rows, &self.device)?,
+        };
+        *copy = Some(chunk.clone());
+        Ok(Some(chunk))
     }
 }
 

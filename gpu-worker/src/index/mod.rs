@@ -79,6 +79,9 @@ pub struct FaceIndex {
     /// Rows erased on the device layout, skipped by searches until the index is rebuilt (the
     /// CPU layout drops its erased rows at once).
     erased: std::collections::HashSet<LogId>,
+    /// The device layout's copy of the first rows of its host tail, grown by the rows appended
+    /// since the last search rather than uploaded whole by every search.
+    tail_copy: std::sync::Mutex<Option<Chunk>>,
 }
 
 impl std::fmt::Debug for FaceIndex {
@@ -111,6 +114,7 @@ impl FaceIndex {
             ids: Vec::new(),
             seen: None,
             erased: std::collections::HashSet::new(),
+            tail_copy: std::sync::Mutex::new(None),
         }
     }
 
@@ -197,6 +201,11 @@ impl FaceIndex {
                             }
                         }
                         tail.clear();
+                        // A new tail: its copy starts afresh.
+                        *self
+                            .tail_copy
+                            .get_mut()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
                     }
                 }
             }
@@ -367,6 +376,47 @@ mod tests {
         let b = matrix.search(&queries, 0.6).expect("matrix");
         assert!(!a.is_empty());
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_device_tail_copy_follows_appends_and_seals() {
+        let make = |i: usize| {
+            let mut descriptor = [0f32; DESCRIPTOR_LEN];
+            for (k, v) in descriptor.iter_mut().enumerate() {
+                *v = ((i * 13 + k * 7) as f32 * 0.377).sin() * 0.1;
+            }
+            FacelogEntry {
+                id: LogId {
+                    ms: i as u64 + 1,
+                    seq: 0,
+                },
+                hash: ImageHash::of(&(i as u64 % 300).to_le_bytes()),
+                descriptor,
+            }
+        };
+        let mut host = FaceIndex::new(Device::Cpu);
+        let mut matrix = FaceIndex::new_matrix(Device::Cpu);
+        let mut next = 0;
+        // Searches between appends, across a seal (16,384 rows), a search with nothing new, and
+        // a refused append in between.
+        for step in [5000, 1, 0, 6000, 5383, 1, 700, 3] {
+            let entries: Vec<FacelogEntry> = (next..next + step).map(make).collect();
+            next += step;
+            host.extend(&entries).expect("extend");
+            matrix.extend(&entries).expect("extend");
+            let mut bad = make(next + 1_000_000);
+            bad.descriptor[0] = f32::INFINITY;
+            assert!(matrix.extend(&[bad]).is_err());
+            let queries: Vec<Query> = (next.saturating_sub(5)..next + 3)
+                .map(|i| query(&make(i)))
+                .collect();
+            assert_eq!(
+                host.search(&queries, 0.6).expect("host"),
+                matrix.search(&queries, 0.6).expect("matrix"),
+                "after {next} rows"
+            );
+        }
+        assert!(next > CHUNK_ROWS, "the tail was sealed once");
     }
 
     #[test]
