@@ -44,6 +44,9 @@ struct Args {
     /// Decode and pipeline in this process, no broker or store.
     #[arg(long)]
     in_process: bool,
+    /// Whether the worker keeps a thumbnail of each face (`FACEMATCH_FACE_THUMBNAILS`).
+    #[arg(long, value_enum, default_value = "on")]
+    thumbnails: gpu_worker::service::Thumbnails,
 }
 
 async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result<f64> {
@@ -83,7 +86,7 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
         align: Alignment::default(),
         decode_threads: None,
         metrics_listen: "127.0.0.1:0".parse()?,
-        face_thumbnails: gpu_worker::service::Thumbnails::On,
+        face_thumbnails: args.thumbnails,
         limits: gpu_worker::service::JobLimits::default(),
         test_engine_fault_after: None,
     };
