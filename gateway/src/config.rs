@@ -119,6 +119,11 @@ pub struct Args {
     #[arg(long, env = "FACEMATCH_REQUEUE_AFTER", default_value = "15m", value_parser = parse_duration)]
     pub requeue_after: Duration,
 
+    /// Failed authentications (missing, unknown or revoked key) one client address may make
+    /// in a minute before its requests get 429 for the rest of it (0: no brake).
+    #[arg(long, env = "FACEMATCH_AUTH_FAILURES_PER_MINUTE", default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
+
     /// How long an image may stay `pending` (claimed, its job not confirmed by the broker)
     /// before the sweep settles it: removed if nothing names it, else `failed` so that a
     /// re-upload queues it (e.g. 2m).

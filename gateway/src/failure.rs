@@ -29,14 +29,16 @@ pub const UNPROCESSABLE: u16 = 1 << 8;
 pub const TOO_MANY_REQUESTS: u16 = 1 << 9;
 pub const INTERNAL: u16 = 1 << 10;
 pub const UNAVAILABLE: u16 = 1 << 11;
+pub const URI_TOO_LONG: u16 = 1 << 12;
 
 /// A route behind an API key: no key (401), the wrong scope (403), an address that failed too
 /// often (429).
 pub const KEYED: u16 = UNAUTHORIZED | FORBIDDEN | TOO_MANY_REQUESTS;
 /// A route that reads or writes Redis: unreachable (503), corrupt data (500).
 pub const STORE: u16 = UNAVAILABLE | INTERNAL;
-/// A route with path or query parameters poem validates (400).
-pub const PARAMS: u16 = BAD_REQUEST;
+/// A route with path or query parameters: poem validates them (400), and the server refuses
+/// an address longer than it reads (414, before any route is chosen).
+pub const PARAMS: u16 = BAD_REQUEST | URI_TOO_LONG;
 /// A route that reads a request body: malformed or empty (400), too slow (408), too large
 /// (413), no scan slot or body memory free (429).
 pub const BODY: u16 = BAD_REQUEST | REQUEST_TIMEOUT | PAYLOAD_TOO_LARGE | TOO_MANY_REQUESTS;
@@ -57,7 +59,7 @@ pub const DELETION: u16 = KEYED | STORE | PARAMS | NOT_FOUND;
 pub const READINESS: u16 = UNAVAILABLE;
 
 /// Every documented status: its bit, its code and what it means.
-const DOCUMENTED: [(u16, u16, &str); 12] = [
+const DOCUMENTED: [(u16, u16, &str); 13] = [
     (
         BAD_REQUEST,
         400,
@@ -80,6 +82,11 @@ const DOCUMENTED: [(u16, u16, &str); 12] = [
         "The body came too slowly (FACEMATCH_MIN_BODY_RATE) or took too long (FACEMATCH_BODY_TIMEOUT)",
     ),
     (CONFLICT, 409, "The collection exists already"),
+    (
+        URI_TOO_LONG,
+        414,
+        "The request line is over 64 KiB: answered by the HTTP parser, with no body",
+    ),
     (
         PAYLOAD_TOO_LARGE,
         413,
@@ -162,10 +169,15 @@ impl<const STATUSES: u16> ApiResponse for Failure<STATUSES> {
                     description,
                     status: Some(status),
                     status_range: None,
-                    content: vec![MetaMediaType {
-                        content_type: "application/json; charset=utf-8",
-                        schema: ErrorBody::schema_ref(),
-                    }],
+                    // hyper answers 414 itself, before the application, with no body.
+                    content: if status == 414 {
+                        Vec::new()
+                    } else {
+                        vec![MetaMediaType {
+                            content_type: "application/json; charset=utf-8",
+                            schema: ErrorBody::schema_ref(),
+                        }]
+                    },
                     headers: vec![],
                 })
                 .collect(),

@@ -76,7 +76,10 @@ async fn main() -> anyhow::Result<()> {
         total: args.max_waiters,
         per_address: args.max_waiters_per_address,
     })
-    .with_auth(Auth::new(args.auth, admin_key.as_deref()));
+    .with_auth(
+        Auth::new(args.auth, admin_key.as_deref())
+            .with_failure_limit(args.auth_failures_per_minute),
+    );
     tracing::info!(
         listen = %args.listen,
         amqp = %redact_url(&args.service.amqp.amqp_url),

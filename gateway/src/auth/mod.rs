@@ -106,6 +106,15 @@ impl Auth {
         }
     }
 
+    /// The same, braking an address after `failures` failed authentications a minute
+    /// (0: never).
+    pub fn with_failure_limit(self, failures: u32) -> Self {
+        Self {
+            throttle: Throttle::new(failures),
+            ..self
+        }
+    }
+
     /// No keys: everything acts in `default` (tests, and loopback development).
     pub fn off() -> Self {
         Self::new(AuthMode::Off, None)

@@ -1,6 +1,7 @@
 //! The brake on guessing keys: a client address whose requests failed authentication
-//! [`MAX_FAILURES`] times within [`WINDOW`] gets 429 until that window ends. Kept per gateway
-//! process (each replica brakes on its own); behind a proxy, the address is the proxy's.
+//! [`MAX_FAILURES`] times (`FACEMATCH_AUTH_FAILURES_PER_MINUTE`) within [`WINDOW`] gets 429 until
+//! that window ends. Kept per gateway process (each replica brakes on its own); behind a proxy,
+//! the address is the proxy's.
 
 use std::{
     collections::HashMap,
@@ -9,25 +10,40 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Failed authentications allowed per address and window.
+/// Failed authentications allowed per address and window, by default.
 pub const MAX_FAILURES: u32 = 20;
 /// The window over which failures are counted.
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked at most; past it, stale ones are dropped.
 const MAX_ADDRESSES: usize = 100_000;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct Throttle {
     failures: Arc<Mutex<HashMap<IpAddr, (Instant, u32)>>>,
+    /// Failures allowed per window (0: no brake).
+    max: u32,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self::new(MAX_FAILURES)
+    }
 }
 
 impl Throttle {
+    pub(super) fn new(max: u32) -> Self {
+        Self {
+            failures: Arc::default(),
+            max,
+        }
+    }
+
     /// Whether `ip` has used up its failures in the current window.
     pub(super) fn is_blocked(&self, ip: IpAddr) -> bool {
         let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         failures
             .get(&ip)
-            .is_some_and(|(since, n)| since.elapsed() < WINDOW && *n >= MAX_FAILURES)
+            .is_some_and(|(since, n)| self.max > 0 && since.elapsed() < WINDOW && *n >= self.max)
     }
 
     /// Counts one failed authentication from `ip`.

@@ -23,8 +23,10 @@ use crate::{
 #[derive(Debug, Object, Deserialize)]
 pub struct NewKeyRequest {
     /// The collection the key acts in (it must exist).
+    #[oai(validator(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"))]
     pub collection: String,
-    /// Any of `scan`, `read`, `delete`, `admin`.
+    /// One or more of `scan`, `read`, `delete`, `admin`.
+    #[oai(validator(min_items = 1, pattern = "^(scan|read|delete|admin)$"))]
     pub scopes: Vec<String>,
 }
 
@@ -54,6 +56,7 @@ pub struct NewKey {
 #[derive(Debug, Object, Deserialize)]
 pub struct NewCollectionRequest {
     /// 1 to 64 characters of `a-z`, `0-9`, `_` and `-`, starting with a letter or digit.
+    #[oai(validator(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"))]
     pub name: String,
 }
 

@@ -130,7 +130,7 @@ impl MatchApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// Matched images to skip, closest first (default 0).
-        #[oai(validator(maximum(value = "100000000")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "100000000")))]
         offset: Query<Option<u32>>,
     ) -> Result<Json<Vec<MatchEntry>>, Failure<{ failure::BY_HASH }>> {
         let hash = parse_hash(&hash)?;
