@@ -137,7 +137,20 @@ async fn access_log<E: Endpoint>(
 /// poem's own errors as our JSON errors; a parameter that does not parse or validate gets the
 /// same code the handler would give it.
 fn json_error(e: poem::Error) -> ApiError {
-    if let Some(param) = e.downcast_ref::<poem_openapi::error::ParseParamError>() {
+    use poem_openapi::{
+        error::{ParseParamError, ParsePathError},
+        types::Type,
+    };
+    // A path parameter's own parser fails with a `ParsePathError` that names the parameter
+    // `param0`; the only one that can fail is the hash's ([`crate::hash_param`]), and its reason
+    // names its type.
+    if let Some(path) = e.downcast_ref::<ParsePathError>()
+        && path.reason.contains(&*crate::hash_param::HashParam::name())
+    {
+        return ApiError::bad_request("invalid_hash", e.to_string());
+    }
+    // A validator's refusal is a `ParseParamError` with the parameter's name.
+    if let Some(param) = e.downcast_ref::<ParseParamError>() {
         let code = match param.name {
             "hash" => "invalid_hash",
             "filename" => "invalid_filename",

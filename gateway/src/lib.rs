@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod failure;
 pub mod fetch;
+pub mod hash_param;
 pub mod limits;
 pub mod metrics;
 pub mod route;

@@ -200,7 +200,7 @@ async fn unknown_route_and_malformed_hash_are_json_errors() {
     assert_eq!(error_code(&json), "not_found");
     let (status, json) = env.get("/images/xyz").await;
     assert_eq!(status, 400);
-    assert_eq!(error_code(&json), "invalid_hash");
+    assert_eq!(error_code(&json), "invalid_hash", "{json}");
     assert_untouched(&env).await;
     env.cleanup().await;
 }

@@ -2,11 +2,11 @@
 
 use poem_openapi::{ApiResponse, OpenApi, param::Path, payload::Binary};
 
-use super::matches::parse_hash;
 use crate::{
     auth::{Caller, ReadScope},
     error::ApiError,
     failure::{self, Failure},
+    hash_param::HashParam,
 };
 
 /// How long a browser may keep a thumbnail: short, since erasing the image removes it.
@@ -55,13 +55,12 @@ impl FaceApi {
         &self,
         caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
-        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
-        hash: Path<String>,
+        hash: Path<HashParam>,
         /// The face's number followed by `.jpg`, such as `0.jpg`.
         #[oai(validator(pattern = "^(0|[1-9][0-9]{0,3})\\.jpg$"))]
         file: Path<String>,
     ) -> Result<Thumbnail, Failure<{ failure::BY_HASH }>> {
-        let hash = parse_hash(&hash)?;
+        let hash = hash.0.0;
         let n = face_number(&file)?;
         match caller.store.face_thumbnail(hash, n).await? {
             Some(jpeg) => Ok(Thumbnail::Jpeg(

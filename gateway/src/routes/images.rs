@@ -9,12 +9,12 @@ use poem_openapi::{
     payload::Json,
 };
 
-use super::matches::parse_hash;
 use crate::{
     auth::{Caller, DeleteScope, ReadScope},
     error::ApiError,
     extract::client_address,
     failure::{self, Failure},
+    hash_param::HashParam,
 };
 
 /// Longest long-poll accepted, in seconds.
@@ -143,13 +143,12 @@ impl ImageApi {
         request: &poem::Request,
         caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
-        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
-        hash: Path<String>,
+        hash: Path<HashParam>,
         /// Seconds to wait for a final state (0 to 60).
         #[oai(validator(minimum(value = "0"), maximum(value = "60")))]
         wait: Query<Option<u64>>,
     ) -> Result<Json<ImageDoc>, Failure<{ failure::BY_HASH }>> {
-        let hash = parse_hash(&hash)?;
+        let hash = hash.0.0;
         let unknown = || ApiError::not_found(format!("no image has hash {hash}"));
         let wait = Duration::from_secs(wait.0.unwrap_or(0).min(MAX_WAIT_SECS));
         if wait.is_zero() {
@@ -185,10 +184,9 @@ impl ImageApi {
         &self,
         caller: Caller<DeleteScope>,
         /// The image's hash: 32 lowercase hex characters.
-        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
-        hash: Path<String>,
+        hash: Path<HashParam>,
     ) -> Result<Json<ImageErased>, Failure<{ failure::BY_HASH }>> {
-        let hash = parse_hash(&hash)?;
+        let hash = hash.0.0;
         let Some(erased) = caller.store.erase_image(hash).await? else {
             return Err(ApiError::not_found(format!("no image has hash {hash}")).into());
         };

@@ -12,8 +12,8 @@ use poem_openapi::{
 
 use crate::{
     auth::{Caller, ReadScope},
-    error::ApiError,
     failure::{self, Failure},
+    hash_param::HashParam,
     state::AppState,
 };
 
@@ -76,12 +76,6 @@ pub const DEFAULT_PAGE: u32 = 100;
 #[derive(Debug)]
 pub struct MatchApi;
 
-pub(crate) fn parse_hash(raw: &str) -> Result<ImageHash, ApiError> {
-    raw.parse().map_err(|e: facematch_core::ParseHashError| {
-        ApiError::bad_request("invalid_hash", e.to_string())
-    })
-}
-
 #[OpenApi]
 impl MatchApi {
     /// Names of matching images
@@ -95,13 +89,12 @@ impl MatchApi {
         &self,
         caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
-        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
-        hash: Path<String>,
+        hash: Path<HashParam>,
         /// Most names answered (1 to 10000, default 1000).
         #[oai(validator(minimum(value = "1"), maximum(value = "10000")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<Vec<String>>, Failure<{ failure::BY_HASH }>> {
-        let hash = parse_hash(&hash)?;
+        let hash = hash.0.0;
         let limit = limit.0.unwrap_or(DEFAULT_NAMES) as usize;
         Ok(Json(caller.store.matched_names(hash, limit).await?))
     }
@@ -122,8 +115,7 @@ impl MatchApi {
         state: poem::web::Data<&AppState>,
         caller: Caller<ReadScope>,
         /// The image's hash: 32 lowercase hex characters.
-        #[oai(validator(pattern = "^[0-9a-f]{32}$"))]
-        hash: Path<String>,
+        hash: Path<HashParam>,
         /// Also list the face pairs behind each match.
         faces: Query<Option<bool>>,
         /// Most images answered (1 to 1000, default 100).
@@ -133,7 +125,7 @@ impl MatchApi {
         #[oai(validator(minimum(value = "0"), maximum(value = "100000000")))]
         offset: Query<Option<u32>>,
     ) -> Result<Json<Vec<MatchEntry>>, Failure<{ failure::BY_HASH }>> {
-        let hash = parse_hash(&hash)?;
+        let hash = hash.0.0;
         let limit = limit.0.unwrap_or(DEFAULT_PAGE) as usize;
         let offset = offset.0.unwrap_or(0) as usize;
         // Closest first: the matches are kept sorted by distance.
