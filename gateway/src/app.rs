@@ -141,13 +141,15 @@ fn json_error(e: poem::Error) -> ApiError {
         error::{ParseParamError, ParsePathError},
         types::Type,
     };
-    // A path parameter's own parser fails with a `ParsePathError` that names the parameter
-    // `param0`; the only one that can fail is the hash's ([`crate::hash_param`]), and its reason
-    // names its type.
-    if let Some(path) = e.downcast_ref::<ParsePathError>()
-        && path.reason.contains(&*crate::hash_param::HashParam::name())
-    {
-        return ApiError::bad_request("invalid_hash", e.to_string());
+    // A path parameter's own parser ([`crate::params`]) fails with a `ParsePathError` that
+    // names the parameter `param0`; its reason names the parameter's type.
+    if let Some(path) = e.downcast_ref::<ParsePathError>() {
+        let code = if path.reason.contains(&*crate::params::HashParam::name()) {
+            "invalid_hash"
+        } else {
+            "invalid_parameter"
+        };
+        return ApiError::bad_request(code, e.to_string());
     }
     // A validator's refusal is a `ParseParamError` with the parameter's name.
     if let Some(param) = e.downcast_ref::<ParseParamError>() {

@@ -6,7 +6,7 @@ use crate::{
     auth::{Caller, ReadScope},
     error::ApiError,
     failure::{self, Failure},
-    hash_param::HashParam,
+    params::{FaceFileParam, HashParam},
 };
 
 /// How long a browser may keep a thumbnail: short, since erasing the image removes it.
@@ -21,18 +21,6 @@ pub enum Thumbnail {
         #[oai(header = "Cache-Control")] String,
         #[oai(header = "X-Content-Type-Options")] String,
     ),
-}
-
-/// The face number in `{n}.jpg`.
-fn face_number(file: &str) -> Result<u32, ApiError> {
-    file.strip_suffix(".jpg")
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_parameter",
-                "a face is named by its number and .jpg, such as 0.jpg",
-            )
-        })
 }
 
 /// Face thumbnails.
@@ -57,11 +45,10 @@ impl FaceApi {
         /// The image's hash: 32 lowercase hex characters.
         hash: Path<HashParam>,
         /// The face's number followed by `.jpg`, such as `0.jpg`.
-        #[oai(validator(pattern = "^(0|[1-9][0-9]{0,3})\\.jpg$"))]
-        file: Path<String>,
+        file: Path<FaceFileParam>,
     ) -> Result<Thumbnail, Failure<{ failure::BY_HASH }>> {
         let hash = hash.0.0;
-        let n = face_number(&file)?;
+        let n = file.0.0;
         match caller.store.face_thumbnail(hash, n).await? {
             Some(jpeg) => Ok(Thumbnail::Jpeg(
                 Binary(jpeg),
@@ -71,20 +58,6 @@ impl FaceApi {
             None => Err(
                 ApiError::not_found(format!("image {hash} has no thumbnail of face {n}")).into(),
             ),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_face_file_is_its_number_and_jpg() {
-        assert_eq!(face_number("0.jpg").ok(), Some(0));
-        assert_eq!(face_number("12.jpg").ok(), Some(12));
-        for bad in ["x.jpg", "1.png", "1", "-1.jpg", ".jpg"] {
-            assert!(face_number(bad).is_err(), "{bad}");
         }
     }
 }

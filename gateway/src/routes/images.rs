@@ -14,7 +14,7 @@ use crate::{
     error::ApiError,
     extract::client_address,
     failure::{self, Failure},
-    hash_param::HashParam,
+    params::HashParam,
 };
 
 /// Longest long-poll accepted, in seconds.

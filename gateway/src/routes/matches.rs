@@ -13,7 +13,7 @@ use poem_openapi::{
 use crate::{
     auth::{Caller, ReadScope},
     failure::{self, Failure},
-    hash_param::HashParam,
+    params::HashParam,
     state::AppState,
 };
 
