@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
+
+use common::gateway_process::GatewayProcess;
 
 use facematch_core::{
     amqp::{lapin::Consumer, log_routing_key},
@@ -16,48 +15,14 @@ use facematch_core::{
 };
 use futures_util::StreamExt;
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// The gateway binary on a free port under `ns`'s names, with `env` added; waits until ready.
-async fn gateway(ns: &Namespace, env: &[(&str, &str)]) -> (Killed, String) {
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gateway"));
-    command
-        .env("FACEMATCH_LISTEN", format!("127.0.0.1:{port}"))
-        .env("FACEMATCH_AMQP_PREFIX", format!("{}.", ns.id))
-        .env("FACEMATCH_KEY_PREFIX", format!("{}:", ns.id))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let child = Killed(command.spawn().expect("start gateway"));
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = http.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            return (child, base);
-        }
-        assert!(Instant::now() < deadline, "gateway did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// The gateway binary under `ns`'s names, with `env` added (keys required unless it says
+/// otherwise); waits until ready. Returns it and its base URL.
+async fn gateway(ns: &Namespace, env: &[(&str, &str)]) -> (GatewayProcess, String) {
+    let mut settings = vec![("FACEMATCH_AUTH", "required")];
+    settings.extend_from_slice(env);
+    let process = GatewayProcess::start(ns, &settings).await;
+    let base = format!("http://{}", process.addr);
+    (process, base)
 }
 
 /// The first line on the logs exchange under `routing_key` that contains `needle`.

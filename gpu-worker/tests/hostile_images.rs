@@ -8,7 +8,7 @@
 
 use std::{path::Path, time::Duration};
 
-use facematch_testkit::{System, images::gif_solid_frame, within};
+use facematch_testkit::{System, images::gif_solid_frame, process::peak_rss_bytes, within};
 use image::ImageFormat;
 
 const WAIT: Duration = Duration::from_secs(240);
@@ -19,21 +19,6 @@ const GROWTH_BOUND: u64 = 64 << 20;
 
 /// A progressive JPEG written by libjpeg-turbo (10 scans; see `tests/data/README.md`).
 const PROGRESSIVE: &[u8] = include_bytes!("data/progressive.jpg");
-
-/// `VmHWM` (peak resident set) of a process, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("kB");
-    kb * 1024
-}
 
 /// Where each start-of-scan marker of `jpeg` is (found by walking the segments).
 fn scan_starts(jpeg: &[u8]) -> Vec<usize> {
@@ -93,7 +78,7 @@ async fn hostile_images_fail_alone_without_raising_the_workers_memory() {
             (status["width"].as_u64(), status["height"].as_u64()),
             (Some(227), Some(151))
         );
-        let baseline = peak_rss(worker.0.id());
+        let baseline = peak_rss_bytes(worker.0.id());
 
         let starts = scan_starts(PROGRESSIVE);
         assert_eq!(starts.len(), 10, "libjpeg's ten scans");
@@ -116,7 +101,7 @@ async fn hostile_images_fail_alone_without_raising_the_workers_memory() {
             eprintln!("{name}: {error}");
         }
 
-        let peak = peak_rss(worker.0.id());
+        let peak = peak_rss_bytes(worker.0.id());
         eprintln!(
             "worker peak RSS: {} MiB after the whole JPEG, {} MiB after the hostile ones",
             baseline >> 20,

@@ -7,7 +7,11 @@
 use std::{io::Write, time::Duration};
 
 use facematch_core::ImageHash;
-use facematch_testkit::{System, within};
+use facematch_testkit::{
+    System,
+    process::{peak_rss_bytes, rss_bytes},
+    within,
+};
 
 const WAIT: Duration = Duration::from_secs(240);
 /// The bound documented in README ("Memory"); measured: 413 MiB (2026-12-05).
@@ -30,26 +34,6 @@ fn png16(side: u32) -> Vec<u8> {
     stream.finish().expect("png end");
     drop(writer);
     out
-}
-
-/// `VmHWM` (peak resident set) of a process, in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    proc_status_bytes(pid, "VmHWM:")
-}
-
-/// One `kB` line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in bytes.
-fn proc_status_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .expect("status field");
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("kB");
-    kb * 1024
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,20 +70,20 @@ async fn sixteen_bit_images_keep_the_worker_within_its_memory_bound() {
                 (Some(6000), Some(6000))
             );
         }
-        let peak = peak_rss(worker.0.id());
+        let peak = peak_rss_bytes(worker.0.id());
         eprintln!(
             "8 × 16-bit 6000×6000 PNGs: worker peak RSS {} MiB",
             peak >> 20
         );
         assert!(peak < RSS_BOUND, "peak RSS {} MiB", peak >> 20);
         // Idle for longer than the worker's trim delay (2 s): its freed memory goes back.
-        let mut now = proc_status_bytes(worker.0.id(), "VmRSS:");
+        let mut now = rss_bytes(worker.0.id());
         for _ in 0..20 {
             if now < peak / 2 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-            now = proc_status_bytes(worker.0.id(), "VmRSS:");
+            now = rss_bytes(worker.0.id());
         }
         eprintln!("idle after them: worker RSS {} MiB", now >> 20);
         assert!(

@@ -9,6 +9,7 @@
 //! - `golden` (feature `worker`): the comparisons against face-api's and dlib's golden
 //!   outputs, shared by the golden tests and the `gpu-check` binary.
 //! - [`browser`]: a headless Chromium over WebDriver, for the web page's tests.
+//! - [`process`]: a process's resident memory, read from `/proc`.
 //! - [`paths`]: where the weights and demo images are (the golden files: `golden::paths`).
 //!
 //! Every test that uses it talks to the real services and runs the real models on the CPU
@@ -25,6 +26,7 @@ pub use facematch_golden as golden;
 pub mod images;
 pub mod keys;
 pub mod paths;
+pub mod process;
 pub mod system;
 #[cfg(feature = "worker")]
 pub mod worker;

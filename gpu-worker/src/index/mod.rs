@@ -348,25 +348,26 @@ mod tests {
         assert_eq!(hits.iter().filter(|h| h.query == 4).count(), 3);
     }
 
+    /// Entry `i` of a log of varied descriptors (`images` images, faces spread over them).
+    fn varied(i: usize, images: u64) -> FacelogEntry {
+        let mut descriptor = [0f32; DESCRIPTOR_LEN];
+        for (k, v) in descriptor.iter_mut().enumerate() {
+            *v = ((i * 31 + k * 17) as f32 * 0.618).sin() * 0.12;
+        }
+        FacelogEntry {
+            id: LogId {
+                ms: i as u64 + 1,
+                seq: 0,
+            },
+            hash: ImageHash::of(&(i as u64 % images).to_le_bytes()),
+            descriptor,
+        }
+    }
+
     #[test]
     fn the_int8_filter_and_the_matrix_path_agree_exactly() {
         let n = CHUNK_ROWS + 300;
-        let entries: Vec<FacelogEntry> = (0..n)
-            .map(|i| {
-                let mut descriptor = [0f32; DESCRIPTOR_LEN];
-                for (k, v) in descriptor.iter_mut().enumerate() {
-                    *v = ((i * 31 + k * 17) as f32 * 0.618).sin() * 0.12;
-                }
-                FacelogEntry {
-                    id: LogId {
-                        ms: i as u64 + 1,
-                        seq: 0,
-                    },
-                    hash: ImageHash::of(&(i as u64 % 500).to_le_bytes()),
-                    descriptor,
-                }
-            })
-            .collect();
+        let entries: Vec<FacelogEntry> = (0..n).map(|i| varied(i, 500)).collect();
         let mut host = FaceIndex::new(Device::Cpu);
         let mut matrix = FaceIndex::new_matrix(Device::Cpu);
         host.extend(&entries).expect("extend");
@@ -380,20 +381,7 @@ mod tests {
 
     #[test]
     fn the_device_tail_copy_follows_appends_and_seals() {
-        let make = |i: usize| {
-            let mut descriptor = [0f32; DESCRIPTOR_LEN];
-            for (k, v) in descriptor.iter_mut().enumerate() {
-                *v = ((i * 13 + k * 7) as f32 * 0.377).sin() * 0.1;
-            }
-            FacelogEntry {
-                id: LogId {
-                    ms: i as u64 + 1,
-                    seq: 0,
-                },
-                hash: ImageHash::of(&(i as u64 % 300).to_le_bytes()),
-                descriptor,
-            }
-        };
+        let make = |i: usize| varied(i, 300);
         let mut host = FaceIndex::new(Device::Cpu);
         let mut matrix = FaceIndex::new_matrix(Device::Cpu);
         let mut next = 0;
