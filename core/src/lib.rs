@@ -16,4 +16,6 @@ pub mod telemetry;
 pub use collection::{Collection, InvalidCollection};
 pub use hash::{ImageHash, ParseHashError};
 #[cfg(feature = "test-support")]
+pub mod raw_http;
+#[cfg(feature = "test-support")]
 pub mod testing;

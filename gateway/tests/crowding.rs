@@ -6,7 +6,6 @@
 mod common;
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -17,45 +16,22 @@ use std::{
 use common::{gateway_process::GatewayProcess, png};
 use facematch_core::{
     ImageHash,
+    raw_http::{self, status_of},
     testing::{Namespace, remove_namespace},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpSocket, TcpStream},
+    net::TcpStream,
 };
 
 const POLLS_PER_ADDRESS: usize = 100;
 const POLL_ADDRESSES: u8 = 11;
 
-/// A connection to `gateway` from `source` (any 127.x.y.z address is this machine).
+/// A connection to `gateway` from `source`.
 async fn connect_from(source: [u8; 4], gateway: &str) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::from((source, 0)))
-        .expect("bind a loopback source address");
-    socket
-        .connect(gateway.parse().expect("addr"))
+    raw_http::connect_from(source, gateway)
         .await
-        .expect("connect")
-}
-
-/// The status of the answer on `sock` (reading its head only), or `None` if none came within
-/// `within`.
-async fn status_of(sock: &mut TcpStream, within: Duration) -> Option<u16> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1024];
-    let read = tokio::time::timeout(within, async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match sock.read(&mut byte).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&byte[..n]),
-            }
-        }
-    })
-    .await;
-    read.ok()?;
-    let line = String::from_utf8_lossy(&head);
-    line.split(' ').nth(1)?.parse().ok()
+        .expect("connect from a loopback source address")
 }
 
 /// One request from `source`, answered within `within`: its status.

@@ -3,46 +3,10 @@
 //! of its own (127.0.x.y), while another client (127.0.0.1) must still be served. Each returns
 //! what it saw and the findings (an empty list when the gateway held).
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpSocket, TcpStream},
-};
-
-/// A connection to `gateway` (`host:port`) from the loopback address `source`.
-async fn connect_from(source: [u8; 4], gateway: &str) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((source, 0)))?;
-    let addr = gateway
-        .parse()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    socket.connect(addr).await
-}
-
-/// The status of the answer on `sock`, if one came within `within`.
-async fn status_of(sock: &mut TcpStream, within: Duration) -> Option<u16> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    tokio::time::timeout(within, async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-            match sock.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .ok()?;
-    String::from_utf8_lossy(&head)
-        .split(' ')
-        .nth(1)?
-        .parse()
-        .ok()
-}
+use facematch_core::raw_http::{connect_from, status_of};
+use tokio::io::AsyncWriteExt;
 
 /// How long `GET path` from 127.0.0.1 took to answer 200, if it did within 5 s.
 async fn timed_get(gateway: &str, path: &str) -> Option<Duration> {
