@@ -91,7 +91,8 @@ pub struct Args {
     #[arg(long, env = "FACEMATCH_MAX_WAITERS", default_value_t = 256)]
     pub max_waiters: usize,
 
-    /// Long-polls waiting at once from one client address; more get 429 at once.
+    /// Long-polls waiting at once from one client address; more get 429 at once (0: no cap,
+    /// behind a proxy).
     #[arg(long, env = "FACEMATCH_MAX_WAITERS_PER_ADDRESS", default_value_t = 32)]
     pub max_waiters_per_address: usize,
 

@@ -38,7 +38,8 @@ const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 pub struct WaiterLimits {
     /// At once, in all (`FACEMATCH_MAX_WAITERS`).
     pub total: usize,
-    /// At once from one client address (`FACEMATCH_MAX_WAITERS_PER_ADDRESS`).
+    /// At once from one client address (`FACEMATCH_MAX_WAITERS_PER_ADDRESS`; 0: no cap, for a
+    /// gateway behind a proxy).
     pub per_address: usize,
 }
 
@@ -133,7 +134,9 @@ impl Waiters {
         if registry.total >= limits.total {
             return Err(Full::Total);
         }
-        if let Some(address) = address {
+        if let Some(address) = address
+            && limits.per_address > 0
+        {
             let count = registry.addresses.entry(address).or_default();
             if *count >= limits.per_address {
                 return Err(Full::Address);
@@ -223,6 +226,7 @@ impl Drop for Waiting {
         let mut registry = self.pool.registry();
         registry.total -= 1;
         if let Some(address) = self.address
+            && self.pool.limits.per_address > 0
             && let Some(count) = registry.addresses.get_mut(&address)
         {
             *count -= 1;
@@ -298,6 +302,20 @@ mod tests {
         waiters
             .enter(Some(a), &c, h)
             .expect("a place was given back");
+    }
+
+    #[tokio::test]
+    async fn no_cap_per_address_when_it_is_zero() {
+        let waiters = pool(3, 0);
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let (c, h) = (Collection::default(), ImageHash::of(b"x"));
+        let held: Vec<Waiting> = (0..3)
+            .map(|_| waiters.enter(Some(a), &c, h).expect("within the total"))
+            .collect();
+        assert_eq!(waiters.enter(Some(a), &c, h).err(), Some(Full::Total));
+        drop(held);
+        assert_eq!(waiters.waiting(), 0);
+        assert!(waiters.inner.registry().addresses.is_empty());
     }
 
     #[tokio::test]
