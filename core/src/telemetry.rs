@@ -73,46 +73,17 @@ pub fn traces_url(endpoint: &str) -> String {
 
 /// A service's start-up of logging and tracing: [`init`] for `service_name`, with this
 /// process's log lines (those of `targets`) also published to the `logs` exchange as
-/// `<hostname>.<component>.<level>` by a publisher started here, which is returned so the
-/// caller publishes its jobs with it too and closes it last (a tokio runtime must be running).
+/// `<hostname>.<component>.<level>` by a publisher made here with `start` —
+/// [`Publisher::start`] for a process that also publishes its jobs with it (the gateway),
+/// [`Publisher::start_logs_only`] for one that publishes none (a worker). The publisher is
+/// returned so the caller closes it last (a tokio runtime must be running).
 pub fn init_with_amqp_logs(
     service_name: &'static str,
     component: &'static str,
     targets: Vec<&'static str>,
     telemetry: &TelemetryArgs,
     amqp: &AmqpArgs,
-) -> (TelemetryGuard, Publisher) {
-    init_forwarding(service_name, component, targets, telemetry, || {
-        Publisher::start(
-            amqp.amqp_url.clone(),
-            Topology::new(amqp.amqp_prefix.clone()),
-        )
-    })
-}
-
-/// [`init_with_amqp_logs`] for a process that publishes no jobs (a worker): its publisher
-/// forwards log lines only ([`Publisher::start_logs_only`]: no confirm channel, no probes).
-pub fn init_with_amqp_log_forwarding(
-    service_name: &'static str,
-    component: &'static str,
-    targets: Vec<&'static str>,
-    telemetry: &TelemetryArgs,
-    amqp: &AmqpArgs,
-) -> (TelemetryGuard, Publisher) {
-    init_forwarding(service_name, component, targets, telemetry, || {
-        Publisher::start_logs_only(
-            amqp.amqp_url.clone(),
-            Topology::new(amqp.amqp_prefix.clone()),
-        )
-    })
-}
-
-fn init_forwarding(
-    service_name: &'static str,
-    component: &'static str,
-    targets: Vec<&'static str>,
-    telemetry: &TelemetryArgs,
-    start: impl FnOnce() -> Publisher,
+    start: fn(String, Topology) -> Publisher,
 ) -> (TelemetryGuard, Publisher) {
     let (forwarder, lines) = AmqpLogLayer::new(component, targets);
     let guard = init(
@@ -120,7 +91,10 @@ fn init_forwarding(
         Some(forwarder),
         telemetry.otlp_endpoint.as_deref(),
     );
-    let publisher = start();
+    let publisher = start(
+        amqp.amqp_url.clone(),
+        Topology::new(amqp.amqp_prefix.clone()),
+    );
     tokio::spawn(forward_logs(lines, publisher.clone()));
     (guard, publisher)
 }

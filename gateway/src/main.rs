@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use facematch_core::{config::redact_url, store::Store, telemetry};
+use facematch_core::{amqp::Publisher, config::redact_url, store::Store, telemetry};
 use gateway::{
     AppState, app_with,
     auth::{Auth, AuthMode},
@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         vec!["gateway", "facematch", "facematch_core"],
         &args.service.telemetry,
         &args.service.amqp,
+        Publisher::start,
     );
     let store = Store::open(
         &args.service.redis.redis_url,

@@ -263,12 +263,8 @@ async fn connect(inner: &Inner) -> Result<Live, lapin::Error> {
     })
 }
 
-/// One round trip on the confirm channel: a passive declare of the jobs exchange (always
-/// answered for a logs-only publisher, which is not probed).
-async fn probe(live: &Live, topology: &Topology) -> bool {
-    let Some(jobs) = &live.jobs else {
-        return true;
-    };
+/// One round trip on the confirm channel: a passive declare of the jobs exchange.
+async fn probe(jobs: &Channel, topology: &Topology) -> bool {
     let passive = ExchangeDeclareOptions {
         passive: true,
         ..ExchangeDeclareOptions::default()
@@ -306,11 +302,13 @@ async fn supervise(weak: std::sync::Weak<Inner>) {
                     if !live.connected() {
                         break;
                     }
-                    let probed = inner.jobs;
                     let next_probe = async {
                         tokio::time::sleep(PROBE_EVERY).await;
-                        // Without a confirm channel only the status is watched.
-                        probed && !probe(&live, &inner.topology).await
+                        match &live.jobs {
+                            Some(jobs) => !probe(jobs, &inner.topology).await,
+                            // No confirm channel (logs only): the status alone is watched.
+                            None => false,
+                        }
                     };
                     tokio::select! {
                         () = notified => {}

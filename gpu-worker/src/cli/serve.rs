@@ -1,19 +1,20 @@
 //! `gpu-worker serve` (the default): telemetry with log forwarding to the `logs` exchange, then
 //! the service until SIGTERM / Ctrl-C.
 
-use facematch_core::telemetry;
+use facematch_core::{amqp::Publisher, telemetry};
 use gpu_worker::service::{self, ServeArgs};
 use tokio::sync::watch;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let (telemetry, logs) = telemetry::init_with_amqp_log_forwarding(
+        let (telemetry, logs) = telemetry::init_with_amqp_logs(
             "facematch-worker",
             "worker",
             vec!["gpu_worker", "facematch", "facematch_core"],
             &args.service.telemetry,
             &args.service.amqp,
+            Publisher::start_logs_only,
         );
 
         let (stop, shutdown) = watch::channel(false);
