@@ -12,18 +12,20 @@ use std::{
 
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
+/// Open connections per address.
+type OpenCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
 /// Counts open connections per address under a cap (0: no cap).
 #[derive(Debug, Clone, Default)]
 pub struct PerAddress {
     cap: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: OpenCounts,
 }
 
-/// One counted connection; uncounted when dropped.
+/// One admitted connection; uncounted when dropped (counts nothing when there is no cap).
 #[derive(Debug)]
 pub struct Counted {
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    address: IpAddr,
+    counted: Option<(OpenCounts, IpAddr)>,
 }
 
 impl PerAddress {
@@ -35,9 +37,9 @@ impl PerAddress {
     }
 
     /// Counts a connection from `address`; `None` when that address is at its cap.
-    pub fn admit(&self, address: IpAddr) -> Option<Option<Counted>> {
+    pub fn admit(&self, address: IpAddr) -> Option<Counted> {
         if self.cap == 0 {
-            return Some(None);
+            return Some(Counted { counted: None });
         }
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(address).or_default();
@@ -45,20 +47,22 @@ impl PerAddress {
             return None;
         }
         *count += 1;
-        Some(Some(Counted {
-            open: self.open.clone(),
-            address,
-        }))
+        Some(Counted {
+            counted: Some((self.open.clone(), address)),
+        })
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.address) {
+        let Some((open, address)) = &self.counted else {
+            return;
+        };
+        let mut open = open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(address) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.address);
+                open.remove(address);
             }
         }
     }
@@ -97,9 +101,12 @@ mod tests {
         assert!(per.admit(b).is_some(), "another address");
         drop(first);
         assert!(per.admit(a).is_some(), "a place came back");
+        let uncapped = PerAddress::new(0);
+        let held: Vec<Counted> = (0..3).map(|_| uncapped.admit(a).expect("no cap")).collect();
         assert!(
-            PerAddress::new(0).admit(a).expect("no cap").is_none(),
+            uncapped.open.lock().expect("lock").is_empty(),
             "nothing counted"
         );
+        drop(held);
     }
 }
