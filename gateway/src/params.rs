@@ -13,39 +13,54 @@ use poem_openapi::{
     types::{ParseError, ParseFromParameter, ParseResult, Type},
 };
 
+/// Implements poem-openapi's `Type` for a path parameter documented as a string with `pattern`
+/// (and an exact length, when given).
+macro_rules! string_param {
+    ($ty:ty, $name:literal, $pattern:literal $(, length = $len:literal)?) => {
+        impl Type for $ty {
+            const IS_REQUIRED: bool = true;
+
+            type RawValueType = Self;
+
+            type RawElementValueType = Self;
+
+            fn name() -> Cow<'static, str> {
+                $name.into()
+            }
+
+            fn schema_ref() -> MetaSchemaRef {
+                let mut schema = MetaSchema::new("string");
+                schema.pattern = Some($pattern.into());
+                $(
+                    schema.min_length = Some($len);
+                    schema.max_length = Some($len);
+                )?
+                MetaSchemaRef::Inline(Box::new(schema))
+            }
+
+            fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+                Some(self)
+            }
+
+            fn raw_element_iter<'a>(
+                &'a self,
+            ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+                Box::new(self.as_raw_value().into_iter())
+            }
+        }
+    };
+}
+
 /// `{hash}`: an image's XXH3-128 hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashParam(pub ImageHash);
 
-impl Type for HashParam {
-    const IS_REQUIRED: bool = true;
-
-    type RawValueType = Self;
-
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string_image_hash".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let mut schema = MetaSchema::new("string");
-        schema.pattern = Some("^[0-9a-f]{32}$".into());
-        schema.min_length = Some(32);
-        schema.max_length = Some(32);
-        MetaSchemaRef::Inline(Box::new(schema))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+string_param!(
+    HashParam,
+    "string_image_hash",
+    "^[0-9a-f]{32}$",
+    length = 32
+);
 
 impl ParseFromParameter for HashParam {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
@@ -66,33 +81,11 @@ impl ParseFromParameter for HashParam {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaceFileParam(pub u32);
 
-impl Type for FaceFileParam {
-    const IS_REQUIRED: bool = true;
-
-    type RawValueType = Self;
-
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "string_face_file".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        let mut schema = MetaSchema::new("string");
-        schema.pattern = Some("^(0|[1-9][0-9]{0,3})\\.jpg$".into());
-        MetaSchemaRef::Inline(Box::new(schema))
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
+string_param!(
+    FaceFileParam,
+    "string_face_file",
+    "^(0|[1-9][0-9]{0,3})\\.jpg$"
+);
 
 impl ParseFromParameter for FaceFileParam {
     fn parse_from_parameter(value: &str) -> ParseResult<Self> {
