@@ -62,9 +62,10 @@ return 0
     )
 });
 
-/// Marks a job failed as dead-lettered and clears its attempts (so a re-queued job starts
-/// afresh), unless it is done or failed already or its collection is gone. KEYS: image, epoch.
-/// ARGV: error, now, epoch guard. Returns 1 when it changed the state.
+/// Marks a job failed as dead-lettered, clears its attempts (so a re-queued job starts afresh)
+/// and announces it, unless it is done or failed already or its collection is gone. KEYS:
+/// image, epoch. ARGV: error, now, epoch guard, settled channel and message. Returns 1 when it
+/// changed the state.
 static DEAD_LETTER: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{ALIVE_FN}{}", DEAD_LETTER_BODY)));
 
@@ -74,6 +75,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state or state == 'done' or state == 'failed' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'attempts')
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 "#;
 
@@ -153,23 +155,19 @@ impl Store {
         hash: ImageHash,
         reason: &str,
     ) -> Result<bool, StoreError> {
-        let changed = self
-            .timed("redis.mark_dead_lettered", async {
-                let mut conn = self.conn().await?;
-                let changed: i64 = DEAD_LETTER
-                    .key(self.keys().image(hash))
-                    .key(self.keys().epoch())
-                    .arg(format!("{DEAD_LETTERED} {reason}"))
-                    .arg(now_ms())
-                    .arg(self.guard().arg())
-                    .invoke_async(&mut conn)
-                    .await?;
-                Ok(changed == 1)
-            })
-            .await?;
-        if changed {
-            self.announce_settled(hash).await;
-        }
-        Ok(changed)
+        self.timed("redis.mark_dead_lettered", async {
+            let mut conn = self.conn().await?;
+            let mut call = DEAD_LETTER.key(self.keys().image(hash));
+            call.key(self.keys().epoch())
+                .arg(format!("{DEAD_LETTERED} {reason}"))
+                .arg(now_ms())
+                .arg(self.guard().arg());
+            let changed: i64 = self
+                .settled_args(&mut call, hash)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(changed == 1)
+        })
+        .await
     }
 }

@@ -29,7 +29,8 @@ pub struct Erased {
     pub faces: u64,
 }
 
-/// KEYS: image, faces, files, urls, matches, facelog, thumbs. ARGV: hash, the collection's key scope.
+/// KEYS: image, faces, files, urls, matches, facelog, thumbs. ARGV: hash, the collection's key
+/// scope, settled channel and message (the erasure wakes long-polls on the image).
 /// Returns `{0}` for an unknown image, else `{1, names, urls, matches, faces}`.
 static ERASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -59,6 +60,7 @@ if logged ~= '' then
   redis.call('XADD', KEYS[6], '*', 'x', logged)
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return {1, #names, #urls, #others, faces}
 "#,
     )
@@ -67,37 +69,33 @@ return {1, #names, #urls, #others, faces}
 impl Store {
     /// Erases an image from this store's collection; `None` when it has no such image.
     pub async fn erase_image(&self, hash: ImageHash) -> Result<Option<Erased>, StoreError> {
-        let erased = self
-            .timed("redis.erase_image", async {
-                let mut conn = self.conn().await?;
-                let keys = self.keys();
-                let reply: Vec<u64> = ERASE
-                    .key(keys.image(hash))
-                    .key(keys.faces(hash))
-                    .key(keys.file_names(hash))
-                    .key(keys.urls(hash))
-                    .key(keys.matches(hash))
-                    .key(keys.facelog())
-                    .key(keys.thumbnails(hash))
-                    .arg(hash.to_string())
-                    .arg(keys.scope())
-                    .invoke_async(&mut conn)
-                    .await?;
-                match reply.as_slice() {
-                    [0] => Ok(None),
-                    [1, names, urls, matches, faces] => Ok(Some(Erased {
-                        names: *names,
-                        urls: *urls,
-                        matches: *matches,
-                        faces: *faces,
-                    })),
-                    other => Err(StoreError::Corrupt(format!("erase reply {other:?}"))),
-                }
-            })
-            .await?;
-        if erased.is_some() {
-            self.announce_settled(hash).await;
-        }
-        Ok(erased)
+        self.timed("redis.erase_image", async {
+            let mut conn = self.conn().await?;
+            let keys = self.keys();
+            let mut call = ERASE.key(keys.image(hash));
+            call.key(keys.faces(hash))
+                .key(keys.file_names(hash))
+                .key(keys.urls(hash))
+                .key(keys.matches(hash))
+                .key(keys.facelog())
+                .key(keys.thumbnails(hash))
+                .arg(hash.to_string())
+                .arg(keys.scope());
+            let reply: Vec<u64> = self
+                .settled_args(&mut call, hash)
+                .invoke_async(&mut conn)
+                .await?;
+            match reply.as_slice() {
+                [0] => Ok(None),
+                [1, names, urls, matches, faces] => Ok(Some(Erased {
+                    names: *names,
+                    urls: *urls,
+                    matches: *matches,
+                    faces: *faces,
+                })),
+                other => Err(StoreError::Corrupt(format!("erase reply {other:?}"))),
+            }
+        })
+        .await
     }
 }

@@ -16,8 +16,9 @@ use crate::ImageHash;
 /// Claims looked at per sweep of one collection (the rest wait for the next sweep).
 const SWEEP_BATCH: usize = 500;
 
-/// KEYS: pending. ARGV: cutoff (ms), collection scope, dead-letter prefix, now, batch. Returns
-/// the hashes it settled.
+/// KEYS: pending. ARGV: cutoff (ms), collection scope, dead-letter prefix, now, batch, settled
+/// channel, collection name (each settled image is announced as `{collection} {hash}`, as
+/// [`super::settled_message`] spells it). Returns the hashes it settled.
 static SWEEP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -35,6 +36,7 @@ for _, hash in ipairs(due) do
       redis.call('HSET', image, 'state', 'failed', 'updated_at', ARGV[4], 'error',
         ARGV[3] .. ' its job was never confirmed by the broker; upload it again to queue it')
     end
+    redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. hash)
     table.insert(settled, hash)
   end
 end
@@ -45,7 +47,7 @@ return settled
 
 impl Store {
     /// Settles this collection's claims `pending` for longer than `older_than` (see the module
-    /// docs); returns the images settled, each announced to long-polls.
+    /// docs); returns the images settled (the script announces each to long-polls).
     pub async fn sweep_pending(&self, older_than: Duration) -> Result<Vec<ImageHash>, StoreError> {
         let cutoff =
             now_ms().saturating_sub(u64::try_from(older_than.as_millis()).unwrap_or(u64::MAX));
@@ -59,19 +61,19 @@ impl Store {
                     .arg(ImageState::DEAD_LETTERED)
                     .arg(now_ms())
                     .arg(SWEEP_BATCH)
+                    .arg(self.keys().settled_channel())
+                    .arg(self.collection().as_str())
                     .invoke_async(&mut conn)
                     .await?)
             })
             .await?;
-        let mut hashes = Vec::with_capacity(settled.len());
-        for raw in settled {
-            let hash: ImageHash = raw
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("pending hash {raw:?}")))?;
-            self.announce_settled(hash).await;
-            hashes.push(hash);
-        }
-        Ok(hashes)
+        settled
+            .iter()
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("pending hash {raw:?}")))
+            })
+            .collect()
     }
 }
 

@@ -1,7 +1,8 @@
 //! Announcing that an image settled (`done`, `failed` or erased) on the deployment's
-//! [`Keys::settled_channel`], so gateways wake the long-polls waiting on it instead of each
-//! reading Redis over and over. An announcement is a hint: one that is lost (the subscriber was
-//! reconnecting) only makes a long-poll answer at its deadline, with the state read then.
+//! [`super::Keys::settled_channel`], so gateways wake the long-polls waiting on it instead of
+//! each reading Redis over and over. The scripts that settle an image publish inside the same
+//! script ([`Store::settled_args`]). An announcement is a hint: one that is lost (the
+//! subscriber was reconnecting) only makes a long-poll answer later, with the state read then.
 
 use std::str::FromStr;
 
@@ -11,23 +12,17 @@ use super::{Store, StoreError};
 use crate::{Collection, ImageHash};
 
 impl Store {
-    /// Publishes that `hash` of this store's collection settled. A failure is logged, not
-    /// returned: the state is written already, and waiters read it at their deadline.
-    pub async fn announce_settled(&self, hash: ImageHash) {
-        let result = self
-            .timed("redis.announce_settled", async {
-                let mut conn = self.conn().await?;
-                let _: i64 = redis::cmd("PUBLISH")
-                    .arg(self.keys().settled_channel())
-                    .arg(settled_message(self.collection(), hash))
-                    .query_async(&mut conn)
-                    .await?;
-                Ok::<_, StoreError>(())
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, %hash, "could not announce a settled image; long-polls on it answer at their deadline");
-        }
+    /// Adds the settled channel and the message for `hash` as a script's next two arguments:
+    /// the scripts that settle an image (`FINISH_JOB`, `FAIL_JOB`, `DEAD_LETTER`, `ERASE`)
+    /// publish it themselves, in the same step as the change, so no wake-up is lost between
+    /// the two and no round trip is added.
+    pub(super) fn settled_args<'c, 's>(
+        &self,
+        call: &'c mut redis::ScriptInvocation<'s>,
+        hash: ImageHash,
+    ) -> &'c mut redis::ScriptInvocation<'s> {
+        call.arg(self.keys().settled_channel())
+            .arg(settled_message(self.collection(), hash))
     }
 }
 
@@ -47,7 +42,8 @@ impl Store {
     }
 }
 
-/// The message announcing that `hash` of `collection` settled.
+/// The message announcing that `hash` of `collection` settled (the sweep's script builds the
+/// same `{collection} {hash}` itself).
 pub fn settled_message(collection: &Collection, hash: ImageHash) -> String {
     format!("{collection} {hash}")
 }

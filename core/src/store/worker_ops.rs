@@ -49,18 +49,19 @@ return {'ids', joined}
     ))
 });
 
-/// Writes matches both ways (keeping the smallest distance) and marks the job done, unless its
-/// collection is gone or its image erased; a pair whose other image was erased meanwhile is
-/// skipped. KEYS: image, matches:{hash}, epoch, then (matches:{other}, image:{other}) per pair.
-/// ARGV: hash, now, epoch guard, then (other hash, distance) per pair. Returns 0 when gone.
+/// Writes matches both ways (keeping the smallest distance), marks the job done and announces
+/// it, unless its collection is gone or its image erased; a pair whose other image was erased
+/// meanwhile is skipped. KEYS: image, matches:{hash}, epoch, then (matches:{other},
+/// image:{other}) per pair. ARGV: hash, now, epoch guard, settled channel and message, then
+/// (other hash, distance) per pair. Returns 0 when gone.
 static FINISH_JOB: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{ALIVE_FN}{}",
         r#"
 if not alive(KEYS[3], ARGV[3]) then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 4, #ARGV, 2 do
-  local pair = (i - 4) / 2
+for i = 6, #ARGV, 2 do
+  local pair = (i - 6) / 2
   local other_matches, other_image = KEYS[4 + 2 * pair], KEYS[5 + 2 * pair]
   if redis.call('EXISTS', other_image) == 1 then
     redis.call('ZADD', KEYS[2], 'LT', ARGV[i + 1], ARGV[i])
@@ -69,14 +70,15 @@ for i = 4, #ARGV, 2 do
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'updated_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'error')
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 "#
     ))
 });
 
-/// Marks a job failed with its reason, unless it is already done, its image erased or its
-/// collection gone.
-/// KEYS: image, epoch. ARGV: reason, now, epoch guard.
+/// Marks a job failed with its reason and announces it, unless it is already done, its image
+/// erased or its collection gone.
+/// KEYS: image, epoch. ARGV: reason, now, epoch guard, settled channel and message.
 static FAIL_JOB: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{ALIVE_FN}{}",
@@ -85,6 +87,7 @@ if not alive(KEYS[2], ARGV[3]) then return 0 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state and state ~= 'done' then
   redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'updated_at', ARGV[2])
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
 end
 return 1
 "#
@@ -305,48 +308,43 @@ impl Store {
         hash: ImageHash,
         matches: &[(ImageHash, f64)],
     ) -> Result<bool, StoreError> {
-        let alive = self
-            .timed("redis.finish_job", async {
-                let mut conn = self.conn().await?;
-                let mut call = FINISH_JOB.key(self.keys().image(hash));
-                call.key(self.keys().matches(hash))
-                    .key(self.keys().epoch())
-                    .arg(hash.to_string())
-                    .arg(now_ms())
-                    .arg(self.guard().arg());
-                for (other, distance) in matches {
-                    call.key(self.keys().matches(*other))
-                        .key(self.keys().image(*other))
-                        .arg(other.to_string())
-                        .arg(*distance);
-                }
-                let alive: i64 = call.invoke_async(&mut conn).await?;
-                Ok(alive == 1)
-            })
-            .await?;
-        if alive {
-            self.announce_settled(hash).await;
-        }
-        Ok(alive)
+        self.timed("redis.finish_job", async {
+            let mut conn = self.conn().await?;
+            let mut call = FINISH_JOB.key(self.keys().image(hash));
+            call.key(self.keys().matches(hash))
+                .key(self.keys().epoch())
+                .arg(hash.to_string())
+                .arg(now_ms())
+                .arg(self.guard().arg());
+            self.settled_args(&mut call, hash);
+            for (other, distance) in matches {
+                call.key(self.keys().matches(*other))
+                    .key(self.keys().image(*other))
+                    .arg(other.to_string())
+                    .arg(*distance);
+            }
+            let alive: i64 = call.invoke_async(&mut conn).await?;
+            Ok(alive == 1)
+        })
+        .await
     }
 
     /// Marks a job permanently failed with a reason (unless it is done).
     pub async fn fail_job(&self, hash: ImageHash, reason: &str) -> Result<(), StoreError> {
         self.timed("redis.fail_job", async {
             let mut conn = self.conn().await?;
-            let _: i64 = FAIL_JOB
-                .key(self.keys().image(hash))
-                .key(self.keys().epoch())
+            let mut call = FAIL_JOB.key(self.keys().image(hash));
+            call.key(self.keys().epoch())
                 .arg(reason)
                 .arg(now_ms())
-                .arg(self.guard().arg())
+                .arg(self.guard().arg());
+            let _: i64 = self
+                .settled_args(&mut call, hash)
                 .invoke_async(&mut conn)
                 .await?;
             Ok(())
         })
-        .await?;
-        self.announce_settled(hash).await;
-        Ok(())
+        .await
     }
 }
 
