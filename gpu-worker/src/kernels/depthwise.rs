@@ -264,7 +264,12 @@ mod tests {
         let x = seq(&[2, 9, 8, c]);
         let dw = seq(&[3, 3, c]);
         let dw_bias = seq(&[c]);
-        for (stride, padding) in [(1, Padding::Same), (2, Padding::Same), (2, Padding::Valid)] {
+        for (stride, padding) in [
+            (1, Padding::Same),
+            (2, Padding::Same),
+            (2, Padding::Valid),
+            (2, Padding::Explicit(1)),
+        ] {
             let win = Window::new(9, 8, 3, 3, stride, padding);
             let (ho, wo) = win.out_hw(9, 8).expect("fits");
             let fast = depthwise_conv2d(&x, &dw, &dw_bias, Act::Relu6, win).expect("fast");

@@ -43,12 +43,14 @@ pub struct Stage {
     pub act: Act,
 }
 
-/// A 3×3 depthwise convolution (SAME padding) followed by a 1×1 pointwise convolution.
+/// A 3×3 depthwise convolution (SAME padding unless [`Separable::with_padding`] says
+/// otherwise) followed by a 1×1 pointwise convolution.
 #[derive(Debug, Clone)]
 pub struct Separable {
     /// Filter `[3, 3, C]`, bias `[C]`.
     depthwise: Stage,
     stride: usize,
+    padding: Padding,
     /// Filter `[C, cout]`, bias `[cout]`.
     pointwise: Stage,
     /// `[9·cin + cin + cout]`: depthwise filter, depthwise bias, pointwise bias, in one tensor
@@ -78,9 +80,15 @@ impl Separable {
         Ok(Self {
             depthwise,
             stride,
+            padding: Padding::Same,
             pointwise,
             packed,
         })
+    }
+
+    /// The same layer with the depthwise window padded by `padding`.
+    pub fn with_padding(self, padding: Padding) -> Self {
+        Self { padding, ..self }
     }
 
     /// The two convolutions one after the other: other devices and small layers.
@@ -97,7 +105,7 @@ impl Separable {
 impl Module for Separable {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, c) = x.dims4()?;
-        let win = Window::new(h, w, 3, 3, self.stride, Padding::Same);
+        let win = Window::new(h, w, 3, 3, self.stride, self.padding);
         let (ho, wo) = win.out_hw(h, w)?;
         let tile_pixels = (TILE_BYTES / (4 * c.max(1))).max(MIN_TILE_PIXELS);
         if !matches!(x.device(), Device::Cpu) || b * ho * wo < 2 * tile_pixels {
@@ -212,15 +220,24 @@ mod tests {
     /// that are not a multiple of the vector width) gives exactly the two layers' result.
     #[test]
     fn fused_matches_the_two_layers() {
-        for (b, hw, c, cout, stride, acts) in [
-            (1, 96, 32, 64, 1, (Act::Relu6, Act::Relu6)),
-            (2, 130, 40, 24, 2, (Act::None, Act::None)),
-            (3, 50, 72, 16, 1, (Act::Relu, Act::Relu6)),
+        for (b, hw, c, cout, stride, acts, padding) in [
+            (1, 96, 32, 64, 1, (Act::Relu6, Act::Relu6), Padding::Same),
+            (2, 130, 40, 24, 2, (Act::None, Act::None), Padding::Same),
+            (3, 50, 72, 16, 1, (Act::Relu, Act::Relu6), Padding::Same),
+            (
+                2,
+                130,
+                40,
+                24,
+                2,
+                (Act::Relu, Act::None),
+                Padding::Explicit(1),
+            ),
         ] {
-            let sep = layer(c, cout, stride, acts);
+            let sep = layer(c, cout, stride, acts).with_padding(padding);
             let x = tensor(&[b, hw, hw, c], 5);
             let (_, ho, wo, _) = sep.forward(&x).expect("fused").dims4().expect("dims");
-            let win = Window::new(hw, hw, 3, 3, stride, Padding::Same);
+            let win = Window::new(hw, hw, 3, 3, stride, padding);
             assert_eq!(win.out_hw(hw, hw).expect("fits"), (ho, wo));
             let tile_pixels = (TILE_BYTES / (4 * c)).max(MIN_TILE_PIXELS);
             assert!(

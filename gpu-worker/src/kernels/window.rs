@@ -3,19 +3,23 @@
 
 use candle_core::{Result, Tensor, bail};
 
-/// TensorFlow padding mode.
+/// Padding mode: TensorFlow's two, and the fixed padding of ONNX/PyTorch convolutions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Padding {
     /// `out = ceil(in / stride)`, extra padding after (bottom/right).
     Same,
     /// No padding: `out = floor((in - k) / stride) + 1`.
     Valid,
+    /// The same number of zeros before and after each dimension (ONNX `pads`). For a 3×3
+    /// stride-2 window over an even size this pads `(1, 1)` where `Same` pads `(0, 1)`.
+    Explicit(usize),
 }
 
 /// Padding of one spatial dimension, `(before, after)`, the TensorFlow way.
 pub fn tf_pad(input: usize, k: usize, stride: usize, padding: Padding) -> (usize, usize) {
     match padding {
         Padding::Valid => (0, 0),
+        Padding::Explicit(p) => (p, p),
         Padding::Same => {
             let out = input.div_ceil(stride);
             let total = ((out.saturating_sub(1)) * stride + k).saturating_sub(input);
@@ -127,6 +131,9 @@ mod tests {
         assert_eq!(tf_pad(7, 3, 1, Padding::Same), (1, 1));
         assert_eq!(tf_pad(2, 3, 2, Padding::Same), (0, 1));
         assert_eq!(tf_pad(35, 3, 2, Padding::Valid), (0, 0));
+        assert_eq!(tf_pad(512, 3, 2, Padding::Explicit(1)), (1, 1));
+        let onnx = Window::new(64, 48, 3, 3, 2, Padding::Explicit(1));
+        assert_eq!(onnx.out_hw(64, 48).expect("fits"), (32, 24));
         let win = Window::new(35, 35, 3, 3, 2, Padding::Valid);
         assert_eq!(win.out_hw(35, 35).expect("fits"), (17, 17));
     }

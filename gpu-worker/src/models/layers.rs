@@ -92,13 +92,15 @@ impl Module for Conv {
     }
 }
 
-/// 3×3 depthwise convolution (SAME padding), then a bias and an activation (a zero bias and
-/// none when the layer has no batch norm), fused on the CPU.
+/// 3×3 depthwise convolution (SAME padding unless [`DepthwiseConv::with_padding`] says
+/// otherwise), then a bias and an activation (a zero bias and none when the layer has no
+/// batch norm), fused on the CPU.
 #[derive(Debug, Clone)]
 pub struct DepthwiseConv {
     filter: Tensor, // [3, 3, C]
     bias: Tensor,   // [C]
     stride: usize,
+    padding: Padding,
     act: Act,
 }
 
@@ -117,8 +119,14 @@ impl DepthwiseConv {
             filter,
             bias,
             stride,
+            padding: Padding::Same,
             act,
         })
+    }
+
+    /// The same layer with its window padded by `padding`.
+    pub fn with_padding(self, padding: Padding) -> Self {
+        Self { padding, ..self }
     }
 
     /// Loads a TF depthwise filter `[3,3,C,1]` named `name`.
@@ -148,9 +156,9 @@ impl DepthwiseConv {
 }
 
 impl DepthwiseConv {
-    /// The 3×3 SAME window of this layer over an `h×w` input.
+    /// The 3×3 window of this layer over an `h×w` input.
     pub fn window(&self, h: usize, w: usize) -> Window {
-        Window::new(h, w, 3, 3, self.stride, Padding::Same)
+        Window::new(h, w, 3, 3, self.stride, self.padding)
     }
 }
 
@@ -167,6 +175,7 @@ pub fn separable(depthwise: DepthwiseConv, pointwise: Conv) -> Result<Separable>
     if !pointwise.is_pointwise() {
         candle_core::bail!("separable: the second layer must be a 1x1 stride-1 convolution");
     }
+    let padding = depthwise.padding;
     Separable::new(
         Stage {
             filter: depthwise.filter,
@@ -180,4 +189,5 @@ pub fn separable(depthwise: DepthwiseConv, pointwise: Conv) -> Result<Separable>
             act: pointwise.act,
         },
     )
+    .map(|layer| layer.with_padding(padding))
 }
