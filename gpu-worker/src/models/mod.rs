@@ -2,6 +2,8 @@
 //! [`layers`] and the tensor kernels in [`crate::kernels`].
 //!
 //! - [`ssd::SsdMobilenetV1`]: face detector, 512×512.
+//! - [`centerface::CenterFace`]: face detector of the second model source, any size that is a
+//!   multiple of 32.
 //! - [`landmarks::FaceLandmark68Net`]: 68 landmarks, 112×112.
 //! - [`recognition::FaceRecognitionNet`]: 128-d descriptor, 150×150.
 //!
@@ -9,6 +11,7 @@
 //! [`crate::weights`]); tensor names are the `vb.pp()` paths, shapes are checked at load and
 //! batch norms / affine layers are folded into the convolutions there.
 
+pub mod centerface;
 pub mod landmarks;
 pub mod layers;
 pub mod recognition;

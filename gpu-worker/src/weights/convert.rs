@@ -14,7 +14,7 @@ use std::{
 use candle_core::{Device, Tensor};
 use serde_json::Value;
 
-use super::{Manifest, WeightsError, sha256_hex};
+use super::{DetectorManifest, Manifest, WeightsError, centerface, sha256_hex};
 
 fn err(msg: impl Into<String>) -> WeightsError {
     WeightsError::Convert(msg.into())
@@ -170,36 +170,78 @@ pub fn convert_all(
     std::fs::create_dir_all(out_dir).map_err(|e| err(format!("{}: {e}", out_dir.display())))?;
     let mut results = Vec::new();
     for f in &manifest.files {
-        let path = out_dir.join(&f.file);
-        if let Ok(bytes) = std::fs::read(&path) {
-            let sha = sha256_hex(&bytes);
-            if sha.eq_ignore_ascii_case(&f.sha256) {
-                results.push(Converted {
-                    path,
-                    sha256: sha,
-                    written: false,
-                    matches_manifest: true,
-                });
-                continue;
-            }
+        if let Some(done) = already_converted(out_dir, &f.file, &f.sha256) {
+            results.push(done);
+            continue;
         }
         let source = f.source.rsplit('/').next().unwrap_or(&f.source);
         let tensors = read_tfjs(model_dir, source)?;
-        let tmp = out_dir.join(format!(".{}.tmp", f.file));
-        candle_core::safetensors::save(&tensors, &tmp)
-            .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, &path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-        let bytes = std::fs::read(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-        let sha = sha256_hex(&bytes);
-        let matches_manifest = sha.eq_ignore_ascii_case(&f.sha256);
-        results.push(Converted {
-            path,
-            sha256: sha,
-            written: true,
-            matches_manifest,
-        });
+        results.push(write(&tensors, out_dir, &f.file, &f.sha256)?);
     }
     Ok(results)
+}
+
+/// Converts the detector's ONNX file `onnx_path` (the member of the pinned archive, checked
+/// against its sha256 first) into `out_dir`, unless it is already there with its pinned hash.
+pub fn convert_detector(
+    onnx_path: &Path,
+    out_dir: &Path,
+    manifest: &DetectorManifest,
+) -> Result<Converted, WeightsError> {
+    std::fs::create_dir_all(out_dir).map_err(|e| err(format!("{}: {e}", out_dir.display())))?;
+    if let Some(done) = already_converted(out_dir, &manifest.file, &manifest.sha256) {
+        return Ok(done);
+    }
+    let bytes =
+        std::fs::read(onnx_path).map_err(|e| err(format!("{}: {e}", onnx_path.display())))?;
+    let actual = sha256_hex(&bytes);
+    if !actual.eq_ignore_ascii_case(&manifest.member_sha256) {
+        return Err(err(format!(
+            "{} has sha256 {actual}, expected {} ({} of {} {})",
+            onnx_path.display(),
+            manifest.member_sha256,
+            manifest.member,
+            manifest.package,
+            manifest.version
+        )));
+    }
+    let tensors = centerface::convert(&bytes)?;
+    write(&tensors, out_dir, &manifest.file, &manifest.sha256)
+}
+
+/// `file` in `out_dir` when it is there with the pinned hash.
+fn already_converted(out_dir: &Path, file: &str, sha256: &str) -> Option<Converted> {
+    let path = out_dir.join(file);
+    let sha = sha256_hex(&std::fs::read(&path).ok()?);
+    sha.eq_ignore_ascii_case(sha256).then_some(Converted {
+        path,
+        sha256: sha,
+        written: false,
+        matches_manifest: true,
+    })
+}
+
+/// Writes `tensors` beside `out_dir/file`, renames it into place and hashes what was written.
+fn write(
+    tensors: &HashMap<String, Tensor>,
+    out_dir: &Path,
+    file: &str,
+    pinned: &str,
+) -> Result<Converted, WeightsError> {
+    let path = out_dir.join(file);
+    let tmp = out_dir.join(format!(".{file}.tmp"));
+    candle_core::safetensors::save(tensors, &tmp)
+        .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, &path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(&path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let sha = sha256_hex(&bytes);
+    let matches_manifest = sha.eq_ignore_ascii_case(pinned);
+    Ok(Converted {
+        path,
+        sha256: sha,
+        written: true,
+        matches_manifest,
+    })
 }
 
 #[cfg(test)]

