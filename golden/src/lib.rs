@@ -4,6 +4,7 @@
 //! Each check gives [`Row`]s (what was measured, the tolerance, whether it holds), on any
 //! device: the golden tests assert every row, and `gpu-check` prints them on a GPU machine.
 
+mod centerface;
 mod dlib;
 mod networks;
 pub mod paths;
@@ -17,6 +18,7 @@ use candle_core::Device;
 use gpu_worker::{Alignment, FacePipeline, PipelineOptions};
 
 pub use self::{
+    centerface::centerface,
     dlib::dlib_chips,
     networks::networks,
     pipeline::{load_samples, pipeline_dlib, pipeline_face_api},
@@ -32,6 +34,8 @@ pub struct GoldenInputs {
     pub golden_dir: PathBuf,
     /// dlib's chips (`chips.json` and its PNGs).
     pub dlib_dir: PathBuf,
+    /// The CenterFace detector's reference run (`golden.json` and its PNG crops).
+    pub centerface_dir: PathBuf,
 }
 
 impl GoldenInputs {
@@ -42,6 +46,7 @@ impl GoldenInputs {
             weights_dir: paths::weights_dir(),
             golden_dir: paths::golden_dir(),
             dlib_dir: paths::dlib_golden_dir(),
+            centerface_dir: paths::centerface_golden_dir(),
         }
     }
 }
@@ -142,5 +147,6 @@ pub fn run(device: &Device, args: &GoldenInputs) -> anyhow::Result<Vec<Row>> {
     rows.extend(pipeline_face_api(&face_api, &samples)?);
     rows.push(pipeline_dlib(&dlib, &samples)?);
     rows.extend(dlib_chips(&dlib, args)?);
+    rows.extend(centerface(&args.weights_dir, &args.centerface_dir, device)?);
     Ok(rows)
 }

@@ -26,6 +26,11 @@ pub fn golden_dir() -> PathBuf {
     dir
 }
 
+/// The CenterFace detector's reference outputs and crops, kept in the repository.
+pub fn centerface_golden_dir() -> PathBuf {
+    workspace().join("gpu-worker/tests/golden/centerface")
+}
+
 /// dlib's golden chips, kept in the repository.
 pub fn dlib_golden_dir() -> PathBuf {
     workspace().join("gpu-worker/tests/golden/dlib")

@@ -10,6 +10,7 @@
 //! ([`crate::decode::decode_image`]).
 
 pub mod align;
+pub mod centerface;
 pub mod detection;
 pub mod dlib_chip;
 pub mod frame_check;
@@ -29,6 +30,7 @@ use rayon::prelude::*;
 
 pub use self::{
     align::Alignment,
+    centerface::CenterFaceOptions,
     detection::BBox,
     frame_check::FrameCheck,
     plausible::FaceCheck,
@@ -38,10 +40,11 @@ use crate::{
     error::ModelError,
     models::{
         FaceLandmark68Net, FaceRecognitionNet, SsdMobilenetV1,
+        centerface::CenterFace,
         landmarks::LANDMARK_INPUT,
         recognition::{DESCRIPTOR_LEN, RECOGNITION_INPUT},
     },
-    weights::{self, DETECTOR_FILE, LANDMARKS_FILE, RECOGNITION_FILE},
+    weights::{self, CENTERFACE_FILE, DETECTOR_FILE, LANDMARKS_FILE, RECOGNITION_FILE},
 };
 
 /// One detected face.
@@ -84,6 +87,8 @@ impl std::ops::AddAssign for StageTimings {
 /// for faces that fill the frame, and dlib's descriptor crop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PipelineOptions {
+    /// Which network finds the faces.
+    pub detector: Detector,
     /// Descriptor crop.
     pub align: Alignment,
     /// SSD `minConfidence` (strict `>`), face-api default 0.5.
@@ -109,6 +114,7 @@ pub struct PipelineOptions {
 impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
+            detector: Detector::Ssd,
             align: Alignment::Dlib,
             min_confidence: 0.5,
             max_results: 100,
@@ -119,6 +125,16 @@ impl Default for PipelineOptions {
             face_check: Some(FaceCheck::default()),
         }
     }
+}
+
+/// The face detector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Detector {
+    /// face-api's SSD with its second pass and frame check (when those are on).
+    Ssd,
+    /// CenterFace ([`centerface`]) alone: one pass over the batch, no second pass or frame
+    /// check.
+    CenterFace(CenterFaceOptions),
 }
 
 /// The second detection pass: each image the first pass found no face in is centred on
@@ -143,10 +159,12 @@ impl Default for SecondPass {
     }
 }
 
-/// The three networks on one device.
+/// The networks on one device.
 #[derive(Debug)]
 pub struct FacePipeline {
     detector: SsdMobilenetV1,
+    /// Loaded only when [`PipelineOptions::detector`] chooses it.
+    centerface: Option<CenterFace>,
     landmarks: FaceLandmark68Net,
     recognition: FaceRecognitionNet,
     device: Device,
@@ -198,12 +216,19 @@ impl FacePipeline {
             }
         };
         let detector = SsdMobilenetV1::load(load(DETECTOR_FILE)?).map_err(layout(DETECTOR_FILE))?;
+        let centerface = match options.detector {
+            Detector::Ssd => None,
+            Detector::CenterFace(_) => {
+                Some(CenterFace::load(load(CENTERFACE_FILE)?).map_err(layout(CENTERFACE_FILE))?)
+            }
+        };
         let landmarks =
             FaceLandmark68Net::load(load(LANDMARKS_FILE)?).map_err(layout(LANDMARKS_FILE))?;
         let recognition =
             FaceRecognitionNet::load(load(RECOGNITION_FILE)?).map_err(layout(RECOGNITION_FILE))?;
         Ok(Self {
             detector,
+            centerface,
             landmarks,
             recognition,
             device: device.clone(),
@@ -236,13 +261,18 @@ impl FacePipeline {
             return Ok((result, timings));
         }
         let t = Instant::now();
-        let mut pending = self.first_pass(images)?;
+        let (mut pending, ssd) = match (&self.options.detector, &self.centerface) {
+            (Detector::CenterFace(options), Some(net)) => {
+                (self.centerface_pass(net, images, options)?, false)
+            }
+            _ => (self.first_pass(images)?, true),
+        };
         timings.detect += t.elapsed();
         let t = Instant::now();
         self.keep_faces(images, &mut pending)?;
         timings.landmarks += t.elapsed();
 
-        if let Some(pass) = &self.options.second_pass {
+        if let Some(pass) = self.options.second_pass.as_ref().filter(|_| ssd) {
             let t = Instant::now();
             let mut found = self.second_pass(images, &pending, pass)?;
             timings.detect += t.elapsed();
@@ -252,7 +282,7 @@ impl FacePipeline {
             timings.landmarks += t.elapsed();
         }
 
-        if let Some(frame) = &self.options.frame_check {
+        if let Some(frame) = self.options.frame_check.as_ref().filter(|_| ssd) {
             let t = Instant::now();
             let mut proposals = passes::frame_proposals(images, &pending, frame);
             self.locate_all_landmarks(images, &mut proposals)?;

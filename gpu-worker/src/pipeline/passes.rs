@@ -7,12 +7,43 @@
 use image::RgbImage;
 
 use super::{
-    Canvas, CropRect, FacePipeline, FrameCheck, Normalize, Pending, SecondPass, align, batch_input,
-    detection, frame_check, preprocess,
+    Canvas, CenterFaceOptions, CropRect, FacePipeline, FrameCheck, Normalize, Pending, SecondPass,
+    align, batch_input, centerface, detection, frame_check, preprocess,
 };
-use crate::{error::ModelError, models::ssd::SSD_INPUT};
+use crate::{
+    error::ModelError,
+    models::{centerface::CenterFace, ssd::SSD_INPUT},
+};
 
 impl FacePipeline {
+    /// CenterFace on the whole batch: every face it finds, with its box, waiting for its
+    /// landmarks.
+    pub(super) fn centerface_pass(
+        &self,
+        net: &CenterFace,
+        images: &[RgbImage],
+        options: &CenterFaceOptions,
+    ) -> Result<Vec<Pending>, ModelError> {
+        let found = centerface::detect(net, images, options, &self.device)?;
+        Ok(found
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, faces)| {
+                let (w, h) = images[i].dimensions();
+                faces.into_iter().filter_map(move |d| {
+                    let crop = detection::clip_box(&d.bbox, w, h)?;
+                    Some(Pending {
+                        image: i,
+                        score: d.score,
+                        bbox: d.bbox,
+                        crop,
+                        landmarks: [[0.0; 2]; 68],
+                    })
+                })
+            })
+            .collect())
+    }
+
     /// SSD on the whole batch, each image whole.
     pub(super) fn first_pass(&self, images: &[RgbImage]) -> Result<Vec<Pending>, ModelError> {
         let whole: Vec<(usize, Option<Canvas>)> = (0..images.len()).map(|i| (i, None)).collect();

