@@ -135,12 +135,8 @@ struct UpConv {
 impl UpConv {
     fn load(vb: &VarBuilder, c: usize) -> Result<Self> {
         let filter = vb.get((c, 2, 2, c), "filter")?;
-        let gamma = vb.get(c, "gamma")?;
-        let beta = vb.get(c, "beta")?;
-        let mean = vb.get(c, "mean")?;
-        let var = vb.get(c, "var")?;
-        let scale = gamma.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-        let shift = (beta - (mean * &scale)?)?;
+        let (scale, shift) =
+            layers::batch_norm_affine(vb, c, BN_EPS, ["gamma", "beta", "mean", "var"])?;
         let filter = filter.broadcast_mul(&scale)?.reshape((c, 4 * c))?;
         let bias = Tensor::cat(&[&shift, &shift, &shift, &shift], 0)?;
         Ok(Self {

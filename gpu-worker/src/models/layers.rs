@@ -142,12 +142,8 @@ impl DepthwiseConv {
     /// the filter and the bias, then applies `act`.
     pub fn with_batch_norm(mut self, vb: &VarBuilder, eps: f64, act: Act) -> Result<Self> {
         let c = self.filter.dim(2)?;
-        let gamma = vb.get(c, "gamma")?;
-        let beta = vb.get(c, "beta")?;
-        let mean = vb.get(c, "moving_mean")?;
-        let var = vb.get(c, "moving_variance")?;
-        let scale = gamma.broadcast_div(&(var + eps)?.sqrt()?)?;
-        let shift = (beta - (mean * &scale)?)?;
+        let names = ["gamma", "beta", "moving_mean", "moving_variance"];
+        let (scale, shift) = batch_norm_affine(vb, c, eps, names)?;
         self.filter = self.filter.broadcast_mul(&scale)?;
         self.bias = shift;
         self.act = act;
@@ -167,6 +163,20 @@ impl Module for DepthwiseConv {
         let (_, h, w, _) = x.dims4()?;
         kernels::depthwise_conv2d(x, &self.filter, &self.bias, self.act, self.window(h, w))
     }
+}
+
+/// An inference batch norm over `c` channels as `y = x · scale + shift`, from its
+/// `[gamma, beta, mean, variance]` tensors named `names` in `vb`.
+pub fn batch_norm_affine(
+    vb: &VarBuilder,
+    c: usize,
+    eps: f64,
+    names: [&str; 4],
+) -> Result<(Tensor, Tensor)> {
+    let [gamma, beta, mean, var] = names.map(|name| vb.get(c, name));
+    let scale = gamma?.broadcast_div(&(var? + eps)?.sqrt()?)?;
+    let shift = (beta? - (mean? * &scale)?)?;
+    Ok((scale, shift))
 }
 
 /// `depthwise` followed by `pointwise`, which must be a 1×1 stride-1 convolution: one
