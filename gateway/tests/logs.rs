@@ -25,37 +25,66 @@ async fn gateway(ns: &Namespace, env: &[(&str, &str)]) -> (GatewayProcess, Strin
     (process, base)
 }
 
-/// The first line on the logs exchange under `routing_key` that contains `needle`.
-async fn logged(consumer: &mut Consumer, routing_key: &str, needle: &str) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let Ok(Some(Ok(delivery))) =
-            tokio::time::timeout(Duration::from_secs(1), consumer.next()).await
-        else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&delivery.data).into_owned();
-        if delivery.routing_key.as_str() == routing_key && text.contains(needle) {
-            return Some(text);
+/// The lines of a subscription to the logs exchange, kept as they arrive. A publisher groups
+/// the lines of a moment into one message, so one message may hold several of the lines a
+/// test looks for; each is found whichever call reads its message.
+struct Lines {
+    consumer: Consumer,
+    /// `(routing key, line)` of every line read so far.
+    seen: Vec<(String, String)>,
+}
+
+impl Lines {
+    fn new(consumer: Consumer) -> Self {
+        Self {
+            consumer,
+            seen: Vec::new(),
         }
     }
-    None
+
+    /// The first line under `routing_key` that contains `needle`, waiting up to 15 s for it.
+    async fn find(&mut self, routing_key: &str, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self
+                .seen
+                .iter()
+                .find(|(key, line)| key == routing_key && line.contains(needle));
+            if let Some((_, line)) = found {
+                return Some(line.clone());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            let Ok(Some(Ok(delivery))) =
+                tokio::time::timeout(Duration::from_secs(1), self.consumer.next()).await
+            else {
+                continue;
+            };
+            let key = delivery.routing_key.as_str().to_owned();
+            let text = String::from_utf8_lossy(&delivery.data).into_owned();
+            self.seen
+                .extend(text.lines().map(|line| (key.clone(), line.to_owned())));
+        }
+    }
 }
 
 #[tokio::test]
 async fn requests_are_logged_with_hostname_rest_keys() {
     let ns = Namespace::new("logs").await;
     let channel = ns.inspector.create_channel().await.expect("channel");
-    let mut info = ns
-        .topology
-        .subscribe_logs(&channel, &["#"])
-        .await
-        .expect("subscribe");
-    let mut debug = ns
-        .topology
-        .subscribe_logs(&channel, &["#"])
-        .await
-        .expect("subscribe");
+    let mut info = Lines::new(
+        ns.topology
+            .subscribe_logs(&channel, &["#"])
+            .await
+            .expect("subscribe"),
+    );
+    let mut debug = Lines::new(
+        ns.topology
+            .subscribe_logs(&channel, &["#"])
+            .await
+            .expect("subscribe"),
+    );
     let (_gateway, base) = gateway(&ns, &[("FACEMATCH_AUTH", "off")]).await;
     let hash = "0".repeat(32);
     let resp = reqwest::get(format!("{base}/match/{hash}"))
@@ -66,13 +95,13 @@ async fn requests_are_logged_with_hostname_rest_keys() {
     let info_key = log_routing_key("rest", &tracing::Level::INFO);
     let debug_key = log_routing_key("rest", &tracing::Level::DEBUG);
     let needle = format!("/match/{hash}");
-    let line = logged(&mut info, &info_key, &needle).await;
+    let line = info.find(&info_key, &needle).await;
     assert!(
         line.is_some_and(|t| t.contains("200")),
         "no {info_key} line"
     );
     assert!(
-        logged(&mut debug, &debug_key, &needle).await.is_some(),
+        debug.find(&debug_key, &needle).await.is_some(),
         "no {debug_key} line"
     );
     remove_namespace(&ns.store, &ns.topology, &ns.inspector).await;
@@ -82,11 +111,12 @@ async fn requests_are_logged_with_hostname_rest_keys() {
 async fn key_changes_are_audited_without_the_key() {
     let ns = Namespace::new("audit").await;
     let channel = ns.inspector.create_channel().await.expect("channel");
-    let mut lines = ns
-        .topology
-        .subscribe_logs(&channel, &["#"])
-        .await
-        .expect("subscribe");
+    let mut lines = Lines::new(
+        ns.topology
+            .subscribe_logs(&channel, &["#"])
+            .await
+            .expect("subscribe"),
+    );
     let dir = tempfile::tempdir().expect("dir");
     let admin = generate_key();
     let key_file = dir.path().join("admin.key");
@@ -144,7 +174,7 @@ async fn key_changes_are_audited_without_the_key() {
 
     let info_key = log_routing_key("rest", &tracing::Level::INFO);
     for event in ["api key created", "api key revoked"] {
-        let line = logged(&mut lines, &info_key, event).await;
+        let line = lines.find(&info_key, event).await;
         let line = line.unwrap_or_else(|| panic!("no {event:?} line on {info_key}"));
         assert!(
             line.contains(id) && line.contains("default") && line.contains("scan,read"),
@@ -155,7 +185,7 @@ async fn key_changes_are_audited_without_the_key() {
             "a key was logged: {line}"
         );
     }
-    let line = logged(&mut lines, &info_key, "image erased").await;
+    let line = lines.find(&info_key, "image erased").await;
     let line = line.unwrap_or_else(|| panic!("no erasure line on {info_key}"));
     assert!(
         line.contains(&hash) && line.contains("bootstrap-admin") && line.contains("names=1"),
