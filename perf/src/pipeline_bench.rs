@@ -12,7 +12,9 @@ use std::{
 
 use anyhow::Context;
 use gpu_worker::{
-    Alignment, FacePipeline, PipelineOptions, StageTimings, decode_image, select_device,
+    Alignment, FacePipeline, PipelineOptions, StageTimings, decode_image,
+    pipeline::{CenterFaceOptions, Detector},
+    select_device,
 };
 use rayon::prelude::*;
 
@@ -37,6 +39,9 @@ pub struct PipelineBenchArgs {
     /// Print the table's rows only, no header.
     #[arg(long)]
     pub no_header: bool,
+    /// Detect with CenterFace, images shrunk to this longest side, instead of the SSD.
+    #[arg(long)]
+    pub centerface_max_side: Option<u32>,
 }
 
 /// One batch size's figures.
@@ -80,6 +85,13 @@ pub fn run(args: &PipelineBenchArgs) -> anyhow::Result<Vec<Measured>> {
     let device = select_device(&args.device)?;
     let options = PipelineOptions {
         align: args.align,
+        detector: match args.centerface_max_side {
+            Some(max_side) => Detector::CenterFace(CenterFaceOptions {
+                max_side,
+                ..CenterFaceOptions::default()
+            }),
+            None => Detector::Ssd,
+        },
         ..PipelineOptions::default()
     };
     let pipeline = FacePipeline::load(&args.weights_dir, &device, options)

@@ -23,6 +23,8 @@
 //! - `output.rs`: a layer's output buffer, zeroed and filled chunk by chunk in parallel.
 //! - `pool.rs`: [`max_pool`] and [`avg_pool`].
 //! - `separable.rs`: [`Separable`], depthwise then pointwise convolution, fused on the CPU.
+//! - `inverted_residual.rs`: [`InvertedResidual`], expansion, depthwise and projection (and
+//!   the residual add), fused on the CPU.
 //!
 //! This file holds what they share: [`Act`], the f32 slice accessors of CPU storage and the
 //! run-time choice between the baseline and AVX-512 builds of the slice kernels.
@@ -72,6 +74,7 @@ macro_rules! with_avx512 {
 mod conv;
 mod depthwise;
 mod elementwise;
+mod inverted_residual;
 mod output;
 mod pool;
 mod separable;
@@ -81,6 +84,7 @@ pub use conv::{conv2d, im2col};
 pub use depthwise::depthwise_conv2d;
 pub use elementwise::bias_act;
 pub(crate) use elementwise::{act, add_act_owned, bias_act_owned};
+pub use inverted_residual::InvertedResidual;
 pub use pool::{avg_pool, max_pool};
 pub use separable::{Separable, Stage};
 pub use window::{Padding, Window, tf_pad};

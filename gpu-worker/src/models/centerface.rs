@@ -22,8 +22,8 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layers::{self, Conv, DepthwiseConv};
-use crate::kernels::{self, Act, Padding, Separable};
+use super::layers::{self, Conv};
+use crate::kernels::{self, Act, InvertedResidual, Padding, Separable, Stage};
 
 /// Inputs must be a multiple of this on each side.
 pub const INPUT_MULTIPLE: usize = 32;
@@ -74,51 +74,48 @@ fn conv(
     Conv::load(vb, "filter", "bias", (k, cin, cout), stride, padding, act)
 }
 
-/// One inverted residual block: 1×1 expansion + ReLU (absent at expansion 1), 3×3
-/// depthwise + ReLU, 1×1 linear projection, plus the input when the shapes allow.
+/// One inverted residual block: 1×1 expansion + ReLU, 3×3 depthwise + ReLU, 1×1 linear
+/// projection, plus the input when the shapes allow ([`InvertedResidual`]); the first block
+/// has no expansion and is a plain separable convolution.
 #[derive(Debug, Clone)]
-struct InvertedResidual {
-    expand: Option<Conv>,
-    separable: Separable,
-    residual: bool,
+enum Block {
+    Separable(Separable),
+    Fused(InvertedResidual),
 }
 
-impl InvertedResidual {
+impl Block {
     fn load(vb: &VarBuilder, cin: usize, (t, cout, stride): (usize, usize, usize)) -> Result<Self> {
         let hidden = cin * t;
-        let expand = if t == 1 {
-            None
-        } else {
-            Some(conv(&vb.pp("expand"), (1, cin, hidden), 1, Act::Relu)?)
+        let stage = |name: &str, (cin, cout): (usize, usize), act| -> Result<Stage> {
+            let vb = vb.pp(name);
+            Ok(Stage {
+                filter: vb.get((1, 1, cin, cout), "filter")?.reshape((cin, cout))?,
+                bias: vb.get(cout, "bias")?,
+                act,
+            })
         };
         let dw = vb.pp("depthwise");
-        let depthwise = DepthwiseConv::new(
-            dw.get((3, 3, hidden), "filter")?,
-            dw.get(hidden, "bias")?,
-            stride,
-            Act::Relu,
-        )?
-        .with_padding(PAD);
-        let project = conv(&vb.pp("project"), (1, hidden, cout), 1, Act::None)?;
-        Ok(Self {
-            expand,
-            separable: layers::separable(depthwise, project)?,
-            residual: stride == 1 && cin == cout,
-        })
+        let depthwise = Stage {
+            filter: dw.get((3, 3, hidden), "filter")?,
+            bias: dw.get(hidden, "bias")?,
+            act: Act::Relu,
+        };
+        let project = stage("project", (hidden, cout), Act::None)?;
+        if t == 1 {
+            return Ok(Self::Separable(
+                Separable::new(depthwise, stride, project)?.with_padding(PAD),
+            ));
+        }
+        let expand = stage("expand", (cin, hidden), Act::Relu)?;
+        InvertedResidual::new(expand, depthwise, stride, PAD, project).map(Self::Fused)
     }
 }
 
-impl Module for InvertedResidual {
+impl Module for Block {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match &self.expand {
-            Some(expand) => expand.forward(x)?,
-            None => x.clone(),
-        };
-        let y = self.separable.forward(&y)?;
-        if self.residual {
-            kernels::add_act_owned(y, x, Act::None)
-        } else {
-            Ok(y)
+        match self {
+            Self::Separable(layer) => layer.forward(x),
+            Self::Fused(layer) => layer.forward(x),
         }
     }
 }
@@ -166,7 +163,7 @@ impl Module for UpConv {
 #[derive(Debug, Clone)]
 pub struct CenterFace {
     stem: Conv,
-    blocks: Vec<InvertedResidual>,
+    blocks: Vec<Block>,
     top: Conv,
     /// Up-convolutions from stride 32 to 16, 16 to 8, 8 to 4.
     up: Vec<UpConv>,
@@ -182,11 +179,7 @@ impl CenterFace {
         let mut cin = STEM;
         let mut blocks = Vec::with_capacity(BLOCKS.len());
         for (i, &block) in BLOCKS.iter().enumerate() {
-            blocks.push(InvertedResidual::load(
-                &vb.pp(format!("block{i}")),
-                cin,
-                block,
-            )?);
+            blocks.push(Block::load(&vb.pp(format!("block{i}")), cin, block)?);
             cin = block.1;
         }
         let top = conv(&vb.pp("top"), (1, cin, NECK), 1, Act::Relu)?;

@@ -159,6 +159,7 @@ async fn run() -> anyhow::Result<()> {
             device: args.device.clone(),
             align: Alignment::default(),
             no_header: false,
+            centerface_max_side: None,
         })?;
         return Ok(());
     }
