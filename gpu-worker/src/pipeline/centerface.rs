@@ -3,9 +3,10 @@
 //!
 //! **Input.** Each image is shrunk (never enlarged) so that its longer side is at most
 //! [`CenterFaceOptions::max_side`], by averaging blocks of a whole number of pixels
-//! ([`reduce`]), and put at the top left of a black canvas; the batch shares one canvas size, the largest
-//! scaled width and height rounded up to a multiple of 32. Black padding leaves the
-//! network's view of the image unchanged: the graph pads every convolution with zeros too.
+//! ([`reduce`]), and put at the top left of a black canvas; the batch shares one canvas
+//! size, the largest scaled width and height rounded up to a multiple of 32. Black padding
+//! leaves the network's view of the image unchanged: the graph pads every convolution with
+//! zeros too.
 //!
 //! **Two passes.** The network's cost grows with its input's pixels, and the smallest face it
 //! finds is about 10–20 input pixels: a fixed large input would make every photo pay for the
