@@ -39,6 +39,7 @@ pub fn networks(p: &FacePipeline, g: &Value) -> anyhow::Result<Vec<Row>> {
     const TOL: f32 = 1e-4;
     let device = p.device();
     let (ssd, lm, rec) = p.networks();
+    let ssd = ssd.context("the synthetic check needs the SSD pipeline")?;
     let out = ssd.forward(&synthetic_input(512, Normalize::Ssd, device)?)?;
     let scores = flat(&out.scores)?;
     let enc = flat(&out.box_encodings)?;

@@ -159,12 +159,17 @@ impl Default for SecondPass {
     }
 }
 
+/// The detector network [`PipelineOptions::detector`] chose (only that one is loaded).
+#[derive(Debug)]
+enum FaceDetector {
+    Ssd(SsdMobilenetV1),
+    CenterFace(CenterFace, CenterFaceOptions),
+}
+
 /// The networks on one device.
 #[derive(Debug)]
 pub struct FacePipeline {
-    detector: SsdMobilenetV1,
-    /// Loaded only when [`PipelineOptions::detector`] chooses it.
-    centerface: Option<CenterFace>,
+    detector: FaceDetector,
     landmarks: FaceLandmark68Net,
     recognition: FaceRecognitionNet,
     device: Device,
@@ -215,12 +220,14 @@ impl FacePipeline {
                 source,
             }
         };
-        let detector = SsdMobilenetV1::load(load(DETECTOR_FILE)?).map_err(layout(DETECTOR_FILE))?;
-        let centerface = match options.detector {
-            Detector::Ssd => None,
-            Detector::CenterFace(_) => {
-                Some(CenterFace::load(load(CENTERFACE_FILE)?).map_err(layout(CENTERFACE_FILE))?)
-            }
+        let detector = match options.detector {
+            Detector::Ssd => FaceDetector::Ssd(
+                SsdMobilenetV1::load(load(DETECTOR_FILE)?).map_err(layout(DETECTOR_FILE))?,
+            ),
+            Detector::CenterFace(centerface) => FaceDetector::CenterFace(
+                CenterFace::load(load(CENTERFACE_FILE)?).map_err(layout(CENTERFACE_FILE))?,
+                centerface,
+            ),
         };
         let landmarks =
             FaceLandmark68Net::load(load(LANDMARKS_FILE)?).map_err(layout(LANDMARKS_FILE))?;
@@ -228,7 +235,6 @@ impl FacePipeline {
             FaceRecognitionNet::load(load(RECOGNITION_FILE)?).map_err(layout(RECOGNITION_FILE))?;
         Ok(Self {
             detector,
-            centerface,
             landmarks,
             recognition,
             device: device.clone(),
@@ -241,8 +247,19 @@ impl FacePipeline {
     }
 
     /// The networks, for per-network checks.
-    pub fn networks(&self) -> (&SsdMobilenetV1, &FaceLandmark68Net, &FaceRecognitionNet) {
-        (&self.detector, &self.landmarks, &self.recognition)
+    /// The SSD is `None` when the pipeline detects with CenterFace.
+    pub fn networks(
+        &self,
+    ) -> (
+        Option<&SsdMobilenetV1>,
+        &FaceLandmark68Net,
+        &FaceRecognitionNet,
+    ) {
+        let ssd = match &self.detector {
+            FaceDetector::Ssd(ssd) => Some(ssd),
+            FaceDetector::CenterFace(..) => None,
+        };
+        (ssd, &self.landmarks, &self.recognition)
     }
 
     /// Every face of every image, in face-api's order (descending score).
@@ -261,20 +278,21 @@ impl FacePipeline {
             return Ok((result, timings));
         }
         let t = Instant::now();
-        let (mut pending, ssd) = match (&self.options.detector, &self.centerface) {
-            (Detector::CenterFace(options), Some(net)) => {
-                (self.centerface_pass(net, images, options)?, false)
+        // The SSD's later passes run only behind the SSD.
+        let (mut pending, ssd) = match &self.detector {
+            FaceDetector::Ssd(ssd) => (self.first_pass(ssd, images)?, Some(ssd)),
+            FaceDetector::CenterFace(net, options) => {
+                (self.centerface_pass(net, images, options)?, None)
             }
-            _ => (self.first_pass(images)?, true),
         };
         timings.detect += t.elapsed();
         let t = Instant::now();
         self.keep_faces(images, &mut pending)?;
         timings.landmarks += t.elapsed();
 
-        if let Some(pass) = self.options.second_pass.as_ref().filter(|_| ssd) {
+        if let (Some(ssd), Some(pass)) = (ssd, &self.options.second_pass) {
             let t = Instant::now();
-            let mut found = self.second_pass(images, &pending, pass)?;
+            let mut found = self.second_pass(ssd, images, &pending, pass)?;
             timings.detect += t.elapsed();
             let t = Instant::now();
             self.keep_faces(images, &mut found)?;
@@ -282,7 +300,7 @@ impl FacePipeline {
             timings.landmarks += t.elapsed();
         }
 
-        if let Some(frame) = self.options.frame_check.as_ref().filter(|_| ssd) {
+        if let Some(frame) = self.options.frame_check.as_ref().filter(|_| ssd.is_some()) {
             let t = Instant::now();
             let mut proposals = passes::frame_proposals(images, &pending, frame);
             self.locate_all_landmarks(images, &mut proposals)?;

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     error::ModelError,
-    models::{centerface::CenterFace, ssd::SSD_INPUT},
+    models::{SsdMobilenetV1, centerface::CenterFace, ssd::SSD_INPUT},
 };
 
 impl FacePipeline {
@@ -45,9 +45,13 @@ impl FacePipeline {
     }
 
     /// SSD on the whole batch, each image whole.
-    pub(super) fn first_pass(&self, images: &[RgbImage]) -> Result<Vec<Pending>, ModelError> {
+    pub(super) fn first_pass(
+        &self,
+        ssd: &SsdMobilenetV1,
+        images: &[RgbImage],
+    ) -> Result<Vec<Pending>, ModelError> {
         let whole: Vec<(usize, Option<Canvas>)> = (0..images.len()).map(|i| (i, None)).collect();
-        self.detect_pass(images, &whole, self.options.min_confidence)
+        self.detect_pass(ssd, images, &whole, self.options.min_confidence)
     }
 
     /// SSD once more on each image without a face in `found`, centred on larger black
@@ -58,6 +62,7 @@ impl FacePipeline {
     /// something that is not a face gets this pass too.
     pub(super) fn second_pass(
         &self,
+        ssd: &SsdMobilenetV1,
         images: &[RgbImage],
         found: &[Pending],
         pass: &SecondPass,
@@ -73,7 +78,7 @@ impl FacePipeline {
         if copies.is_empty() {
             return Ok(Vec::new());
         }
-        let mut seen = self.detect_pass(images, &copies, pass.min_confidence)?;
+        let mut seen = self.detect_pass(ssd, images, &copies, pass.min_confidence)?;
         // One face seen on several canvases: keep the best-scored box (face-api's order).
         seen.sort_by(|a, b| a.image.cmp(&b.image).then(b.score.total_cmp(&a.score)));
         let mut kept: Vec<Pending> = Vec::new();
@@ -92,6 +97,7 @@ impl FacePipeline {
     /// decoding and NMS per copy.
     fn detect_pass(
         &self,
+        ssd: &SsdMobilenetV1,
         images: &[RgbImage],
         copies: &[(usize, Option<Canvas>)],
         min_confidence: f32,
@@ -109,10 +115,10 @@ impl FacePipeline {
                 }
             }
         })?;
-        let out = self.detector.forward(&x)?;
+        let out = ssd.forward(&x)?;
         let enc = out.box_encodings.flatten_all()?.to_vec1::<f32>()?;
         let scores = out.scores.flatten_all()?.to_vec1::<f32>()?;
-        let anchors = self.detector.anchors();
+        let anchors = ssd.anchors();
         let n = anchors.len();
         let o = &self.options;
         let mut pending = Vec::new();
