@@ -24,6 +24,8 @@
 //! score at IoU ≥ [`CenterFaceOptions::nms_iou`], and each image keeps its
 //! [`CenterFaceOptions::max_faces`] best. Boxes are then mapped back to image pixels.
 
+use std::borrow::Cow;
+
 use candle_core::{Device, Module, Tensor};
 use image::RgbImage;
 use rayon::prelude::*;
@@ -93,26 +95,26 @@ pub struct Detection {
     pub landmarks: [[f64; 2]; 5],
 }
 
-/// An image scaled for the detector.
-struct Scaled {
-    pixels: RgbImage,
+/// An image scaled for the detector (borrowed when it needed no shrinking).
+struct Scaled<'a> {
+    pixels: Cow<'a, RgbImage>,
     /// Image pixels per canvas pixel, on each axis.
     back: (f64, f64),
 }
 
 /// `img` shrunk by the smallest whole factor `k` that brings its longer side to `max_side` or
 /// less ([`reduce`]); as it is when it already fits.
-fn scaled(img: &RgbImage, max_side: u32) -> Scaled {
+fn scaled(img: &RgbImage, max_side: u32) -> Scaled<'_> {
     let long = img.width().max(img.height()).max(1);
     if long <= max_side {
         return Scaled {
-            pixels: img.clone(),
+            pixels: Cow::Borrowed(img),
             back: (1.0, 1.0),
         };
     }
     let k = long.div_ceil(max_side.max(1));
     Scaled {
-        pixels: reduce(img, k),
+        pixels: Cow::Owned(reduce(img, k)),
         back: (f64::from(k), f64::from(k)),
     }
 }
@@ -302,7 +304,7 @@ fn pass(
         return Ok(Vec::new());
     }
     let scaled: Vec<Scaled> = images.par_iter().map(|img| scaled(img, max_side)).collect();
-    let refs: Vec<&RgbImage> = scaled.iter().map(|s| &s.pixels).collect();
+    let refs: Vec<&RgbImage> = scaled.iter().map(|s| s.pixels.as_ref()).collect();
     let x = canvas_batch(&refs, device)?;
     let (_, ch, cw, _) = x.dims4()?;
     let out = net.forward(&x)?;
@@ -439,7 +441,8 @@ mod tests {
         let s = scaled(&img, 1000);
         assert_eq!(s.pixels.dimensions(), (1000, 500));
         assert_eq!(s.back, (3.0, 3.0));
-        let s = scaled(&RgbImage::new(1920, 1367), 640);
+        let photo = RgbImage::new(1920, 1367);
+        let s = scaled(&photo, 640);
         assert_eq!((s.pixels.dimensions(), s.back), ((640, 456), (3.0, 3.0)));
         assert_eq!(scaled(&RgbImage::new(200, 100), 1000).back, (1.0, 1.0));
     }
