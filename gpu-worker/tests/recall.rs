@@ -313,14 +313,7 @@ fn centerface() -> PipelineOptions {
 fn closest(face: &Face, faces: &[Face]) -> f32 {
     faces
         .iter()
-        .map(|f| {
-            f.descriptor
-                .iter()
-                .zip(&face.descriptor)
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum::<f32>()
-                .sqrt()
-        })
+        .map(|f| distance(&f.descriptor, &face.descriptor))
         .fold(f32::INFINITY, f32::min)
 }
 

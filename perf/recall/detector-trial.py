@@ -139,8 +139,6 @@ class BlazeFace:
         outs = sorted(self.it.get_output_details(), key=lambda d: d["shape"][-1])
         self.scores_out, self.boxes_out = outs[0], outs[-1]
         self.size = self.inp["shape"][1]
-        strides = [4] if full_range else [8, 16, 16, 16]
-        per = 2 if not full_range else 1
         anchors = []
         if full_range:
             n = self.size // 4
@@ -154,7 +152,6 @@ class BlazeFace:
                     for x in range(n):
                         for _ in range(count):
                             anchors.append(((x + 0.5) / n, (y + 0.5) / n))
-        del strides, per
         self.anchors = np.array(anchors)
         self.threshold = threshold
 

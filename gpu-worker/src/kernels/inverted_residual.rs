@@ -275,12 +275,7 @@ impl CustomOp3 for FusedInvertedResidual {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{max_diff, values};
-
-    fn tensor(shape: &[usize], seed: usize) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_vec(values(n, seed), shape, &Device::Cpu).expect("tensor")
-    }
+    use crate::kernels::testing::{max_abs, max_diff, tensor};
 
     fn block(
         cin: usize,
@@ -319,12 +314,7 @@ mod tests {
             let fused = block.forward(&x).expect("fused");
             let plain = block.layer_by_layer(&x).expect("layer by layer");
             assert_eq!(fused.dims(), plain.dims());
-            let scale = plain
-                .abs()
-                .and_then(|d| d.flatten_all())
-                .and_then(|d| d.max(0))
-                .and_then(|d| d.to_scalar::<f32>())
-                .expect("scale");
+            let scale = max_abs(&plain);
             let diff = max_diff(&fused, &plain);
             assert!(
                 diff <= 1e-5 * scale.max(1.0),

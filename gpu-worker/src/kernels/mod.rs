@@ -178,6 +178,21 @@ mod testing {
             .collect()
     }
 
+    /// A CPU tensor of `shape` filled with [`values`]`(n, seed)`.
+    pub fn tensor(shape: &[usize], seed: usize) -> Tensor {
+        let n = shape.iter().product();
+        Tensor::from_vec(values(n, seed), shape, &Device::Cpu).expect("tensor")
+    }
+
+    /// The largest absolute value of a tensor.
+    pub fn max_abs(t: &Tensor) -> f32 {
+        t.abs()
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("max")
+    }
+
     /// The largest absolute difference between two tensors of one shape.
     pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b)

@@ -195,12 +195,7 @@ impl CustomOp3 for FusedSeparable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{max_diff, values};
-
-    fn tensor(shape: &[usize], seed: usize) -> Tensor {
-        let n = shape.iter().product();
-        Tensor::from_vec(values(n, seed), shape, &Device::Cpu).expect("tensor")
-    }
+    use crate::kernels::testing::{max_abs, max_diff, tensor};
 
     fn layer(c: usize, cout: usize, stride: usize, acts: (Act, Act)) -> Separable {
         let depthwise = Stage {
@@ -247,12 +242,7 @@ mod tests {
             let fused = sep.forward(&x).expect("fused");
             let plain = sep.two_passes(&x, win).expect("two passes");
             let diff = max_diff(&fused, &plain);
-            let scale = plain
-                .abs()
-                .and_then(|d| d.flatten_all())
-                .and_then(|d| d.max(0))
-                .and_then(|d| d.to_scalar::<f32>())
-                .expect("scale");
+            let scale = max_abs(&plain);
             // Same sums in the same order (gemm's depth blocking does not depend on the rows
             // per call, and adding the bias first or last is the same IEEE addition), so the
             // values are identical: a face's result does not depend on its batch.
