@@ -6,8 +6,8 @@
 //! layout of the NHWC kernels: `[kh, kw, cin, cout]` for a regular convolution, `[3, 3, C]`
 //! for a depthwise one, `[cin, 2, 2, cout]` for an up-convolution. The four 1×1 heads are
 //! joined into one 15-channel convolution `out`. The converter checks the graph's operators
-//! and every filter's shape against that plan, so another model file is refused with a
-//! message rather than converted into nonsense.
+//! against that plan (and the network checks every filter's shape when it loads), so another
+//! model file is refused with a message rather than converted into nonsense.
 
 use std::collections::HashMap;
 
@@ -17,7 +17,7 @@ use super::{
     WeightsError,
     onnx::{self, Graph, Node},
 };
-use crate::models::centerface::{BLOCKS, HEAD_CHANNELS};
+use crate::models::centerface::{BLOCKS, HEAD_CHANNELS, NECK};
 
 fn err(msg: impl Into<String>) -> WeightsError {
     WeightsError::Convert(format!("centerface: {}", msg.into()))
@@ -124,7 +124,7 @@ pub fn convert(bytes: &[u8]) -> Result<HashMap<String, Tensor>, WeightsError> {
         }
     }
     let filter = Tensor::cat(&heads.0, 3).map_err(candle)?;
-    if filter.dims() != [1, 1, 24, HEAD_CHANNELS] {
+    if filter.dims() != [1, 1, NECK, HEAD_CHANNELS] {
         return Err(err(format!("heads join to {:?}", filter.dims())));
     }
     out.insert("out.filter".to_owned(), filter);

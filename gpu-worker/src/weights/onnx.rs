@@ -65,6 +65,8 @@ enum Value<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     Fixed32(u32),
+    /// A 64-bit fixed field: none of the fields read here is one.
+    Fixed64,
 }
 
 impl<'a> Wire<'a> {
@@ -109,7 +111,7 @@ impl<'a> Wire<'a> {
             0 => Value::Varint(self.varint()?),
             1 => {
                 self.take(8)?;
-                Value::Varint(0)
+                Value::Fixed64
             }
             2 => {
                 let len = usize::try_from(self.varint()?).map_err(|_| err("length overflow"))?;
@@ -139,7 +141,9 @@ fn push_ints(value: Value, out: &mut Vec<i64>) -> Result<(), WeightsError> {
                 out.push(w.varint()? as i64);
             }
         }
-        Value::Fixed32(_) => return Err(err("an integer field holds a fixed32")),
+        Value::Fixed32(_) | Value::Fixed64 => {
+            return Err(err("an integer field holds a fixed-width value"));
+        }
     }
     Ok(())
 }
