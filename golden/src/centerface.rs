@@ -31,7 +31,7 @@ const FIRM_SCORE: f64 = 0.6;
 const SCORE_TOL: f64 = 0.03;
 
 /// Loads the converted detector from `weights_dir` onto `device`.
-pub fn load(weights_dir: &std::path::Path, device: &Device) -> anyhow::Result<CenterFace> {
+fn load(weights_dir: &std::path::Path, device: &Device) -> anyhow::Result<CenterFace> {
     let vb = weights::load_pinned(weights_dir, CENTERFACE_FILE, device)?;
     Ok(CenterFace::load(vb)?)
 }

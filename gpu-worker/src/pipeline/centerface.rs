@@ -180,14 +180,9 @@ pub fn canvas_batch(images: &[&RgbImage], device: &Device) -> candle_core::Resul
     Tensor::from_vec(buf, (images.len(), ch, cw, 3), device)
 }
 
-/// Candidates of one image's output map `[h4, w4, 15]` on a `canvas` of `(width, height)`,
-/// in canvas pixels, before suppression.
-pub fn candidates(
-    map: &[f32],
-    (h4, w4): (usize, usize),
-    canvas: (f64, f64),
-    threshold: f32,
-) -> Vec<Detection> {
+/// Candidates of one image's output map `[h4, w4, 15]` (rows of `w4` cells) on a `canvas` of
+/// `(width, height)`, in canvas pixels, before suppression.
+pub fn candidates(map: &[f32], w4: usize, canvas: (f64, f64), threshold: f32) -> Vec<Detection> {
     // sigmoid(v) > t  ⇔  v > ln(t / (1 − t)); the heatmap's own scores are sigmoids.
     let logit = (threshold / (1.0 - threshold)).ln();
     let mut out = Vec::new();
@@ -200,7 +195,6 @@ pub fn candidates(
             continue;
         }
         let (y, x) = ((cell / w4) as f64, (cell % w4) as f64);
-        debug_assert!(cell / w4 < h4);
         let stride = OUTPUT_STRIDE as f64;
         let (sh, sw) = (
             f64::from(v[1]).exp() * stride,
@@ -315,7 +309,7 @@ fn pass(
         .par_iter()
         .zip(maps.par_chunks_exact(per))
         .map(|(s, map)| {
-            let found = candidates(map, (h4, w4), (cw as f64, ch as f64), options.threshold);
+            let found = candidates(map, w4, (cw as f64, ch as f64), options.threshold);
             let (bx, by) = s.back;
             suppress(found, options.nms_iou, options.max_faces)
                 .into_iter()
@@ -356,7 +350,7 @@ mod tests {
         map[c + 4] = 0.5;
         map[c + 5] = 0.5; // first landmark: y at half the height
         map[c + 6] = 0.25; // x at a quarter of the width
-        let found = candidates(&map, (2, 2), (8.0, 8.0), 0.5);
+        let found = candidates(&map, 2, (8.0, 8.0), 0.5);
         assert_eq!(found.len(), 1);
         let d = found[0];
         assert!((d.score - 1.0 / (1.0 + (-2f32).exp())).abs() < 1e-6);
