@@ -23,26 +23,39 @@ impl CustomOp1 for Im2Col {
         let win = self.0;
         let (ho, wo) = win.out_hw(h, w)?;
         let k = win.kh * win.kw * c;
-        // Taps in the padding stay zero.
         let out = par_filled(b * ho * wo * k, wo * k, |row, dst| {
-            let (bi, oy) = (row / ho, row % ho);
-            for ky in 0..win.kh {
-                let Some(iy) = win.src_y(oy, ky, h) else {
-                    continue;
-                };
-                let src_row = &x[(bi * h + iy) * w * c..(bi * h + iy + 1) * w * c];
-                for ox in 0..wo {
-                    for kx in 0..win.kw {
-                        if let Some(ix) = win.src_x(ox, kx, w) {
-                            let d = ox * k + (ky * win.kw + kx) * c;
-                            dst[d..d + c].copy_from_slice(&src_row[ix * c..(ix + 1) * c]);
-                        }
-                    }
-                }
-            }
+            patch_row(x, (h, w, c), &win, (row / ho, row % ho), dst);
             Ok(())
         })?;
         Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, k))))
+    }
+}
+
+/// The patches of output row `oy` of image `bi` of NHWC `x` (`[B, h, w, c]`) into `dst`
+/// (`wo · kh·kw·c` values, tap-major and channel-minor like an HWIO filter). Taps in the
+/// padding are not written: `dst` must hold zeros.
+pub(super) fn patch_row(
+    x: &[f32],
+    (h, w, c): (usize, usize, usize),
+    win: &Window,
+    (bi, oy): (usize, usize),
+    dst: &mut [f32],
+) {
+    let k = win.kh * win.kw * c;
+    let wo = dst.len() / k.max(1);
+    for ky in 0..win.kh {
+        let Some(iy) = win.src_y(oy, ky, h) else {
+            continue;
+        };
+        let src_row = &x[(bi * h + iy) * w * c..(bi * h + iy + 1) * w * c];
+        for ox in 0..wo {
+            for kx in 0..win.kw {
+                if let Some(ix) = win.src_x(ox, kx, w) {
+                    let d = ox * k + (ky * win.kw + kx) * c;
+                    dst[d..d + c].copy_from_slice(&src_row[ix * c..(ix + 1) * c]);
+                }
+            }
+        }
     }
 }
 

@@ -72,6 +72,7 @@ macro_rules! with_avx512 {
 }
 
 mod conv;
+mod conv_pointwise;
 mod depthwise;
 mod elementwise;
 mod inverted_residual;
@@ -81,6 +82,7 @@ mod separable;
 mod window;
 
 pub use conv::{conv2d, im2col};
+pub use conv_pointwise::ConvPointwise;
 pub use depthwise::depthwise_conv2d;
 pub use elementwise::bias_act;
 pub(crate) use elementwise::{act, add_act_owned, bias_act_owned};

@@ -23,7 +23,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::layers::{self, Conv};
-use crate::kernels::{self, Act, InvertedResidual, Padding, Separable, Stage};
+use crate::kernels::{self, Act, ConvPointwise, InvertedResidual, Padding, Stage, Window};
 
 /// Inputs must be a multiple of this on each side.
 pub const INPUT_MULTIPLE: usize = 32;
@@ -74,50 +74,75 @@ fn conv(
     Conv::load(vb, "filter", "bias", (k, cin, cout), stride, padding, act)
 }
 
-/// One inverted residual block: 1×1 expansion + ReLU, 3×3 depthwise + ReLU, 1×1 linear
-/// projection, plus the input when the shapes allow ([`InvertedResidual`]); the first block
-/// has no expansion and is a plain separable convolution.
+/// The stem (3×3 stride-2 convolution, 3 → 32 channels, ReLU) and block 0 (3×3 depthwise +
+/// ReLU, 1×1 projection to 16) as one fused [`InvertedResidual`] over the stem's 3×3 patches
+/// (im2col, 27 values a pixel): the stem is then a 1×1 "expansion" of the patches, and its
+/// 32-channel output, the network's largest tensor, is never written out.
 #[derive(Debug, Clone)]
-enum Block {
-    Separable(Separable),
-    Fused(InvertedResidual),
-}
+struct StemBlock(InvertedResidual);
 
-impl Block {
-    fn load(vb: &VarBuilder, cin: usize, (t, cout, stride): (usize, usize, usize)) -> Result<Self> {
-        let hidden = cin * t;
-        let stage = |name: &str, (cin, cout): (usize, usize), act| -> Result<Stage> {
-            let vb = vb.pp(name);
-            Ok(Stage {
-                filter: vb.get((1, 1, cin, cout), "filter")?.reshape((cin, cout))?,
-                bias: vb.get(cout, "bias")?,
-                act,
-            })
-        };
-        let dw = vb.pp("depthwise");
-        let depthwise = Stage {
-            filter: dw.get((3, 3, hidden), "filter")?,
-            bias: dw.get(hidden, "bias")?,
+impl StemBlock {
+    fn load(stem: &VarBuilder, block0: &VarBuilder) -> Result<Self> {
+        let patch = 3 * 3 * 3;
+        let expand = Stage {
+            filter: stem
+                .get((3, 3, 3, STEM), "filter")?
+                .reshape((patch, STEM))?,
+            bias: stem.get(STEM, "bias")?,
             act: Act::Relu,
         };
-        let project = stage("project", (hidden, cout), Act::None)?;
-        if t == 1 {
-            return Ok(Self::Separable(
-                Separable::new(depthwise, stride, project)?.with_padding(PAD),
-            ));
-        }
-        let expand = stage("expand", (cin, hidden), Act::Relu)?;
-        InvertedResidual::new(expand, depthwise, stride, PAD, project).map(Self::Fused)
+        let dw = block0.pp("depthwise");
+        let depthwise = Stage {
+            filter: dw.get((3, 3, STEM), "filter")?,
+            bias: dw.get(STEM, "bias")?,
+            act: Act::Relu,
+        };
+        let (_, cout, stride) = BLOCKS[0];
+        let project = block0.pp("project");
+        let project = Stage {
+            filter: project
+                .get((1, 1, STEM, cout), "filter")?
+                .reshape((STEM, cout))?,
+            bias: project.get(cout, "bias")?,
+            act: Act::None,
+        };
+        InvertedResidual::new(expand, depthwise, stride, PAD, project).map(Self)
     }
 }
 
-impl Module for Block {
+impl Module for StemBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::Separable(layer) => layer.forward(x),
-            Self::Fused(layer) => layer.forward(x),
-        }
+        let (_, h, w, _) = x.dims4()?;
+        self.0
+            .forward(&kernels::im2col(x, Window::new(h, w, 3, 3, 2, PAD))?)
     }
+}
+
+/// One inverted residual block (1 to 16): 1×1 expansion + ReLU, 3×3 depthwise + ReLU, 1×1
+/// linear projection, plus the input when the shapes allow ([`InvertedResidual`]).
+fn load_block(
+    vb: &VarBuilder,
+    cin: usize,
+    (t, cout, stride): (usize, usize, usize),
+) -> Result<InvertedResidual> {
+    let hidden = cin * t;
+    let stage = |name: &str, (cin, cout): (usize, usize), act| -> Result<Stage> {
+        let vb = vb.pp(name);
+        Ok(Stage {
+            filter: vb.get((1, 1, cin, cout), "filter")?.reshape((cin, cout))?,
+            bias: vb.get(cout, "bias")?,
+            act,
+        })
+    };
+    let dw = vb.pp("depthwise");
+    let depthwise = Stage {
+        filter: dw.get((3, 3, hidden), "filter")?,
+        bias: dw.get(hidden, "bias")?,
+        act: Act::Relu,
+    };
+    let expand = stage("expand", (cin, hidden), Act::Relu)?;
+    let project = stage("project", (hidden, cout), Act::None)?;
+    InvertedResidual::new(expand, depthwise, stride, PAD, project)
 }
 
 /// A 2×2 stride-2 transposed convolution with its batch norm folded in, then ReLU: every
@@ -162,24 +187,26 @@ impl Module for UpConv {
 /// The CenterFace network.
 #[derive(Debug, Clone)]
 pub struct CenterFace {
-    stem: Conv,
-    blocks: Vec<Block>,
+    /// The stem and block 0.
+    stem: StemBlock,
+    /// Blocks 1 to 16.
+    blocks: Vec<InvertedResidual>,
     top: Conv,
     /// Up-convolutions from stride 32 to 16, 16 to 8, 8 to 4.
     up: Vec<UpConv>,
     /// Laterals at strides 16, 8, 4 (the order the neck meets them).
     laterals: Vec<Conv>,
-    head: Conv,
-    out: Conv,
+    /// The heads' shared 3×3 convolution and the joined 1×1 heads.
+    head: ConvPointwise,
 }
 
 impl CenterFace {
     pub fn load(vb: VarBuilder) -> Result<Self> {
-        let stem = conv(&vb.pp("stem"), (3, 3, STEM), 2, Act::Relu)?;
-        let mut cin = STEM;
-        let mut blocks = Vec::with_capacity(BLOCKS.len());
-        for (i, &block) in BLOCKS.iter().enumerate() {
-            blocks.push(Block::load(&vb.pp(format!("block{i}")), cin, block)?);
+        let stem = StemBlock::load(&vb.pp("stem"), &vb.pp("block0"))?;
+        let mut cin = BLOCKS[0].1;
+        let mut blocks = Vec::with_capacity(BLOCKS.len() - 1);
+        for (i, &block) in BLOCKS.iter().enumerate().skip(1) {
+            blocks.push(load_block(&vb.pp(format!("block{i}")), cin, block)?);
             cin = block.1;
         }
         let top = conv(&vb.pp("top"), (1, cin, NECK), 1, Act::Relu)?;
@@ -199,8 +226,24 @@ impl CenterFace {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let head = conv(&vb.pp("head"), (3, NECK, NECK), 1, Act::Relu)?;
-        let out = conv(&vb.pp("out"), (1, NECK, HEAD_CHANNELS), 1, Act::None)?;
+        let stage = |vb: VarBuilder, shape: &[usize], act| -> Result<Stage> {
+            Ok(Stage {
+                filter: vb.get(shape, "filter")?,
+                bias: vb.get(shape[shape.len() - 1], "bias")?,
+                act,
+            })
+        };
+        let out = stage(vb.pp("out"), &[1, 1, NECK, HEAD_CHANNELS], Act::None)?;
+        let out = Stage {
+            filter: out.filter.reshape((NECK, HEAD_CHANNELS))?,
+            ..out
+        };
+        let head = ConvPointwise::new(
+            stage(vb.pp("head"), &[3, 3, NECK, NECK], Act::Relu)?,
+            1,
+            PAD,
+            out,
+        )?;
         Ok(Self {
             stem,
             blocks,
@@ -208,30 +251,48 @@ impl CenterFace {
             up,
             laterals,
             head,
-            out,
         })
     }
 }
 
-impl Module for CenterFace {
-    /// `[B, H, W, 3]` (0–255) → `[B, H/4, W/4, 15]`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl CenterFace {
+    /// [`Module::forward`], calling `stage_done` with each stage's name as it finishes (the
+    /// stem, each block, the neck, the head), for per-stage timings.
+    pub fn forward_staged(&self, x: &Tensor, stage_done: &mut dyn FnMut(&str)) -> Result<Tensor> {
         let (_, h, w, _) = x.dims4()?;
         if h % INPUT_MULTIPLE != 0 || w % INPUT_MULTIPLE != 0 {
             candle_core::bail!("centerface: input {h}x{w} is not a multiple of {INPUT_MULTIPLE}");
         }
         let mut y = self.stem.forward(x)?;
+        stage_done("stem+block0");
         let mut taps = Vec::with_capacity(LATERAL_BLOCKS.len());
-        for (i, block) in self.blocks.iter().enumerate() {
+        for (i, block) in (1..).zip(&self.blocks) {
             y = block.forward(&y)?;
             if LATERAL_BLOCKS.contains(&i) {
                 taps.push(y.clone());
             }
+            stage_done(BLOCK_NAMES[i]);
         }
         let mut y = self.top.forward(&y)?;
         for ((up, lateral), tap) in self.up.iter().zip(&self.laterals).zip(taps.iter().rev()) {
             y = kernels::add_act_owned(up.forward(&y)?, &lateral.forward(tap)?, Act::None)?;
         }
-        self.out.forward(&self.head.forward(&y)?)
+        stage_done("neck");
+        let y = self.head.forward(&y)?;
+        stage_done("head");
+        Ok(y)
+    }
+}
+
+/// The blocks' names in [`CenterFace::forward_staged`].
+const BLOCK_NAMES: [&str; 17] = [
+    "block0", "block1", "block2", "block3", "block4", "block5", "block6", "block7", "block8",
+    "block9", "block10", "block11", "block12", "block13", "block14", "block15", "block16",
+];
+
+impl Module for CenterFace {
+    /// `[B, H, W, 3]` (0–255) → `[B, H/4, W/4, 15]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_staged(x, &mut |_| {})
     }
 }
