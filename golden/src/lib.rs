@@ -6,6 +6,7 @@
 
 mod centerface;
 mod dlib;
+mod landmark_box;
 mod networks;
 pub mod paths;
 mod pipeline;
@@ -15,11 +16,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use candle_core::Device;
-use gpu_worker::{Alignment, FacePipeline, PipelineOptions};
+use gpu_worker::{Alignment, FacePipeline, PipelineOptions, pipeline::SsdOptions};
 
 pub use self::{
     centerface::centerface,
     dlib::dlib_chips,
+    landmark_box::landmark_box,
     networks::networks,
     pipeline::{load_samples, pipeline_dlib, pipeline_face_api},
     read::read_json,
@@ -65,15 +67,20 @@ pub fn test_device() -> Device {
         .clone()
 }
 
-/// The pipeline with `align` on [`test_device`].
+/// face-api's detector as it is (the golden outputs'), with `align`, on [`test_device`].
 pub fn test_pipeline(align: Alignment) -> FacePipeline {
-    let options = PipelineOptions {
-        align,
-        ..PipelineOptions::default()
-    };
+    let options = face_api_options(align);
     FacePipeline::load(&paths::weights_dir(), &test_device(), options).unwrap_or_else(|e| {
         panic!("{e}\n(the model tests need scripts/fetch-weights.sh to have run)")
     })
+}
+
+/// face-api's SSD without facematch's heuristics, as the golden outputs were made, and `align`.
+fn face_api_options(align: Alignment) -> PipelineOptions {
+    PipelineOptions {
+        align,
+        ..PipelineOptions::ssd(SsdOptions::face_api())
+    }
 }
 
 /// Prints every row and fails the test, naming them, if any is out of tolerance.
@@ -129,11 +136,7 @@ pub fn run(device: &Device, args: &GoldenInputs) -> anyhow::Result<Vec<Row>> {
         args.golden_dir.display()
     );
     let load = |align| {
-        let options = PipelineOptions {
-            align,
-            ..PipelineOptions::default()
-        };
-        FacePipeline::load(&args.weights_dir, device, options)
+        FacePipeline::load(&args.weights_dir, device, face_api_options(align))
             .with_context(|| format!("loading the models from {}", args.weights_dir.display()))
     };
     let face_api = load(Alignment::FaceApi)?;
@@ -148,5 +151,6 @@ pub fn run(device: &Device, args: &GoldenInputs) -> anyhow::Result<Vec<Row>> {
     rows.push(pipeline_dlib(&dlib, &samples)?);
     rows.extend(dlib_chips(&dlib, args)?);
     rows.extend(centerface(&args.weights_dir, &args.centerface_dir, device)?);
+    rows.extend(landmark_box(&args.weights_dir, &samples, device)?);
     Ok(rows)
 }

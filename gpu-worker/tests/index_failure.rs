@@ -109,9 +109,9 @@ async fn a_batch_whose_index_fails_is_requeued_until_repaired_then_done() {
 async fn a_worker_that_cannot_load_its_index_exits_non_zero_with_the_cause() {
     within(async {
         let sys = System::new("index-load").await;
-        // A store of this worker's crop (a log without the record would be an old one's).
+        // A store of this worker's setting (a log without the record would be an old one's).
         sys.store
-            .store_alignment(&gpu_worker::Alignment::default().to_string())
+            .store_alignment(&gpu_worker::service::DescriptorSetting::default().to_string())
             .await
             .expect("alignment");
         let damaged = append_damaged_entry(&sys).await;

@@ -1,8 +1,11 @@
-//! Faces a user would see: a tight thumbnail of a face (which face-api's single detection
-//! pass misses) is found and matched end to end; a grey one both detection passes miss is
-//! found by the frame check; photos and textures without a face (a cat the detector
-//! scores 0.93 as a face, a coffee cup) give no face; and a worker refuses a store whose faces
-//! were made with the other descriptor crop.
+//! Faces a user would see. End to end through gateway and worker (CenterFace, the default
+//! detector): a tight thumbnail and a tight crop of a face seen in profile are found and
+//! matched to their photos both ways, and photos without a face (a cat, a coffee cup) give
+//! `faces: []`; a worker refuses a store whose faces were made with another detector or crop.
+//! In the pipeline: CenterFace finds the profile crop face-api's SSD misses, and no face on the
+//! cat; the SSD (kept for stores made with it) needs its heuristics for the same: a second
+//! pass for a tight thumbnail, the frame check for a grey one, the landmark check for the cat
+//! it scores 0.93 as a face.
 
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use facematch_testkit::{
 };
 use gpu_worker::{
     Alignment, Face, FacePipeline, PipelineOptions, decode_image,
-    pipeline::{CenterFaceOptions, Detector},
+    pipeline::{DetectorKind, SsdOptions},
     service::{self, ServeError},
 };
 use image::{ImageFormat, RgbImage, imageops::FilterType};
@@ -35,19 +38,30 @@ fn faces_with(options: PipelineOptions, img: &RgbImage) -> Vec<Face> {
         .remove(0)
 }
 
-/// face-api's single detection pass, with the landmark check: no second pass, no frame check.
-fn first_pass_only() -> PipelineOptions {
-    PipelineOptions {
-        second_pass: None,
-        frame_check: None,
-        ..PipelineOptions::default()
-    }
+/// face-api's SSD with `edit` made to its heuristics (the SSD pipeline's defaults otherwise).
+fn ssd_with(edit: impl FnOnce(&mut SsdOptions)) -> PipelineOptions {
+    let mut options = SsdOptions::default();
+    edit(&mut options);
+    PipelineOptions::ssd(options)
 }
 
-/// Demo image `sample` decoded, and its face `face` as the default pipeline finds it.
+/// face-api's SSD with all three heuristics, as the worker ran it before CenterFace.
+fn ssd() -> PipelineOptions {
+    ssd_with(|_| {})
+}
+
+/// face-api's single detection pass, with the landmark check: no second pass, no frame check.
+fn first_pass_only() -> PipelineOptions {
+    ssd_with(|o| {
+        o.second_pass = None;
+        o.frame_check = None;
+    })
+}
+
+/// Demo image `sample` decoded, and its face `face` as the SSD pipeline finds it.
 fn demo_face(sample: u32, face: usize) -> (RgbImage, Face) {
     let img = decode_image(&demo(sample)).expect("demo decodes");
-    let found = faces_with(PipelineOptions::default(), &img).swap_remove(face);
+    let found = faces_with(ssd(), &img).swap_remove(face);
     (img, found)
 }
 
@@ -87,7 +101,7 @@ fn a_tight_thumbnail_is_found_only_by_the_second_pass() {
         faces_with(first_only, &crop).is_empty(),
         "face-api's single pass misses a face that fills the frame"
     );
-    let faces = faces_with(PipelineOptions::default(), &crop);
+    let faces = faces_with(ssd(), &crop);
     assert_eq!(faces.len(), 1, "the second pass finds it");
     let [x, y, w, h] = faces[0].bbox;
     assert!(
@@ -105,10 +119,11 @@ fn an_image_whose_only_detection_is_refused_gets_the_second_pass() {
     let (photo, source) = demo_face(5, 2);
     let crop = crop_around(&photo, &source, 1.6, 250);
     let first_only = first_pass_only();
-    let unchecked = PipelineOptions {
-        face_check: None,
-        ..first_only
-    };
+    let unchecked = ssd_with(|o| {
+        o.second_pass = None;
+        o.frame_check = None;
+        o.face_check = None;
+    });
     assert!(
         !faces_with(unchecked, &crop).is_empty(),
         "the first pass detects something"
@@ -133,9 +148,9 @@ fn distance(a: &[f32; 128], b: &[f32; 128]) -> f32 {
         .sqrt()
 }
 
-/// The one face the default pipeline finds in `img` (found by `by`), within 0.6 of `source`.
+/// The one face the SSD pipeline finds in `img` (found by `by`), within 0.6 of `source`.
 fn the_face_matching(img: &RgbImage, source: &Face, by: &str) -> Face {
-    let mut faces = faces_with(PipelineOptions::default(), img);
+    let mut faces = faces_with(ssd(), img);
     assert_eq!(faces.len(), 1, "{by} finds the face");
     let d = distance(&faces[0].descriptor, &source.descriptor);
     assert!(d < 0.6, "it matches its source face: {d}");
@@ -146,10 +161,7 @@ fn the_face_matching(img: &RgbImage, source: &Face, by: &str) -> Face {
 fn a_grey_thumbnail_both_passes_miss_is_found_by_the_frame_check() {
     let (photo, source) = demo_face(4, 3);
     let thumb = grey(&crop_around(&photo, &source, 1.0, 150));
-    let detectors_only = PipelineOptions {
-        frame_check: None,
-        ..PipelineOptions::default()
-    };
+    let detectors_only = ssd_with(|o| o.frame_check = None);
     assert!(
         faces_with(detectors_only, &thumb).is_empty(),
         "neither detection pass finds this face"
@@ -163,7 +175,7 @@ fn the_frame_check_gives_an_image_the_same_faces_alone_or_behind_a_blank_one() {
     // The blank image's proposals are dropped as flat before the second landmark run; the
     // thumbnail's must still be compared with their own first landmarks.
     let thumb = grey(&tight_crop(4, 3, 150));
-    let p = pipeline(PipelineOptions::default());
+    let p = pipeline(ssd());
     let alone = p.run(std::slice::from_ref(&thumb)).expect("run");
     let batch = p.run(&[RgbImage::new(150, 150), thumb]).expect("run");
     assert!(batch[0].is_empty(), "the blank image has no face");
@@ -186,26 +198,19 @@ fn textures_gradients_and_blank_images_pass_no_frame_check() {
     let gradient = RgbImage::from_fn(150, 150, |x, y| image::Rgb([x as u8, y as u8, 128]));
     // The landmark net answers a black square with the same steady shape at every size.
     let black = RgbImage::new(150, 150);
-    let faces = pipeline(PipelineOptions::default())
-        .run(&[noise, gradient, black])
-        .expect("run");
+    let faces = pipeline(ssd()).run(&[noise, gradient, black]).expect("run");
     assert!(faces.iter().all(Vec::is_empty), "{faces:?}");
 }
 
 #[test]
 fn a_cat_scored_as_a_face_is_refused_by_the_landmark_check() {
     let cat = decode_image(&test_image("cat.jpg")).expect("decode");
-    let unchecked = pipeline(PipelineOptions {
-        face_check: None,
-        ..PipelineOptions::default()
-    });
+    let unchecked = pipeline(ssd_with(|o| o.face_check = None));
     assert!(
         !unchecked.run(std::slice::from_ref(&cat)).expect("run")[0].is_empty(),
         "face-api's detector takes the cat for a face"
     );
-    let faces = pipeline(PipelineOptions::default())
-        .run(&[cat])
-        .expect("run");
+    let faces = pipeline(ssd()).run(&[cat]).expect("run");
     assert!(
         faces[0].is_empty(),
         "{:?}",
@@ -213,8 +218,26 @@ fn a_cat_scored_as_a_face_is_refused_by_the_landmark_check() {
     );
 }
 
+/// A 112 px crop, tight around its box, of the face seen in profile in demo photo 2 (the
+/// leftmost of its three), as CenterFace finds it there; face-api's SSD misses it at every
+/// framing (perf/RESULTS.md, "Recall").
+fn profile_crop() -> RgbImage {
+    let photo = decode_image(&demo(2)).expect("demo decodes");
+    let in_photo = faces_with(centerface(), &photo);
+    assert_eq!(
+        in_photo.len(),
+        3,
+        "CenterFace finds the photo's three faces"
+    );
+    let profile = in_photo
+        .iter()
+        .min_by(|a, b| a.bbox[0].total_cmp(&b.bbox[0]))
+        .expect("a face");
+    crop_around(&photo, profile, 1.0, 112)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tight_thumbnail_matches_its_photo_and_photos_without_faces_give_none() {
+async fn tight_crops_and_a_profile_match_their_photos_both_ways_and_animals_give_no_face() {
     within(async {
         let sys = System::new("recall").await;
         let worker = sys.start_worker(sys.worker_args(4));
@@ -225,15 +248,26 @@ async fn a_tight_thumbnail_matches_its_photo_and_photos_without_faces_give_none(
                 encode(&tight_crop(1, 0, 150), ImageFormat::Png),
             )
             .await;
+        let photo2 = sys.scan("photo2.jpg", demo(2)).await;
+        let profile = sys
+            .scan("profile.png", encode(&profile_crop(), ImageFormat::Png))
+            .await;
         let cat = sys.scan("cat.jpg", test_image("cat.jpg")).await;
         let coffee = sys.scan("coffee.jpg", test_image("coffee.jpg")).await;
 
-        let thumb_status = sys.wait_final(thumb, WAIT).await;
-        assert_eq!(thumb_status["state"], "done", "{thumb_status}");
-        assert_eq!(thumb_status["face_count"], 1, "{thumb_status}");
-        assert_eq!(sys.wait_final(photo, WAIT).await["state"], "done");
-        assert_eq!(sys.matches(photo).await, vec!["thumb.png"]);
-        assert_eq!(sys.matches(thumb).await, vec!["photo.jpg"]);
+        for (name, hash, source, source_name) in [
+            ("thumb.png", thumb, photo, "photo.jpg"),
+            ("profile.png", profile, photo2, "photo2.jpg"),
+        ] {
+            let status = sys.wait_final(hash, WAIT).await;
+            assert_eq!(status["state"], "done", "{name}: {status}");
+            assert_eq!(status["face_count"], 1, "{name}: {status}");
+            assert_eq!(sys.wait_final(source, WAIT).await["state"], "done");
+            let found = sys.matches(hash).await;
+            assert!(found.iter().any(|m| m == source_name), "{name} → {found:?}");
+            let back = sys.matches(source).await;
+            assert!(back.iter().any(|m| m == name), "{source_name} → {back:?}");
+        }
         for (name, hash) in [("cat", cat), ("coffee", coffee)] {
             let status = sys.wait_final(hash, WAIT).await;
             assert_eq!(status["state"], "done", "{name}: {status}");
@@ -244,6 +278,72 @@ async fn a_tight_thumbnail_matches_its_photo_and_photos_without_faces_give_none(
         sys.cleanup().await;
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refuses_a_store_made_with_another_detector_or_crop() {
+    within(async {
+        let sys = System::new("align").await;
+        // A store whose faces were made with face-api's crop (and CenterFace).
+        let mut faceapi = sys.worker_args(4);
+        faceapi.align = Alignment::FaceApi;
+        let worker = sys.start_worker(faceapi.clone());
+        let photo = sys.scan("photo.jpg", demo(2)).await;
+        assert_eq!(sys.wait_final(photo, WAIT).await["state"], "done");
+        worker.stop().await;
+
+        let mut dlib = sys.worker_args(4);
+        dlib.align = Alignment::Dlib;
+        let message = refusal(start_and_wait(dlib.clone()).await);
+        assert!(
+            message.contains("FACEMATCH_ALIGN=faceapi") && message.contains("FACEMATCH_ALIGN=dlib"),
+            "{message}"
+        );
+        // The same crop with the other detector.
+        let mut ssd = faceapi.clone();
+        ssd.detector = DetectorKind::Ssd;
+        let message = refusal(start_and_wait(ssd).await);
+        assert!(
+            message.contains("FACEMATCH_DETECTOR=centerface")
+                && message.contains("FACEMATCH_DETECTOR=ssd"),
+            "{message}"
+        );
+
+        // A store from before crops were recorded: the oldest face's log entry names them.
+        let mut conn = sys.store.conn().await.expect("redis");
+        let _: i64 = redis::cmd("DEL")
+            .arg(sys.store.keys().alignment())
+            .query_async(&mut conn)
+            .await
+            .expect("del");
+        refusal(start_and_wait(dlib.clone()).await);
+
+        // A store of face-api's SSD, recorded before the detector could be chosen: the
+        // default worker (CenterFace, dlib) says to start with the SSD.
+        let _: () = redis::cmd("SET")
+            .arg(sys.store.keys().alignment())
+            .arg("dlib")
+            .query_async(&mut conn)
+            .await
+            .expect("set");
+        let message = refusal(start_and_wait(dlib).await);
+        assert!(
+            message.contains("made with FACEMATCH_DETECTOR=ssd FACEMATCH_ALIGN=dlib"),
+            "{message}"
+        );
+        sys.cleanup().await;
+    })
+    .await;
+}
+
+/// The message of a worker's refusal to start on a store of another descriptor setting.
+fn refusal(result: Result<(), ServeError>) -> String {
+    let err = result.expect_err("refused");
+    assert!(
+        matches!(err, ServeError::DescriptorMismatch { .. }),
+        "{err:?}"
+    );
+    err.to_string()
 }
 
 /// Runs a worker until it returns (it should refuse at once); shut down after 60 s otherwise.
@@ -259,54 +359,9 @@ async fn start_and_wait(args: service::ServeArgs) -> Result<(), ServeError> {
     result
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_refuses_a_store_made_with_the_other_crop() {
-    within(async {
-        let sys = System::new("align").await;
-        // A store whose faces were made with face-api's crop.
-        let mut faceapi = sys.worker_args(4);
-        faceapi.align = Alignment::FaceApi;
-        let worker = sys.start_worker(faceapi);
-        let photo = sys.scan("photo.jpg", demo(2)).await;
-        assert_eq!(sys.wait_final(photo, WAIT).await["state"], "done");
-        worker.stop().await;
-
-        let mut dlib = sys.worker_args(4);
-        dlib.align = Alignment::Dlib;
-        let err = start_and_wait(dlib.clone()).await.expect_err("refused");
-        assert!(
-            matches!(err, ServeError::AlignmentMismatch { .. }),
-            "{err:?}"
-        );
-        let message = err.to_string();
-        assert!(
-            message.contains("FACEMATCH_ALIGN=faceapi") && message.contains("FACEMATCH_ALIGN=dlib"),
-            "{message}"
-        );
-
-        // A store from before crops were recorded: the oldest face's image names its model.
-        let mut conn = sys.store.conn().await.expect("redis");
-        let _: i64 = redis::cmd("DEL")
-            .arg(sys.store.keys().alignment())
-            .query_async(&mut conn)
-            .await
-            .expect("del");
-        let err = start_and_wait(dlib).await.expect_err("still refused");
-        assert!(
-            matches!(err, ServeError::AlignmentMismatch { .. }),
-            "{err:?}"
-        );
-        sys.cleanup().await;
-    })
-    .await;
-}
-
-/// CenterFace in place of the SSD and its later passes, everything else the default.
+/// The default pipeline: CenterFace, no later pass, no landmark check.
 fn centerface() -> PipelineOptions {
-    PipelineOptions {
-        detector: Detector::CenterFace(CenterFaceOptions::default()),
-        ..PipelineOptions::default()
-    }
+    PipelineOptions::default()
 }
 
 /// The distance from `face` to the closest face of `faces`.
@@ -319,27 +374,15 @@ fn closest(face: &Face, faces: &[Face]) -> f32 {
 
 #[test]
 fn centerface_finds_the_face_in_profile_that_the_ssd_misses_and_it_matches_its_photo() {
-    let photo = decode_image(&demo(2)).expect("demo decodes");
-    let in_photo = faces_with(centerface(), &photo);
-    assert_eq!(
-        in_photo.len(),
-        3,
-        "CenterFace finds the photo's three faces"
-    );
-    // The leftmost face is seen from the side; a tight 112 px crop of it is what the SSD
-    // misses at every framing (perf/RESULTS.md, "Recall").
-    let profile = in_photo
-        .iter()
-        .min_by(|a, b| a.bbox[0].total_cmp(&b.bbox[0]))
-        .expect("a face");
-    let crop = crop_around(&photo, profile, 1.0, 112);
+    let crop = profile_crop();
     assert!(
-        faces_with(PipelineOptions::default(), &crop).is_empty(),
+        faces_with(ssd(), &crop).is_empty(),
         "face-api's SSD, with both later passes, finds no face in it"
     );
     let found = faces_with(centerface(), &crop);
     assert_eq!(found.len(), 1, "CenterFace finds exactly the one face");
-    let d = closest(&found[0], &in_photo);
+    let photo = decode_image(&demo(2)).expect("demo decodes");
+    let d = closest(&found[0], &faces_with(centerface(), &photo));
     assert!(d < 0.6, "the crop's face matches one in its photo: {d}");
 }
 
@@ -347,13 +390,9 @@ fn centerface_finds_the_face_in_profile_that_the_ssd_misses_and_it_matches_its_p
 fn centerface_finds_no_face_on_a_cat_or_a_coffee_cup() {
     for name in ["cat.jpg", "coffee.jpg"] {
         let img = decode_image(&test_image(name)).expect("decodes");
-        let unchecked = PipelineOptions {
-            face_check: None,
-            ..centerface()
-        };
         assert!(
-            faces_with(unchecked, &img).is_empty(),
-            "{name}: no face, even without the landmark check"
+            faces_with(centerface(), &img).is_empty(),
+            "{name}: no face (and CenterFace has no landmark check)"
         );
     }
 }

@@ -13,7 +13,7 @@ use std::{
 use anyhow::Context;
 use gpu_worker::{
     Alignment, FacePipeline, PipelineOptions, StageTimings, decode_image,
-    pipeline::{CenterFaceOptions, Detector},
+    pipeline::{CenterFaceOptions, Detector, DetectorKind, SsdOptions},
     select_device,
 };
 use rayon::prelude::*;
@@ -39,7 +39,10 @@ pub struct PipelineBenchArgs {
     /// Print the table's rows only, no header.
     #[arg(long)]
     pub no_header: bool,
-    /// Detect with CenterFace, images shrunk to this longest side, instead of the SSD.
+    /// Face detector, as the worker's `--detector`: `centerface` or `ssd`.
+    #[arg(long, default_value = "centerface")]
+    pub detector: DetectorKind,
+    /// CenterFace: longest side of the coarse pass [default: the detector's].
     #[arg(long)]
     pub centerface_max_side: Option<u32>,
 }
@@ -85,12 +88,16 @@ pub fn run(args: &PipelineBenchArgs) -> anyhow::Result<Vec<Measured>> {
     let device = select_device(&args.device)?;
     let options = PipelineOptions {
         align: args.align,
-        detector: match args.centerface_max_side {
-            Some(max_side) => Detector::CenterFace(CenterFaceOptions {
-                max_side,
-                ..CenterFaceOptions::default()
-            }),
-            None => Detector::Ssd,
+        detector: match args.detector {
+            DetectorKind::CenterFace => {
+                let d = CenterFaceOptions::default();
+                Detector::CenterFace(CenterFaceOptions {
+                    max_side: args.centerface_max_side.unwrap_or(d.max_side),
+                    ..d
+                })
+            }
+            // As the worker ran it before CenterFace.
+            DetectorKind::Ssd => Detector::Ssd(SsdOptions::default()),
         },
         ..PipelineOptions::default()
     };

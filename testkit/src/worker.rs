@@ -6,6 +6,7 @@ use std::{collections::HashMap, path::Path, time::Duration};
 use facematch_core::config::{AmqpArgs, RedisArgs, ServiceArgs, TelemetryArgs};
 use gpu_worker::{
     Alignment,
+    pipeline::DetectorKind,
     service::{self, JobLimits, ServeArgs},
 };
 use tokio::{sync::watch, task::JoinHandle};
@@ -70,6 +71,8 @@ impl System {
             max_batch: Some(max_batch),
             max_wait_ms: 50,
             threshold: 0.6,
+            detector: DetectorKind::default(),
+            max_faces: 1000,
             align: Alignment::default(),
             decode_threads: Some(2),
             metrics_listen: "127.0.0.1:0".parse().expect("addr"),

@@ -1,6 +1,8 @@
-//! Which descriptor crop a store's faces were made with. Descriptors of the two crops
-//! (`dlib`, `faceapi`) are not comparable, so a store holds one kind only: the first worker
-//! records its crop under `alignment`, and every later worker must use the same one.
+//! Which descriptor setting (detector and crop) a store's faces were made with. Descriptors of
+//! two settings are not comparable, so a store holds one kind only: the first worker records
+//! its setting under `alignment` (`dlib`, `faceapi` for face-api's SSD, as recorded before the
+//! detector could be chosen; `centerface/dlib` and the like otherwise), and every later worker
+//! must use the same one.
 
 use deadpool_redis::redis::{self, Value};
 
@@ -11,7 +13,7 @@ use super::{Store, StoreError};
 const LEGACY_ALIGNMENT: &str = "faceapi";
 
 impl Store {
-    /// The crop this store's faces are made with: the recorded one, else the one its oldest
+    /// The setting this store's faces are made with: the recorded one, else the one its oldest
     /// `facelog` entry was made with, else (an empty store) `wanted`, which is then recorded.
     /// Two workers starting at once on an empty store agree on whichever recorded first.
     pub async fn store_alignment(&self, wanted: &str) -> Result<String, StoreError> {

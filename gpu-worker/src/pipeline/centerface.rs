@@ -50,18 +50,85 @@ pub struct CenterFaceOptions {
     /// A second, finer pass for the images whose faces the coarse pass saw small; `None`:
     /// the coarse pass alone.
     pub detail: Option<DetailPass>,
+    /// The box the pipeline gives the landmark net for a CenterFace box ([`BoxMap`]).
+    pub landmark_box: BoxMap,
+}
+
+/// The box the landmark net's crop is cut from, for a CenterFace box: the centre moves by
+/// `(dx, dy)` box widths and heights, the sides scale by `(sw, sh)`.
+///
+/// The 68-point net was made for face-api's SSD boxes, which are a little narrower and sit a
+/// little higher. [`BoxMap::SSD`] maps to them: fitted on the held-out photos
+/// (`perf/recall/make-held-out.sh`, no demo image; 10 faces both detectors find) as the
+/// medians of each face's ratios (`perf/src/bin/landmark-box.rs`). On the demo images it brings
+/// the landmarks closer to face-api's golden ones (median 1.7 % of the face's width against
+/// 1.9 %), but the descriptors made from them separate people less well (crop set d' 5.4
+/// against 7.5, held-out 8.5 against 9.2; `perf/RESULTS.md`), so the default is
+/// [`BoxMap::IDENTITY`], CenterFace's own box.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoxMap {
+    pub dx: f64,
+    pub dy: f64,
+    pub sw: f64,
+    pub sh: f64,
+}
+
+impl BoxMap {
+    /// To face-api's SSD boxes (medians dx −0.005, dy −0.041, sw 0.951, sh 1.027; the
+    /// horizontal shift of a symmetric face is taken as 0).
+    pub const SSD: Self = Self {
+        dx: 0.0,
+        dy: -0.04,
+        sw: 0.95,
+        sh: 1.03,
+    };
+
+    /// The box as CenterFace gives it.
+    pub const IDENTITY: Self = Self {
+        dx: 0.0,
+        dy: 0.0,
+        sw: 1.0,
+        sh: 1.0,
+    };
+
+    pub fn apply(&self, b: &BBox) -> BBox {
+        let (w, h) = (b.width * self.sw, b.height * self.sh);
+        let cx = b.x + b.width * (0.5 + self.dx);
+        let cy = b.y + b.height * (0.5 + self.dy);
+        BBox {
+            x: cx - w / 2.0,
+            y: cy - h / 2.0,
+            width: w,
+            height: h,
+        }
+    }
+
+    /// The map that takes `from` to `to`, for one face.
+    pub fn between(from: &BBox, to: &BBox) -> Self {
+        let centre = |b: &BBox| (b.x + b.width / 2.0, b.y + b.height / 2.0);
+        let ((fx, fy), (tx, ty)) = (centre(from), centre(to));
+        Self {
+            dx: (tx - fx) / from.width,
+            dy: (ty - fy) / from.height,
+            sw: to.width / from.width,
+            sh: to.height / from.height,
+        }
+    }
 }
 
 /// The detail pass: an image the coarse pass shrank, and in which it found a face smaller
 /// than [`DetailPass::below`] pixels on its shorter side (a crowd, a group far away), or no
 /// face at all though it shrank the image more than [`DetailPass::faceless_shrink`] times,
 /// is detected again at up to [`DetailPass::max_side`]. Usual photos, whose faces the coarse
-/// pass sees large, never take it, so its cost falls on crowds alone.
+/// pass sees large, never take it, so its cost falls on crowds alone. Its forward passes take
+/// at most [`DetailPass::batch_pixels`] of canvas each (at least one image), which bounds the
+/// memory of the network's large early layers whatever the batch size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetailPass {
     pub max_side: u32,
     pub below: f64,
     pub faceless_shrink: f64,
+    pub batch_pixels: usize,
 }
 
 impl Default for DetailPass {
@@ -70,6 +137,7 @@ impl Default for DetailPass {
             max_side: 2048,
             below: 40.0,
             faceless_shrink: 2.0,
+            batch_pixels: 2048 * 2048,
         }
     }
 }
@@ -82,6 +150,7 @@ impl Default for CenterFaceOptions {
             nms_iou: 0.3,
             max_faces: 1000,
             detail: Some(DetailPass::default()),
+            landmark_box: BoxMap::IDENTITY,
         }
     }
 }
@@ -102,17 +171,21 @@ struct Scaled<'a> {
     back: (f64, f64),
 }
 
-/// `img` shrunk by the smallest whole factor `k` that brings its longer side to `max_side` or
-/// less ([`reduce`]); as it is when it already fits.
-fn scaled(img: &RgbImage, max_side: u32) -> Scaled<'_> {
+/// The smallest whole factor that brings `img`'s longer side to `max_side` or less.
+fn shrink_factor(img: &RgbImage, max_side: u32) -> u32 {
     let long = img.width().max(img.height()).max(1);
-    if long <= max_side {
+    long.div_ceil(max_side.max(1)).max(1)
+}
+
+/// `img` shrunk by [`shrink_factor`] ([`reduce`]); as it is when it already fits.
+fn scaled(img: &RgbImage, max_side: u32) -> Scaled<'_> {
+    let k = shrink_factor(img, max_side);
+    if k == 1 {
         return Scaled {
             pixels: Cow::Borrowed(img),
             back: (1.0, 1.0),
         };
     }
-    let k = long.div_ceil(max_side.max(1));
     Scaled {
         pixels: Cow::Owned(reduce(img, k)),
         back: (f64::from(k), f64::from(k)),
@@ -257,10 +330,10 @@ pub fn detect(
         let again: Vec<usize> = (0..images.len())
             .filter(|&i| detail.wanted(&images[i], &found[i], options.max_side))
             .collect();
-        if !again.is_empty() {
-            let refs: Vec<&RgbImage> = again.iter().map(|&i| &images[i]).collect();
+        for group in groups(&again, images, detail.max_side, detail.batch_pixels) {
+            let refs: Vec<&RgbImage> = group.iter().map(|&i| &images[i]).collect();
             let fine = pass(net, &refs, detail.max_side, options, device)?;
-            for (i, faces) in again.into_iter().zip(fine) {
+            for (&i, faces) in group.iter().zip(fine) {
                 found[i] = faces;
             }
         }
@@ -284,6 +357,35 @@ impl DetailPass {
             .iter()
             .any(|d| d.bbox.width.min(d.bbox.height) / shrink < self.below)
     }
+}
+
+/// The canvas `img` takes at `max_side`: its shrunk size, rounded up to a multiple of 32.
+fn canvas_size(img: &RgbImage, max_side: u32) -> (usize, usize) {
+    let k = shrink_factor(img, max_side);
+    let round = |v: u32| (v.div_ceil(k) as usize).div_ceil(INPUT_MULTIPLE).max(1) * INPUT_MULTIPLE;
+    (round(img.width()), round(img.height()))
+}
+
+/// `indices` of `images` in runs, in order, whose shared canvas at `max_side` (the largest
+/// width and height, once per image) stays within `budget` pixels; at least one image a run.
+fn groups(indices: &[usize], images: &[RgbImage], max_side: u32, budget: usize) -> Vec<Vec<usize>> {
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut largest = (0, 0);
+    for &i in indices {
+        let (w, h) = canvas_size(&images[i], max_side);
+        let grown = (largest.0.max(w), largest.1.max(h));
+        match runs.last_mut() {
+            Some(run) if (run.len() + 1) * grown.0 * grown.1 <= budget => {
+                run.push(i);
+                largest = grown;
+            }
+            _ => {
+                runs.push(vec![i]);
+                largest = (w, h);
+            }
+        }
+    }
+    runs
 }
 
 /// One forward pass over `images`, each shrunk to at most `max_side`; faces in image pixels.
@@ -358,6 +460,61 @@ mod tests {
         assert_eq!((d.bbox.x, d.bbox.width), (0.0, 8.0));
         assert!((d.bbox.y - 3.0).abs() < 1e-6 && (d.bbox.height - 5.0).abs() < 1e-6);
         assert!((d.landmarks[0][0] - 4.0).abs() < 1e-6 && (d.landmarks[0][1] - 7.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn detail_passes_take_at_most_their_pixel_budget_and_at_least_one_image() {
+        // At 2048: a 4000×3000 photo shrinks by 2 to 2000×1500 (2016×1504 canvas); a 600×400
+        // one stays (608×416).
+        let images = [
+            RgbImage::new(4000, 3000),
+            RgbImage::new(600, 400),
+            RgbImage::new(600, 400),
+            RgbImage::new(4000, 3000),
+        ];
+        assert_eq!(canvas_size(&images[0], 2048), (2016, 1504));
+        let all = [0, 1, 2, 3];
+        // Each large one alone (two 2016×1504 canvases are over the budget), the small together.
+        assert_eq!(
+            groups(&all, &images, 2048, 2048 * 2048),
+            [vec![0], vec![1, 2], vec![3]]
+        );
+        // A budget below one image still runs every image, one at a time.
+        assert_eq!(groups(&all, &images, 2048, 1).len(), 4);
+        assert_eq!(groups(&all, &images, 2048, usize::MAX), [all.to_vec()]);
+    }
+
+    #[test]
+    fn a_box_map_moves_the_centre_by_box_fractions_and_scales_the_sides() {
+        let b = BBox {
+            x: 10.0,
+            y: 20.0,
+            width: 40.0,
+            height: 50.0,
+        };
+        assert_eq!(BoxMap::IDENTITY.apply(&b), b);
+        let map = BoxMap {
+            dx: 0.1,
+            dy: -0.2,
+            sw: 1.5,
+            sh: 1.2,
+        };
+        let to = map.apply(&b);
+        // Centre (30, 45) moves by (4, −10); sides 60 × 60.
+        assert!(
+            (to.x - 4.0).abs() < 1e-9 && (to.y - 5.0).abs() < 1e-9,
+            "{to:?}"
+        );
+        assert!((to.width - 60.0).abs() < 1e-9 && (to.height - 60.0).abs() < 1e-9);
+        let back = BoxMap::between(&b, &to);
+        for (got, want) in [
+            (back.dx, 0.1),
+            (back.dy, -0.2),
+            (back.sw, 1.5),
+            (back.sh, 1.2),
+        ] {
+            assert!((got - want).abs() < 1e-9, "{back:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod centerface;
 pub mod detection;
 pub mod dlib_chip;
 pub mod frame_check;
+mod mirror;
+mod options;
 mod passes;
 pub mod plausible;
 pub mod preprocess;
@@ -33,6 +35,7 @@ pub use self::{
     centerface::CenterFaceOptions,
     detection::BBox,
     frame_check::FrameCheck,
+    options::{Detector, DetectorKind, PipelineOptions, SecondPass, SsdOptions},
     plausible::FaceCheck,
     preprocess::{Canvas, CropRect, Normalize},
 };
@@ -64,7 +67,7 @@ pub struct Face {
 /// Wall time spent in each stage of one [`FacePipeline::run_timed`] call.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StageTimings {
-    /// Pad/resize, SSD, box decoding and NMS for the batch.
+    /// Scaling, the detector network, box decoding and suppression for the batch.
     pub detect: Duration,
     /// Landmark crops, landmark net and decoding for every face.
     pub landmarks: Duration,
@@ -83,86 +86,10 @@ impl std::ops::AddAssign for StageTimings {
     }
 }
 
-/// Pipeline settings; the detector's defaults are face-api's, plus a second detection pass
-/// for faces that fill the frame, and dlib's descriptor crop.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PipelineOptions {
-    /// Which network finds the faces.
-    pub detector: Detector,
-    /// Descriptor crop.
-    pub align: Alignment,
-    /// SSD `minConfidence` (strict `>`), face-api default 0.5.
-    pub min_confidence: f32,
-    /// SSD `maxResults` per image, face-api default 100.
-    pub max_results: usize,
-    /// NMS IoU threshold, fixed at 0.5 in face-api.
-    pub iou_threshold: f64,
-    /// Most faces per landmark/descriptor forward pass (bounds memory).
-    pub face_chunk: usize,
-    /// Detection once more, on a padded copy, of the images where the first pass found no
-    /// face that passed the landmark check; `None` turns it off (face-api's behaviour).
-    pub second_pass: Option<SecondPass>,
-    /// For images in which no detection pass found a face that passed the landmark check,
-    /// centred squares verified by the stability of their landmarks ([`frame_check`]); `None`
-    /// turns it off.
-    pub frame_check: Option<FrameCheck>,
-    /// Drops detections whose landmarks do not look like a face's
-    /// ([`plausible::is_plausible_face`]); `None` keeps every detection (face-api).
-    pub face_check: Option<FaceCheck>,
-}
-
-impl Default for PipelineOptions {
-    fn default() -> Self {
-        Self {
-            detector: Detector::Ssd,
-            align: Alignment::Dlib,
-            min_confidence: 0.5,
-            max_results: 100,
-            iou_threshold: 0.5,
-            face_chunk: 32,
-            second_pass: Some(SecondPass::default()),
-            frame_check: Some(FrameCheck::default()),
-            face_check: Some(FaceCheck::default()),
-        }
-    }
-}
-
-/// The face detector.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Detector {
-    /// face-api's SSD with its second pass and frame check (when those are on).
-    Ssd,
-    /// CenterFace ([`centerface`]) alone: one pass over the batch, no second pass or frame
-    /// check.
-    CenterFace(CenterFaceOptions),
-}
-
-/// The second detection pass: each image the first pass found no face in is centred on
-/// black squares of the given sizes and detected again on all of them; overlapping faces
-/// found on several are merged by NMS.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SecondPass {
-    /// The canvases, each as (side over the image's longer side, least side in pixels).
-    pub canvases: &'static [(f64, u32)],
-    /// Score a face must exceed on a canvas (strict `>`).
-    pub min_confidence: f32,
-}
-
-impl Default for SecondPass {
-    fn default() -> Self {
-        Self {
-            // 2× and 3× put a face that fills the image at a half and a third of the input;
-            // the 512 px floor keeps a thumbnail from being blown up (and blurred) to 512.
-            canvases: &[(2.0, 0), (3.0, 0), (2.0, 512)],
-            min_confidence: 0.5,
-        }
-    }
-}
-
 /// The detector network [`PipelineOptions::detector`] chose (only that one is loaded).
 #[derive(Debug)]
 enum FaceDetector {
-    Ssd(SsdMobilenetV1),
+    Ssd(SsdMobilenetV1, SsdOptions),
     CenterFace(CenterFace, CenterFaceOptions),
 }
 
@@ -181,7 +108,10 @@ pub struct FacePipeline {
 struct Pending {
     image: usize,
     score: f32,
+    /// The box the landmark net's crop and its landmarks' mapping are made from.
     bbox: BBox,
+    /// The box the face is given with, when not `bbox` (the detector's own).
+    shown: Option<BBox>,
     crop: CropRect,
     landmarks: align::Landmarks,
 }
@@ -221,8 +151,9 @@ impl FacePipeline {
             }
         };
         let detector = match options.detector {
-            Detector::Ssd => FaceDetector::Ssd(
+            Detector::Ssd(ssd) => FaceDetector::Ssd(
                 SsdMobilenetV1::load(load(DETECTOR_FILE)?).map_err(layout(DETECTOR_FILE))?,
+                ssd,
             ),
             Detector::CenterFace(centerface) => FaceDetector::CenterFace(
                 CenterFace::load(load(CENTERFACE_FILE)?).map_err(layout(CENTERFACE_FILE))?,
@@ -256,7 +187,7 @@ impl FacePipeline {
         &FaceRecognitionNet,
     ) {
         let ssd = match &self.detector {
-            FaceDetector::Ssd(ssd) => Some(ssd),
+            FaceDetector::Ssd(ssd, _) => Some(ssd),
             FaceDetector::CenterFace(..) => None,
         };
         (ssd, &self.landmarks, &self.recognition)
@@ -277,43 +208,26 @@ impl FacePipeline {
         if images.is_empty() {
             return Ok((result, timings));
         }
-        let t = Instant::now();
-        // The SSD's later passes run only behind the SSD.
-        let (mut pending, ssd) = match &self.detector {
-            FaceDetector::Ssd(ssd) => (self.first_pass(ssd, images)?, Some(ssd)),
+        let pending = match &self.detector {
+            FaceDetector::Ssd(ssd, options) => {
+                self.ssd_faces(ssd, options, images, &mut timings)?
+            }
             FaceDetector::CenterFace(net, options) => {
-                (self.centerface_pass(net, images, options)?, None)
+                // No later pass and no landmark check: CenterFace needs none of them.
+                let t = Instant::now();
+                let mut found = self.centerface_pass(net, images, options)?;
+                timings.detect += t.elapsed();
+                let t = Instant::now();
+                self.locate_all_landmarks(images, &mut found)?;
+                timings.landmarks += t.elapsed();
+                found
             }
         };
-        timings.detect += t.elapsed();
-        let t = Instant::now();
-        self.keep_faces(images, &mut pending)?;
-        timings.landmarks += t.elapsed();
-
-        if let (Some(ssd), Some(pass)) = (ssd, &self.options.second_pass) {
-            let t = Instant::now();
-            let mut found = self.second_pass(ssd, images, &pending, pass)?;
-            timings.detect += t.elapsed();
-            let t = Instant::now();
-            self.keep_faces(images, &mut found)?;
-            pending.extend(found);
-            timings.landmarks += t.elapsed();
-        }
-
-        if let Some(frame) = self.options.frame_check.as_ref().filter(|_| ssd.is_some()) {
-            let t = Instant::now();
-            let mut proposals = passes::frame_proposals(images, &pending, frame);
-            self.locate_all_landmarks(images, &mut proposals)?;
-            let mut found = self.check_proposals(images, &proposals, frame)?;
-            self.retain_plausible(&mut found);
-            pending.extend(found);
-            timings.landmarks += t.elapsed();
-        }
 
         for chunk in pending.chunks(self.options.face_chunk.max(1)) {
             let descriptors = self.describe(images, chunk, &mut timings)?;
             for (p, descriptor) in chunk.iter().zip(descriptors) {
-                let b = &p.bbox;
+                let b = p.shown.as_ref().unwrap_or(&p.bbox);
                 result[p.image].push(Face {
                     score: p.score,
                     bbox: [b.x as f32, b.y as f32, b.width as f32, b.height as f32],
@@ -323,20 +237,6 @@ impl FacePipeline {
             }
         }
         Ok((result, timings))
-    }
-
-    /// Locates the landmarks of `faces` and keeps those that pass the landmark check.
-    fn keep_faces(&self, images: &[RgbImage], faces: &mut Vec<Pending>) -> Result<(), ModelError> {
-        self.locate_all_landmarks(images, faces)?;
-        self.retain_plausible(faces);
-        Ok(())
-    }
-
-    /// Drops the detections whose landmarks do not look like a face's (when the check is on).
-    fn retain_plausible(&self, faces: &mut Vec<Pending>) {
-        if let Some(check) = &self.options.face_check {
-            faces.retain(|p| plausible::is_plausible_face(&p.landmarks, &p.bbox, check));
-        }
     }
 
     /// [`Self::locate_landmarks`] in chunks of [`PipelineOptions::face_chunk`].
@@ -429,12 +329,21 @@ impl FacePipeline {
         let t = Instant::now();
         let mut out = vec![[0f32; DESCRIPTOR_LEN]; faces.len()];
         if !valid.is_empty() {
-            let x = Tensor::from_vec(buf, (valid.len(), size, size, 3), &self.device)?;
+            let n = valid.len();
+            if self.options.mirror {
+                mirror::with_flipped(&mut buf, size);
+            }
+            let inputs = buf.len() / per;
+            let x = Tensor::from_vec(buf, (inputs, size, size, 3), &self.device)?;
             let d = self.recognition.forward(&x)?.to_vec2::<f32>()?;
-            for (&i, row) in valid.iter().zip(d) {
-                for (o, v) in out[i].iter_mut().zip(row) {
-                    *o = v;
-                }
+            for (k, &i) in valid.iter().enumerate() {
+                out[i] = if self.options.mirror {
+                    mirror::average(&d[k], &d[n + k])
+                } else {
+                    let mut row = [0f32; DESCRIPTOR_LEN];
+                    row.copy_from_slice(&d[k]);
+                    row
+                };
             }
         }
         timings.describe += t.elapsed();

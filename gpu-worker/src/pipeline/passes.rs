@@ -1,14 +1,18 @@
-//! Finding the faces of a batch before their descriptors: the detector's first pass, its
-//! second pass on padded canvases for the images with no face yet, and the frame check's
-//! centred squares for the images still without one. "No face" means no detection that passed
-//! the landmark check ([`super::plausible`]), so an image whose only detection was refused
-//! gets the later passes too.
+//! Finding the faces of a batch before their descriptors. CenterFace: one call of
+//! [`centerface::detect`]. face-api's SSD: its first pass, its second pass on padded canvases
+//! for the images with no face yet, and the frame check's centred squares for the images
+//! still without one, each when its [`SsdOptions`] turn it on. "No face" means no detection
+//! that passed the landmark check ([`super::plausible`]), so an image whose only detection was
+//! refused gets the later passes too.
+
+use std::time::Instant;
 
 use image::RgbImage;
 
 use super::{
     Canvas, CenterFaceOptions, CropRect, FacePipeline, FrameCheck, Normalize, Pending, SecondPass,
-    align, batch_input, centerface, detection, frame_check, preprocess,
+    SsdOptions, StageTimings, align, batch_input, centerface, detection, frame_check, plausible,
+    preprocess,
 };
 use crate::{
     error::ModelError,
@@ -16,8 +20,8 @@ use crate::{
 };
 
 impl FacePipeline {
-    /// CenterFace on the whole batch: every face it finds, with its box, waiting for its
-    /// landmarks.
+    /// CenterFace on the whole batch: every face it finds, its box mapped to the landmark
+    /// net's ([`centerface::BoxMap`]), waiting for its landmarks.
     pub(super) fn centerface_pass(
         &self,
         net: &CenterFace,
@@ -25,17 +29,20 @@ impl FacePipeline {
         options: &CenterFaceOptions,
     ) -> Result<Vec<Pending>, ModelError> {
         let found = centerface::detect(net, images, options, &self.device)?;
+        let landmark_box = options.landmark_box;
         Ok(found
             .into_iter()
             .enumerate()
             .flat_map(|(i, faces)| {
                 let (w, h) = images[i].dimensions();
                 faces.into_iter().filter_map(move |d| {
-                    let crop = detection::clip_box(&d.bbox, w, h)?;
+                    let bbox = landmark_box.apply(&d.bbox);
+                    let crop = detection::clip_box(&bbox, w, h)?;
                     Some(Pending {
                         image: i,
                         score: d.score,
-                        bbox: d.bbox,
+                        bbox,
+                        shown: Some(d.bbox),
                         crop,
                         landmarks: [[0.0; 2]; 68],
                     })
@@ -44,25 +51,69 @@ impl FacePipeline {
             .collect())
     }
 
-    /// SSD on the whole batch, each image whole.
-    pub(super) fn first_pass(
+    /// The SSD's faces of the batch with their landmarks: the first pass, then the second
+    /// pass and the frame check when `o` turns them on, each face kept only when it passes
+    /// the landmark check (when that is on). The time goes to `timings`' detect and landmark
+    /// stages.
+    pub(super) fn ssd_faces(
         &self,
         ssd: &SsdMobilenetV1,
+        o: &SsdOptions,
         images: &[RgbImage],
+        timings: &mut StageTimings,
     ) -> Result<Vec<Pending>, ModelError> {
+        let t = Instant::now();
         let whole: Vec<(usize, Option<Canvas>)> = (0..images.len()).map(|i| (i, None)).collect();
-        self.detect_pass(ssd, images, &whole, self.options.min_confidence)
+        let mut pending = self.detect_pass(ssd, o, images, &whole, o.min_confidence)?;
+        timings.detect += t.elapsed();
+        let t = Instant::now();
+        self.keep_faces(o, images, &mut pending)?;
+        timings.landmarks += t.elapsed();
+
+        if let Some(pass) = &o.second_pass {
+            let t = Instant::now();
+            let mut found = self.second_pass(ssd, o, images, &pending, pass)?;
+            timings.detect += t.elapsed();
+            let t = Instant::now();
+            self.keep_faces(o, images, &mut found)?;
+            pending.extend(found);
+            timings.landmarks += t.elapsed();
+        }
+
+        if let Some(frame) = &o.frame_check {
+            let t = Instant::now();
+            let mut proposals = frame_proposals(images, &pending, frame);
+            self.locate_all_landmarks(images, &mut proposals)?;
+            let mut found = self.check_proposals(images, &proposals, frame)?;
+            retain_plausible(o, &mut found);
+            pending.extend(found);
+            timings.landmarks += t.elapsed();
+        }
+        Ok(pending)
+    }
+
+    /// Locates the landmarks of `faces` and keeps those that pass the landmark check.
+    fn keep_faces(
+        &self,
+        o: &SsdOptions,
+        images: &[RgbImage],
+        faces: &mut Vec<Pending>,
+    ) -> Result<(), ModelError> {
+        self.locate_all_landmarks(images, faces)?;
+        retain_plausible(o, faces);
+        Ok(())
     }
 
     /// SSD once more on each image without a face in `found`, centred on larger black
-    /// canvases ([`PipelineOptions::second_pass`]), all such copies of the batch in one
+    /// canvases ([`SsdOptions::second_pass`]), all such copies of the batch in one
     /// forward pass. face-api's SSD misses faces that fill the frame (tight crops,
     /// thumbnails): on a canvas they shrink to a size its anchors cover. `found` holds the
     /// faces that passed the landmark check, so an image whose first pass found only
     /// something that is not a face gets this pass too.
-    pub(super) fn second_pass(
+    fn second_pass(
         &self,
         ssd: &SsdMobilenetV1,
+        o: &SsdOptions,
         images: &[RgbImage],
         found: &[Pending],
         pass: &SecondPass,
@@ -78,14 +129,14 @@ impl FacePipeline {
         if copies.is_empty() {
             return Ok(Vec::new());
         }
-        let mut seen = self.detect_pass(ssd, images, &copies, pass.min_confidence)?;
+        let mut seen = self.detect_pass(ssd, o, images, &copies, pass.min_confidence)?;
         // One face seen on several canvases: keep the best-scored box (face-api's order).
         seen.sort_by(|a, b| a.image.cmp(&b.image).then(b.score.total_cmp(&a.score)));
         let mut kept: Vec<Pending> = Vec::new();
         for p in seen {
             let overlaps = kept
                 .iter()
-                .any(|k| k.image == p.image && k.bbox.iou(&p.bbox) > self.options.iou_threshold);
+                .any(|k| k.image == p.image && k.bbox.iou(&p.bbox) > o.iou_threshold);
             if !overlaps {
                 kept.push(p);
             }
@@ -98,6 +149,7 @@ impl FacePipeline {
     fn detect_pass(
         &self,
         ssd: &SsdMobilenetV1,
+        o: &SsdOptions,
         images: &[RgbImage],
         copies: &[(usize, Option<Canvas>)],
         min_confidence: f32,
@@ -120,7 +172,6 @@ impl FacePipeline {
         let scores = out.scores.flatten_all()?.to_vec1::<f32>()?;
         let anchors = ssd.anchors();
         let n = anchors.len();
-        let o = &self.options;
         let mut pending = Vec::new();
         for (k, &(i, canvas)) in copies.iter().enumerate() {
             let img = &images[i];
@@ -147,6 +198,7 @@ impl FacePipeline {
                         image: i,
                         score: s[j],
                         bbox,
+                        shown: None,
                         crop,
                         landmarks: [[0.0; 2]; 68],
                     });
@@ -160,7 +212,7 @@ impl FacePipeline {
     /// moves to the box its landmarks imply and gets the landmarks found there; it stays only
     /// when that box is not flat and the landmarks drifted less than `frame.max_drift`, and
     /// one image keeps its steadiest proposal.
-    pub(super) fn check_proposals(
+    fn check_proposals(
         &self,
         images: &[RgbImage],
         proposals: &[Pending],
@@ -213,12 +265,15 @@ fn without_face<'a>(
         .filter(move |&i| !found.iter().any(|p| p.image == i))
 }
 
+/// Drops the detections whose landmarks do not look like a face's (when `o`'s check is on).
+fn retain_plausible(o: &SsdOptions, faces: &mut Vec<Pending>) {
+    if let Some(check) = &o.face_check {
+        faces.retain(|p| plausible::is_plausible_face(&p.landmarks, &p.bbox, check));
+    }
+}
+
 /// The frame check's centred squares for every image without a face in `found`.
-pub(super) fn frame_proposals(
-    images: &[RgbImage],
-    found: &[Pending],
-    frame: &FrameCheck,
-) -> Vec<Pending> {
+fn frame_proposals(images: &[RgbImage], found: &[Pending], frame: &FrameCheck) -> Vec<Pending> {
     without_face(images, found)
         .flat_map(|i| {
             let (w, h) = images[i].dimensions();
@@ -230,6 +285,7 @@ pub(super) fn frame_proposals(
                         image: i,
                         score: 0.0,
                         bbox,
+                        shown: None,
                         crop,
                         landmarks: [[0.0; 2]; 68],
                     })

@@ -14,6 +14,7 @@ mod batcher;
 mod consumer;
 mod dead_letters;
 mod decode_stage;
+pub mod descriptor_setting;
 pub mod engine;
 pub mod health;
 mod matcher;
@@ -36,6 +37,7 @@ use facematch_core::{
 };
 use tokio::sync::{Semaphore, mpsc, watch};
 
+pub use self::descriptor_setting::DescriptorSetting;
 pub use self::metrics::Metrics;
 pub use self::thumbnails::Thumbnails;
 use self::{
@@ -47,7 +49,12 @@ use self::{
     processor::Processor,
     step::{FailureStreak, StepError},
 };
-use crate::{Alignment, FacePipeline, PipelineOptions, decode::DecodeLimits, select_device};
+use crate::{
+    Alignment, FacePipeline, PipelineOptions,
+    decode::DecodeLimits,
+    pipeline::{Detector, DetectorKind},
+    select_device,
+};
 
 /// `gpu-worker serve` settings (README, "Configuration").
 #[derive(Debug, Clone, Args)]
@@ -74,6 +81,16 @@ pub struct ServeArgs {
     /// Largest Euclidean descriptor distance that counts as the same person.
     #[arg(long, env = "FACEMATCH_THRESHOLD", default_value_t = 0.6)]
     pub threshold: f32,
+
+    /// Face detector: `centerface` (finds profiles, crowds and tight crops) or `ssd`
+    /// (face-api's, for stores made with it). A store holds descriptors of one detector and
+    /// crop: the worker refuses to start against another's.
+    #[arg(long, env = "FACEMATCH_DETECTOR", default_value = "centerface")]
+    pub detector: DetectorKind,
+
+    /// Most faces kept per image (the best-scored); a crowd photo beyond it keeps this many.
+    #[arg(long, env = "FACEMATCH_MAX_FACES", default_value_t = 1000)]
+    pub max_faces: usize,
 
     /// Descriptor crop: `dlib` (dlib's face chip, the network's own) or `faceapi`. A store
     /// holds descriptors of one crop: the worker refuses to start against the other's.
@@ -149,17 +166,19 @@ pub enum ServeError {
     #[error("threshold must be a positive number, got {0}")]
     Threshold(f32),
     #[error(
-        "the faces stored under this Redis key prefix were made with FACEMATCH_ALIGN={stored}, \
-         this worker is set to FACEMATCH_ALIGN={configured}: descriptors of the two crops are \
-         not comparable. Start the worker with --align {stored} (FACEMATCH_ALIGN={stored}), or \
-         give it another FACEMATCH_KEY_PREFIX or Redis for {configured} descriptors"
+        "the faces stored under this Redis key prefix were made with {}, this worker is set \
+         to {}: their descriptors are not comparable. Start the worker with the store's \
+         settings, or give it another FACEMATCH_KEY_PREFIX or Redis (and scan the images \
+         again there) for the new ones",
+        descriptor_setting::describe_recorded(.stored),
+        .configured.env()
     )]
-    AlignmentMismatch {
+    DescriptorMismatch {
         stored: String,
-        configured: Alignment,
+        configured: DescriptorSetting,
     },
-    #[error("cannot read the store's descriptor crop: {0}")]
-    AlignmentUnknown(facematch_core::store::StoreError),
+    #[error("cannot read the store's descriptor setting: {0}")]
+    DescriptorUnknown(facematch_core::store::StoreError),
     #[error("cannot load the face index from the store: {0}")]
     Index(StepError),
     #[error("{0} must be at least 1")]
@@ -169,11 +188,6 @@ pub enum ServeError {
          the worker exits so that it is restarted"
     )]
     EngineStopped,
-}
-
-/// The version of the models, stored with every image's faces.
-pub fn model_id(align: Alignment) -> String {
-    format!("face-api-1.7.15/ssd_mobilenetv1+landmark68+recognition/{align}")
 }
 
 /// Runs a start-up step on Redis until it answers, waiting out an unreachable Redis (logged as
@@ -210,24 +224,24 @@ async fn check_schema(store: &Store, shutdown: &watch::Receiver<bool>) -> Result
     Ok(checked.is_some())
 }
 
-/// Refuses a crop other than the one the store's faces were made with (recording ours when
-/// the store is empty), so one store never mixes descriptors of the two crops. `Ok(false)` when
-/// shut down meanwhile.
-async fn check_alignment(
+/// Refuses a detector and crop other than those the store's faces were made with (recording
+/// ours when the store is empty), so one store never mixes descriptors of two settings
+/// ([`descriptor_setting`]). `Ok(false)` when shut down meanwhile.
+async fn check_descriptor_setting(
     store: &Store,
-    configured: Alignment,
+    configured: DescriptorSetting,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<bool, ServeError> {
     let wanted = configured.to_string();
-    let stored = wait_for_redis("read the store's descriptor crop", shutdown, || {
+    let stored = wait_for_redis("read the store's descriptor setting", shutdown, || {
         store.store_alignment(&wanted)
     })
     .await
-    .map_err(ServeError::AlignmentUnknown)?;
+    .map_err(ServeError::DescriptorUnknown)?;
     match stored {
         None => Ok(false),
         Some(stored) if stored == wanted => Ok(true),
-        Some(stored) => Err(ServeError::AlignmentMismatch { stored, configured }),
+        Some(stored) => Err(ServeError::DescriptorMismatch { stored, configured }),
     }
 }
 
@@ -250,16 +264,22 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
         ),
         ("FACEMATCH_MAX_IMAGE_PIXELS", args.limits.max_image_pixels),
         ("FACEMATCH_MAX_BATCH_PIXELS", args.limits.max_batch_pixels),
+        ("FACEMATCH_MAX_FACES", args.max_faces as u64),
     ] {
         if value == 0 {
             return Err(ServeError::Zero(name));
         }
     }
+    let setting = DescriptorSetting {
+        detector: args.detector,
+        align: args.align,
+    };
     let device = select_device(&args.device)?;
     let pipeline = FacePipeline::load(
         &args.weights_dir,
         &device,
         PipelineOptions {
+            detector: Detector::with_max_faces(args.detector, args.max_faces),
             align: args.align,
             ..PipelineOptions::default()
         },
@@ -277,7 +297,7 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
         &args.service.redis.key_prefix,
     )?;
     if !check_schema(&store, &shutdown).await?
-        || !check_alignment(&store, args.align, &shutdown).await?
+        || !check_descriptor_setting(&store, setting, &shutdown).await?
     {
         return Ok(()); // shut down while waiting for Redis
     }
@@ -310,6 +330,8 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
         max_batch,
         max_wait_ms = args.max_wait_ms,
         threshold = args.threshold,
+        detector = %args.detector,
+        max_faces = args.max_faces,
         align = %args.align,
         amqp = %redact_url(&args.service.amqp.amqp_url),
         redis = %redact_url(&args.service.redis.redis_url),
@@ -328,8 +350,8 @@ async fn serve_until(args: ServeArgs, shutdown: watch::Receiver<bool>) -> Result
         store,
         engine,
         matcher,
-        model: model_id(args.align),
-        alignment: args.align.to_string(),
+        model: setting.model_id(),
+        alignment: setting.to_string(),
         metrics,
         shutdown: shutdown.clone(),
         max_attempts: args.limits.max_attempts,

@@ -20,7 +20,10 @@ use candle_core::Device;
 use clap::Parser;
 use gpu_worker::{
     Alignment, FacePipeline, PipelineOptions, decode_image,
-    pipeline::{CenterFaceOptions, Detector, FrameCheck, SecondPass},
+    pipeline::{
+        CenterFaceOptions, Detector, DetectorKind, FrameCheck, SecondPass, SsdOptions,
+        centerface::BoxMap,
+    },
 };
 use image::{DynamicImage, RgbImage, codecs::jpeg::JpegEncoder, imageops::FilterType};
 
@@ -37,24 +40,25 @@ struct Args {
     /// Descriptor crop.
     #[arg(long, default_value = "dlib")]
     align: Alignment,
-    /// Only face-api's single detection pass (no second pass on a padded copy).
+    /// Face detector: `centerface` (the worker's default) or `ssd` (face-api's, with the
+    /// heuristics the flags below switch off).
+    #[arg(long, default_value = "centerface")]
+    detector: DetectorKind,
+    /// SSD: only face-api's single detection pass (no second pass on a padded copy).
     #[arg(long)]
     first_pass_only: bool,
-    /// Score a face must exceed in the second pass [default: the pipeline's].
+    /// SSD: score a face must exceed in the second pass [default: the pipeline's].
     #[arg(long)]
     second_pass_min_confidence: Option<f32>,
-    /// Without the frame check (centred squares verified by landmark stability).
+    /// SSD: without the frame check (centred squares verified by landmark stability).
     #[arg(long)]
     no_frame_check: bool,
-    /// Largest landmark drift the frame check accepts [default: the pipeline's].
+    /// SSD: largest landmark drift the frame check accepts [default: the pipeline's].
     #[arg(long)]
     max_drift: Option<f64>,
-    /// Keep every detection, plausible landmarks or not.
+    /// SSD: keep every detection, plausible landmarks or not.
     #[arg(long)]
     no_face_check: bool,
-    /// Detect with CenterFace instead of face-api's SSD and its later passes.
-    #[arg(long)]
-    centerface: bool,
     /// CenterFace: longest side an image is shrunk to [default: the detector's].
     #[arg(long)]
     max_side: Option<u32>,
@@ -64,6 +68,12 @@ struct Args {
     /// Also write every crop to this folder (JPEG), to look at or to feed other tools.
     #[arg(long)]
     save_crops: Option<PathBuf>,
+    /// CenterFace: give the landmark net CenterFace's own boxes, not mapped to the SSD's.
+    #[arg(long)]
+    raw_boxes: bool,
+    /// Mirrored descriptors (each the mean of the chip's and its mirror image's).
+    #[arg(long)]
+    mirror: bool,
 }
 
 const FRAMINGS: [f64; 3] = [1.0, 1.2, 1.6];
@@ -156,6 +166,39 @@ fn distance(a: &[f32; 128], b: &[f32; 128]) -> f32 {
         .sqrt()
 }
 
+/// Descriptor distances of crop/source pairs: the same face, and other faces of its photo.
+#[derive(Default)]
+struct Pairs {
+    genuine: Vec<f32>,
+    impostor: Vec<f32>,
+}
+
+impl Pairs {
+    fn print(&self) {
+        let stats = |v: &[f32]| {
+            let n = v.len().max(1) as f64;
+            let mean = v.iter().map(|&d| f64::from(d)).sum::<f64>() / n;
+            let var = v
+                .iter()
+                .map(|&d| (f64::from(d) - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            let within = v.iter().filter(|&&d| d <= THRESHOLD).count();
+            (mean, var, within)
+        };
+        let (gm, gv, g_in) = stats(&self.genuine);
+        let (im, iv, i_in) = stats(&self.impostor);
+        let lowest_impostor = self.impostor.iter().copied().fold(f32::INFINITY, f32::min);
+        println!(
+            "\npairs: genuine {} (mean {gm:.3}, {g_in} within {THRESHOLD}), impostor {} (mean \
+             {im:.3}, lowest {lowest_impostor:.3}, {i_in} within {THRESHOLD}); d' {:.2}",
+            self.genuine.len(),
+            self.impostor.len(),
+            (im - gm) / ((gv + iv) / 2.0).sqrt()
+        );
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     crops: usize,
@@ -166,34 +209,46 @@ struct Tally {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let defaults = PipelineOptions::default();
-    let options = PipelineOptions {
-        align: args.align,
-        second_pass: defaults
-            .second_pass
-            .filter(|_| !args.first_pass_only)
-            .map(|p| SecondPass {
-                min_confidence: args.second_pass_min_confidence.unwrap_or(p.min_confidence),
-                ..p
-            }),
-        frame_check: defaults
-            .frame_check
-            .filter(|_| !args.no_frame_check && !args.first_pass_only)
-            .map(|f| FrameCheck {
-                max_drift: args.max_drift.unwrap_or(f.max_drift),
-                ..f
-            }),
-        face_check: defaults.face_check.filter(|_| !args.no_face_check),
-        detector: if args.centerface {
+    let detector = match args.detector {
+        DetectorKind::CenterFace => {
             let d = CenterFaceOptions::default();
             Detector::CenterFace(CenterFaceOptions {
                 max_side: args.max_side.unwrap_or(d.max_side),
+                landmark_box: if args.raw_boxes {
+                    BoxMap::IDENTITY
+                } else {
+                    d.landmark_box
+                },
                 ..d
             })
-        } else {
-            Detector::Ssd
-        },
-        ..defaults
+        }
+        DetectorKind::Ssd => {
+            let d = SsdOptions::default();
+            Detector::Ssd(SsdOptions {
+                second_pass: d
+                    .second_pass
+                    .filter(|_| !args.first_pass_only)
+                    .map(|p| SecondPass {
+                        min_confidence: args.second_pass_min_confidence.unwrap_or(p.min_confidence),
+                        ..p
+                    }),
+                frame_check: d
+                    .frame_check
+                    .filter(|_| !args.no_frame_check && !args.first_pass_only)
+                    .map(|f| FrameCheck {
+                        max_drift: args.max_drift.unwrap_or(f.max_drift),
+                        ..f
+                    }),
+                face_check: d.face_check.filter(|_| !args.no_face_check),
+                ..d
+            })
+        }
+    };
+    let options = PipelineOptions {
+        detector,
+        align: args.align,
+        mirror: args.mirror,
+        ..PipelineOptions::default()
     };
     let pipeline = FacePipeline::load(&args.weights_dir, &Device::Cpu, options)
         .context("loading the weights (run scripts/fetch-weights.sh first)")?;
@@ -223,8 +278,16 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
+    // Every source face by name, for the impostor pairs: a crop against the other faces of
+    // its photo (faces of one photo are different people; two photos may share a person).
+    let sources: BTreeMap<String, [f32; 128]> = crops
+        .iter()
+        .map(|c| (c.source_name.clone(), c.source))
+        .collect();
+    let mut pairs = Pairs::default();
     let mut tallies: BTreeMap<(u32, u32, bool), Tally> = BTreeMap::new();
     let mut misses = Vec::new();
+    let mut unmatched = Vec::new();
     let started = Instant::now();
     for chunk in crops.chunks(args.batch.max(1)) {
         let images: Vec<RgbImage> = chunk.iter().map(|c| c.image.clone()).collect();
@@ -243,6 +306,24 @@ fn main() -> anyhow::Result<()> {
                     .iter()
                     .any(|f| distance(&f.descriptor, &crop.source) <= THRESHOLD),
             );
+            let closest = |to: &[f32; 128]| {
+                faces
+                    .iter()
+                    .map(|f| distance(&f.descriptor, to))
+                    .fold(f32::INFINITY, f32::min)
+            };
+            if !faces.is_empty() {
+                if closest(&crop.source) > THRESHOLD {
+                    unmatched.push(format!("{} ({:.3})", crop.name(), closest(&crop.source)));
+                }
+                pairs.genuine.push(closest(&crop.source));
+                let photo = crop.source_name.split('f').next().unwrap_or_default();
+                for (name, other) in &sources {
+                    if *name != crop.source_name && name.split('f').next() == Some(photo) {
+                        pairs.impostor.push(closest(other));
+                    }
+                }
+            }
         }
     }
     let per_crop = started.elapsed().as_secs_f64() * 1000.0 / crops.len().max(1) as f64;
@@ -279,6 +360,8 @@ fn main() -> anyhow::Result<()> {
         100.0 * total.matched as f64 / total.crops.max(1) as f64,
     );
     println!("\nmissed crops: {}", misses.join(" "));
+    println!("found, not matched: {}", unmatched.join(" "));
+    pairs.print();
     println!(
         "\npipeline time per crop (batch {}): {per_crop:.1} ms",
         args.batch

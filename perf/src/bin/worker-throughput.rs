@@ -21,6 +21,7 @@ use facematch_core::{
 use facematch_perf::pipeline_bench::{self, PipelineBenchArgs};
 use gpu_worker::{
     Alignment,
+    pipeline::DetectorKind,
     service::{self, ServeArgs},
 };
 use tokio::sync::watch;
@@ -44,6 +45,9 @@ struct Args {
     /// Decode and pipeline in this process, no broker or store.
     #[arg(long)]
     in_process: bool,
+    /// The worker's face detector (`FACEMATCH_DETECTOR`): `centerface` or `ssd`.
+    #[arg(long, default_value = "centerface")]
+    detector: DetectorKind,
     /// Whether the worker keeps a thumbnail of each face (`FACEMATCH_FACE_THUMBNAILS`).
     #[arg(long, value_enum, default_value = "on")]
     thumbnails: gpu_worker::service::Thumbnails,
@@ -83,6 +87,8 @@ async fn measure(args: &Args, batch: usize, demos: &[Vec<u8>]) -> anyhow::Result
         max_batch: Some(batch),
         max_wait_ms: 20,
         threshold: 0.6,
+        detector: args.detector,
+        max_faces: 1000,
         align: Alignment::default(),
         decode_threads: None,
         metrics_listen: "127.0.0.1:0".parse()?,
@@ -159,6 +165,7 @@ async fn run() -> anyhow::Result<()> {
             device: args.device.clone(),
             align: Alignment::default(),
             no_header: false,
+            detector: args.detector,
             centerface_max_side: None,
         })?;
         return Ok(());
