@@ -3,10 +3,10 @@
 //!
 //! **Input.** Each image is shrunk (never enlarged) so that its longer side is at most
 //! [`CenterFaceOptions::max_side`], by averaging blocks of a whole number of pixels
-//! ([`reduce`]), and put at the top left of a black canvas; the batch shares one canvas
-//! size, the largest scaled width and height rounded up to a multiple of 32. Black padding
-//! leaves the network's view of the image unchanged: the graph pads every convolution with
-//! zeros too.
+//! ([`reduce`]), and put at the top left of a black canvas of its own size rounded up to a
+//! multiple of 32. The images of a batch with the same canvas size run as one input, one
+//! forward pass per size: a canvas shared with a larger image would change the activations
+//! near this one's edges, and so its faces with its batch (`pass`).
 //!
 //! **Two passes.** The network's cost grows with its input's pixels, and the smallest face it
 //! finds is about 10–20 input pixels: a fixed large input would make every photo pay for the
@@ -388,7 +388,13 @@ fn groups(indices: &[usize], images: &[RgbImage], max_side: u32, budget: usize) 
     runs
 }
 
-/// One forward pass over `images`, each shrunk to at most `max_side`; faces in image pixels.
+/// `images`, each shrunk to at most `max_side`, through the network: one forward pass per
+/// canvas size ([`canvas_size`], the image's own size rounded up to a multiple of 32), all the
+/// images of that size together; faces in image pixels. An image's canvas never depends on
+/// the other images of its batch, so neither do its faces: the black margin around an image
+/// changes the activations near its edges (a black pixel is not the convolutions' zero
+/// padding after the first layer), which on one shared canvas made a face's descriptor differ
+/// by 2e-4 between a batch of one and a batch of four.
 fn pass(
     net: &CenterFace,
     images: &[&RgbImage],
@@ -396,18 +402,44 @@ fn pass(
     options: &CenterFaceOptions,
     device: &Device,
 ) -> Result<Vec<Vec<Detection>>, ModelError> {
-    if images.is_empty() {
-        return Ok(Vec::new());
-    }
     let scaled: Vec<Scaled> = images.par_iter().map(|img| scaled(img, max_side)).collect();
-    let refs: Vec<&RgbImage> = scaled.iter().map(|s| s.pixels.as_ref()).collect();
+    let canvases: Vec<(usize, usize)> = scaled
+        .iter()
+        .map(|s| canvas_size(&s.pixels, u32::MAX))
+        .collect();
+    let mut found = vec![Vec::new(); images.len()];
+    let mut done = vec![false; images.len()];
+    for i in 0..images.len() {
+        if done[i] {
+            continue;
+        }
+        let same: Vec<usize> = (i..images.len())
+            .filter(|&k| canvases[k] == canvases[i])
+            .collect();
+        let group: Vec<&Scaled> = same.iter().map(|&k| &scaled[k]).collect();
+        for (&k, faces) in same.iter().zip(same_canvas(net, &group, options, device)?) {
+            found[k] = faces;
+            done[k] = true;
+        }
+    }
+    Ok(found)
+}
+
+/// One forward pass over `images` (scaled, all of one canvas size); faces in image pixels.
+fn same_canvas(
+    net: &CenterFace,
+    images: &[&Scaled],
+    options: &CenterFaceOptions,
+    device: &Device,
+) -> Result<Vec<Vec<Detection>>, ModelError> {
+    let refs: Vec<&RgbImage> = images.iter().map(|s| s.pixels.as_ref()).collect();
     let x = canvas_batch(&refs, device)?;
     let (_, ch, cw, _) = x.dims4()?;
     let out = net.forward(&x)?;
     let (_, h4, w4, _) = out.dims4()?;
     let maps = out.flatten_all()?.to_vec1::<f32>()?;
     let per = h4 * w4 * HEAD_CHANNELS;
-    Ok(scaled
+    Ok(images
         .par_iter()
         .zip(maps.par_chunks_exact(per))
         .map(|(s, map)| {

@@ -43,14 +43,6 @@ impl PipelineOptions {
             ..Self::default()
         }
     }
-
-    /// Which detector [`Self::detector`] is, without its settings.
-    pub fn detector_kind(&self) -> DetectorKind {
-        match self.detector {
-            Detector::CenterFace(_) => DetectorKind::CenterFace,
-            Detector::Ssd(_) => DetectorKind::Ssd,
-        }
-    }
 }
 
 /// The face detector and its settings.
