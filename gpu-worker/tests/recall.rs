@@ -387,6 +387,27 @@ fn centerface_finds_the_face_in_profile_that_the_ssd_misses_and_it_matches_its_p
 }
 
 #[test]
+fn centerface_gives_an_image_the_same_faces_alone_or_beside_a_larger_one() {
+    // Each image has a canvas of its own: a larger image in the batch must not widen the
+    // black margin around the crop (which moved its descriptor by 2e-4 on a shared canvas).
+    let crop = profile_crop();
+    let photo = decode_image(&demo(1)).expect("demo decodes");
+    let p = pipeline(centerface());
+    let alone = p.run(std::slice::from_ref(&crop)).expect("run").remove(0);
+    let beside = p.run(&[photo, crop]).expect("run").remove(1);
+    assert_eq!(alone.len(), 1);
+    assert_eq!(
+        beside.len(),
+        1,
+        "the crop's face is found beside the photo too"
+    );
+    assert_eq!(alone[0].bbox, beside[0].bbox, "the same box");
+    // Batch size changes only the last bits of the matrix products.
+    let d = distance(&alone[0].descriptor, &beside[0].descriptor);
+    assert!(d < 1e-5, "the same face as alone: {d}");
+}
+
+#[test]
 fn centerface_finds_no_face_on_a_cat_or_a_coffee_cup() {
     for name in ["cat.jpg", "coffee.jpg"] {
         let img = decode_image(&test_image(name)).expect("decodes");
