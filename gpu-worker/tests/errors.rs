@@ -4,7 +4,7 @@ use candle_core::Device;
 use facematch_testkit::paths::{demo_path, weights_dir};
 use gpu_worker::{
     DecodeError, FacePipeline, ModelError, PipelineOptions, decode_image,
-    weights::{self, DETECTOR_FILE, Manifest, WeightsError},
+    weights::{self, CENTERFACE_FILE, Manifest, WeightsError},
 };
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -29,7 +29,8 @@ fn missing_weights_name_the_fetch_script() {
 
 #[test]
 fn corrupt_weight_file_is_refused() {
-    let src = weights_dir().join(DETECTOR_FILE);
+    // The default detector's file.
+    let src = weights_dir().join(CENTERFACE_FILE);
     let bytes = std::fs::read(&src)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-weights.sh)", src.display()));
     let dir = temp_dir("corrupt");
@@ -37,7 +38,7 @@ fn corrupt_weight_file_is_refused() {
         std::fs::copy(weights_dir().join(&f.file), dir.join(&f.file)).expect("copy");
     }
     // Truncated file: the hash check catches it before parsing.
-    std::fs::write(dir.join(DETECTOR_FILE), &bytes[..bytes.len() / 3]).expect("write");
+    std::fs::write(dir.join(CENTERFACE_FILE), &bytes[..bytes.len() / 3]).expect("write");
     let e =
         FacePipeline::load(&dir, &Device::Cpu, PipelineOptions::default()).expect_err("corrupt");
     let msg = e.to_string();
@@ -46,7 +47,7 @@ fn corrupt_weight_file_is_refused() {
         "{msg}"
     );
     assert!(
-        msg.contains("scripts/fetch-weights.sh") && msg.contains(DETECTOR_FILE),
+        msg.contains("scripts/fetch-weights.sh") && msg.contains(CENTERFACE_FILE),
         "{msg}"
     );
     // A garbage file whose hash is (wrongly) trusted still fails cleanly at parse time.
@@ -61,7 +62,7 @@ fn corrupt_weight_file_is_refused() {
 
 #[test]
 fn wrong_sha256_is_refused() {
-    let path = weights_dir().join(DETECTOR_FILE);
+    let path = weights_dir().join(CENTERFACE_FILE);
     let Err(e) = weights::load_verified(&path, &"0".repeat(64), &Device::Cpu) else {
         panic!("wrong hash accepted")
     };
