@@ -10,13 +10,14 @@
 use anyhow::Context;
 use candle_core::Device;
 use gpu_worker::{
-    Alignment, Face, FacePipeline, PipelineOptions,
-    pipeline::{BBox, CenterFaceOptions, Detector, centerface::BoxMap},
+    Alignment, FacePipeline, PipelineOptions,
+    pipeline::{CenterFaceOptions, Detector, centerface::BoxMap},
 };
 use serde_json::Value;
 
 use super::{
     Row,
+    pipeline::{bbox, face_box},
     read::{f32s, field, l2},
 };
 
@@ -81,26 +82,6 @@ impl Summary {
         )
     }
 }
-fn golden_box(v: &Value) -> anyhow::Result<BBox> {
-    let f = |k: &str| v.get(k).and_then(Value::as_f64).context("golden box field");
-    Ok(BBox {
-        x: f("x")?,
-        y: f("y")?,
-        width: f("width")?,
-        height: f("height")?,
-    })
-}
-
-fn face_box(f: &Face) -> BBox {
-    let [x, y, width, height] = f.bbox.map(f64::from);
-    BBox {
-        x,
-        y,
-        width,
-        height,
-    }
-}
-
 fn compare(
     pipeline: &FacePipeline,
     samples: &[(image::RgbImage, Value)],
@@ -109,7 +90,7 @@ fn compare(
     for (img, g) in samples {
         let faces = pipeline.run(std::slice::from_ref(img))?.remove(0);
         for gf in field(g, &["faces"])?.as_array().context("faces")? {
-            let gb = golden_box(field(gf, &["box"])?)?;
+            let gb = bbox(field(gf, &["box"])?)?;
             let Some((f, iou)) = faces
                 .iter()
                 .map(|f| (f, face_box(f).iou(&gb)))
@@ -134,6 +115,8 @@ fn compare(
 }
 
 /// The rows: the default boxes within the tolerances; the SSD map closer to face-api's.
+/// (Faces are reported with CenterFace's box either way, so their IoU with the golden boxes is
+/// the same.)
 pub fn landmark_box(
     weights_dir: &std::path::Path,
     samples: &[(image::RgbImage, Value)],
@@ -172,8 +155,8 @@ pub fn landmark_box(
         Row::new(
             "centerface boxes mapped to the SSD's → landmarks (not the default)",
             mapped.text(),
-            "closer to the golden boxes and landmarks than the default (medians)",
-            mapped.iou > default.iou && mapped.landmarks < default.landmarks,
+            "landmarks closer to the golden ones than the default's (medians)",
+            mapped.landmarks < default.landmarks,
         ),
     ])
 }

@@ -22,7 +22,8 @@ pub fn load_samples(args: &GoldenInputs) -> anyhow::Result<Vec<(image::RgbImage,
         .collect()
 }
 
-fn bbox(v: &Value) -> anyhow::Result<BBox> {
+/// A golden face's box.
+pub(crate) fn bbox(v: &Value) -> anyhow::Result<BBox> {
     let f = |k: &str| v.get(k).and_then(Value::as_f64).context("golden box field");
     Ok(BBox {
         x: f("x")?,
@@ -30,6 +31,17 @@ fn bbox(v: &Value) -> anyhow::Result<BBox> {
         width: f("width")?,
         height: f("height")?,
     })
+}
+
+/// A found face's box.
+pub(crate) fn face_box(f: &Face) -> BBox {
+    let [x, y, width, height] = f.bbox.map(f64::from);
+    BBox {
+        x,
+        y,
+        width,
+        height,
+    }
 }
 
 /// Worst differences of one image's faces from its golden faces.
@@ -51,15 +63,7 @@ fn compare_faces(faces: &[Face], g: &Value) -> anyhow::Result<Diffs> {
         let gb = bbox(field(gf, &["box"])?)?;
         let Some((f, iou)) = faces
             .iter()
-            .map(|f| {
-                let b = BBox {
-                    x: f64::from(f.bbox[0]),
-                    y: f64::from(f.bbox[1]),
-                    width: f64::from(f.bbox[2]),
-                    height: f64::from(f.bbox[3]),
-                };
-                (f, b.iou(&gb))
-            })
+            .map(|f| (f, face_box(f).iou(&gb)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
         else {
             worst.iou = 0.0;

@@ -14,7 +14,8 @@ use facematch_testkit::{
 };
 
 const WAIT: Duration = Duration::from_secs(240);
-/// The bound documented in README ("Memory"); measured: 413 MiB (2026-12-05).
+/// The bound documented in README ("Memory"); measured: 531 MiB with CenterFace, 413 MiB with
+/// the SSD (2026-12-05).
 const RSS_BOUND: u64 = 768 << 20;
 
 /// A uniform 16-bit RGB PNG (compresses to a few hundred kB), written row by row.

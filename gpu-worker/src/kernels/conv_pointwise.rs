@@ -16,18 +16,10 @@ use super::{
     cpu_f32,
     elementwise::{bias_act_in_place, bias_act_owned},
     output::par_filled,
+    scratch::{TILE_BYTES, with_scratch},
     separable::Stage,
     window::{Padding, Window},
 };
-
-/// Bytes of patches per tile (about half of a core's L2 cache).
-const TILE_BYTES: usize = 512 * 1024;
-
-thread_local! {
-    /// Each rayon thread's patches and first-convolution rows, reused from tile to tile.
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
 
 /// The two convolutions.
 #[derive(Debug, Clone)]
@@ -144,7 +136,7 @@ impl CustomOp3 for Fused {
         let (ho, wo) = self.win.out_hw(h, w)?;
         let row_len = wo * cout;
         let out = par_filled(b * ho * row_len, self.tile_rows * row_len, |tile, dst| {
-            SCRATCH.with_borrow_mut(|(patches, first)| {
+            with_scratch(|patches, first| {
                 let n = dst.len() / row_len;
                 patches.clear();
                 patches.resize(n * wo * patch, 0.0);

@@ -23,18 +23,10 @@ use super::{
     depthwise::{Depthwise, depthwise_conv2d},
     elementwise::{add_act_in_place, add_act_owned, bias_act_in_place, bias_act_owned},
     output::par_filled,
+    scratch::{TILE_BYTES, with_scratch},
     separable::Stage,
     window::{Padding, Window},
 };
-
-/// Bytes of expanded input per tile (about half of a core's L2 cache).
-const TILE_BYTES: usize = 512 * 1024;
-
-thread_local! {
-    /// Each rayon thread's expanded rows and depthwise rows, reused from tile to tile.
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
 
 /// The three stages of one block, and whether it adds its input.
 #[derive(Debug, Clone)]
@@ -252,7 +244,7 @@ impl CustomOp3 for FusedInvertedResidual {
         let (ho, wo) = self.win.out_hw(h, w)?;
         let row_len = wo * cout;
         let out = par_filled(b * ho * row_len, self.tile_rows * row_len, |tile, dst| {
-            SCRATCH.with_borrow_mut(|(expanded, depthwise)| {
+            with_scratch(|expanded, depthwise| {
                 // A tile of the batch's rows may end one image and start the next.
                 let mut r = tile * self.tile_rows;
                 let mut dst = dst;

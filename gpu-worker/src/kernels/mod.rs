@@ -78,6 +78,7 @@ mod elementwise;
 mod inverted_residual;
 mod output;
 mod pool;
+mod scratch;
 mod separable;
 mod window;
 

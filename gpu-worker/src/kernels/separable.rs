@@ -21,19 +21,12 @@ use super::{
     depthwise::{Depthwise, depthwise_conv2d},
     elementwise::{bias_act_in_place, bias_act_owned},
     output::par_filled,
+    scratch::{TILE_BYTES, with_scratch},
     window::{Padding, Window},
 };
 
-/// Bytes of depthwise output per tile (about half of a core's L2 cache).
-const TILE_BYTES: usize = 512 * 1024;
 /// Fewest output pixels per tile: below this the matmul's set-up dominates.
 const MIN_TILE_PIXELS: usize = 512;
-
-thread_local! {
-    /// Each rayon thread's depthwise tile, kept from tile to tile and layer to layer (it only
-    /// grows, to the largest tile), so no tile allocates or zeroes one.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
 
 /// Filter, bias and activation of one of the two convolutions.
 #[derive(Debug, Clone)]
@@ -172,7 +165,7 @@ impl CustomOp3 for FusedSeparable {
             |tile, dst| {
                 let first_row = tile * self.tile_rows;
                 let pixels = dst.len() / cout;
-                SCRATCH.with_borrow_mut(|scratch| {
+                with_scratch(|scratch, _| {
                     // Every value of the tile's part is written by the depthwise rows.
                     if scratch.len() < pixels * c {
                         scratch.resize(pixels * c, 0.0);
