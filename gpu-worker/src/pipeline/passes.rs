@@ -20,8 +20,9 @@ use crate::{
 };
 
 impl FacePipeline {
-    /// CenterFace on the whole batch: every face it finds, its box mapped to the landmark
-    /// net's ([`centerface::BoxMap`]), waiting for its landmarks.
+    /// CenterFace on the whole batch: every face it finds, waiting for its landmarks; the
+    /// landmark net gets the box the options' [`centerface::BoxMap`] makes of the detector's
+    /// (by default that box itself), the face keeps the detector's.
     pub(super) fn centerface_pass(
         &self,
         net: &CenterFace,
