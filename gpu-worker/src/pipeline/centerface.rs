@@ -237,9 +237,8 @@ pub fn reduce(img: &RgbImage, k: u32) -> RgbImage {
 
 /// `[B, H, W, 3]` with each image at the top left of a black `W×H` canvas, values 0–255.
 pub fn canvas_batch(images: &[&RgbImage], device: &Device) -> candle_core::Result<Tensor> {
-    let round = |v: u32| (v as usize).div_ceil(INPUT_MULTIPLE).max(1) * INPUT_MULTIPLE;
-    let cw = round(images.iter().map(|i| i.width()).max().unwrap_or(1));
-    let ch = round(images.iter().map(|i| i.height()).max().unwrap_or(1));
+    let cw = round_up(images.iter().map(|i| i.width()).max().unwrap_or(1));
+    let ch = round_up(images.iter().map(|i| i.height()).max().unwrap_or(1));
     let per = cw * ch * 3;
     let mut buf = vec![0f32; images.len() * per];
     buf.par_chunks_mut(per).zip(images).for_each(|(out, img)| {
@@ -325,17 +324,22 @@ pub fn detect(
     device: &Device,
 ) -> Result<Vec<Vec<Detection>>, ModelError> {
     let all: Vec<&RgbImage> = images.iter().collect();
-    let mut found = pass(net, &all, options.max_side, options, device)?;
+    let mut found = pass(net, &all, options.max_side, usize::MAX, options, device)?;
     if let Some(detail) = &options.detail {
         let again: Vec<usize> = (0..images.len())
             .filter(|&i| detail.wanted(&images[i], &found[i], options.max_side))
             .collect();
-        for group in groups(&again, images, detail.max_side, detail.batch_pixels) {
-            let refs: Vec<&RgbImage> = group.iter().map(|&i| &images[i]).collect();
-            let fine = pass(net, &refs, detail.max_side, options, device)?;
-            for (&i, faces) in group.iter().zip(fine) {
-                found[i] = faces;
-            }
+        let refs: Vec<&RgbImage> = again.iter().map(|&i| &images[i]).collect();
+        let fine = pass(
+            net,
+            &refs,
+            detail.max_side,
+            detail.batch_pixels,
+            options,
+            device,
+        )?;
+        for (i, faces) in again.into_iter().zip(fine) {
+            found[i] = faces;
         }
     }
     Ok(found)
@@ -359,67 +363,67 @@ impl DetailPass {
     }
 }
 
-/// The canvas `img` takes at `max_side`: its shrunk size, rounded up to a multiple of 32.
-fn canvas_size(img: &RgbImage, max_side: u32) -> (usize, usize) {
-    let k = shrink_factor(img, max_side);
-    let round = |v: u32| (v.div_ceil(k) as usize).div_ceil(INPUT_MULTIPLE).max(1) * INPUT_MULTIPLE;
-    (round(img.width()), round(img.height()))
+/// `v` rounded up to a multiple of the network's input size step (at least one step).
+fn round_up(v: u32) -> usize {
+    (v as usize).div_ceil(INPUT_MULTIPLE).max(1) * INPUT_MULTIPLE
 }
 
-/// `indices` of `images` in runs, in order, whose shared canvas at `max_side` (the largest
-/// width and height, once per image) stays within `budget` pixels; at least one image a run.
-fn groups(indices: &[usize], images: &[RgbImage], max_side: u32, budget: usize) -> Vec<Vec<usize>> {
-    let mut runs: Vec<Vec<usize>> = Vec::new();
-    let mut largest = (0, 0);
-    for &i in indices {
-        let (w, h) = canvas_size(&images[i], max_side);
-        let grown = (largest.0.max(w), largest.1.max(h));
-        match runs.last_mut() {
-            Some(run) if (run.len() + 1) * grown.0 * grown.1 <= budget => {
-                run.push(i);
-                largest = grown;
-            }
-            _ => {
-                runs.push(vec![i]);
-                largest = (w, h);
-            }
+/// The canvas `img` takes at `max_side`: its size once [`scaled`], rounded up to a multiple
+/// of 32.
+fn canvas_at(img: &RgbImage, max_side: u32) -> (usize, usize) {
+    let k = shrink_factor(img, max_side);
+    (
+        round_up(img.width().div_ceil(k)),
+        round_up(img.height().div_ceil(k)),
+    )
+}
+
+/// The indices of `canvases` in runs, each run one forward pass: the images of one canvas
+/// size together, in their order, at most `budget` canvas pixels a run (at least one image).
+fn runs(canvases: &[(usize, usize)], budget: usize) -> Vec<Vec<usize>> {
+    let mut by_size: Vec<((usize, usize), Vec<usize>)> = Vec::new();
+    for (i, &canvas) in canvases.iter().enumerate() {
+        match by_size.iter_mut().find(|(size, _)| *size == canvas) {
+            Some((_, same)) => same.push(i),
+            None => by_size.push((canvas, vec![i])),
         }
     }
-    runs
+    by_size
+        .into_iter()
+        .flat_map(|((w, h), same)| {
+            let per_run = (budget / (w * h).max(1)).max(1);
+            same.chunks(per_run)
+                .map(<[usize]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// `images`, each shrunk to at most `max_side`, through the network: one forward pass per
-/// canvas size ([`canvas_size`], the image's own size rounded up to a multiple of 32), all the
-/// images of that size together; faces in image pixels. An image's canvas never depends on
-/// the other images of its batch, so neither do its faces: the black margin around an image
-/// changes the activations near its edges (a black pixel is not the convolutions' zero
-/// padding after the first layer), which on one shared canvas made a face's descriptor differ
-/// by 2e-4 between a batch of one and a batch of four.
+/// canvas size ([`canvas_at`], the image's own size rounded up to a multiple of 32), all the
+/// images of that size together, at most `budget` canvas pixels a pass ([`runs`]), each run's
+/// images shrunk only when it comes; faces in image pixels. An image's canvas never depends on the other images of its batch, so neither
+/// do its faces: the black margin around an image changes the activations near its edges (a
+/// black pixel is not the convolutions' zero padding after the first layer), which on one
+/// shared canvas made a face's descriptor differ by 2e-4 between a batch of one and a batch
+/// of four.
 fn pass(
     net: &CenterFace,
     images: &[&RgbImage],
     max_side: u32,
+    budget: usize,
     options: &CenterFaceOptions,
     device: &Device,
 ) -> Result<Vec<Vec<Detection>>, ModelError> {
-    let scaled: Vec<Scaled> = images.par_iter().map(|img| scaled(img, max_side)).collect();
-    let canvases: Vec<(usize, usize)> = scaled
-        .iter()
-        .map(|s| canvas_size(&s.pixels, u32::MAX))
-        .collect();
+    let canvases: Vec<(usize, usize)> = images.iter().map(|i| canvas_at(i, max_side)).collect();
     let mut found = vec![Vec::new(); images.len()];
-    let mut done = vec![false; images.len()];
-    for i in 0..images.len() {
-        if done[i] {
-            continue;
-        }
-        let same: Vec<usize> = (i..images.len())
-            .filter(|&k| canvases[k] == canvases[i])
+    for run in runs(&canvases, budget) {
+        let group: Vec<Scaled> = run
+            .par_iter()
+            .map(|&k| scaled(images[k], max_side))
             .collect();
-        let group: Vec<&Scaled> = same.iter().map(|&k| &scaled[k]).collect();
-        for (&k, faces) in same.iter().zip(same_canvas(net, &group, options, device)?) {
+        for (&k, faces) in run.iter().zip(same_canvas(net, &group, options, device)?) {
             found[k] = faces;
-            done[k] = true;
         }
     }
     Ok(found)
@@ -428,7 +432,7 @@ fn pass(
 /// One forward pass over `images` (scaled, all of one canvas size); faces in image pixels.
 fn same_canvas(
     net: &CenterFace,
-    images: &[&Scaled],
+    images: &[Scaled],
     options: &CenterFaceOptions,
     device: &Device,
 ) -> Result<Vec<Vec<Detection>>, ModelError> {
@@ -496,24 +500,20 @@ mod tests {
 
     #[test]
     fn detail_passes_take_at_most_their_pixel_budget_and_at_least_one_image() {
-        // At 2048: a 4000×3000 photo shrinks by 2 to 2000×1500 (2016×1504 canvas); a 600×400
+        // At 2048: a 4000×3000 photo shrinks by 2 to 2000×1500 (a 2016×1504 canvas); a 600×400
         // one stays (608×416).
-        let images = [
-            RgbImage::new(4000, 3000),
-            RgbImage::new(600, 400),
-            RgbImage::new(600, 400),
-            RgbImage::new(4000, 3000),
-        ];
-        assert_eq!(canvas_size(&images[0], 2048), (2016, 1504));
-        let all = [0, 1, 2, 3];
-        // Each large one alone (two 2016×1504 canvases are over the budget), the small together.
-        assert_eq!(
-            groups(&all, &images, 2048, 2048 * 2048),
-            [vec![0], vec![1, 2], vec![3]]
-        );
+        let large = RgbImage::new(4000, 3000);
+        assert_eq!(canvas_at(&large, 2048), (2016, 1504));
+        assert_eq!(scaled(&large, 2048).pixels.dimensions(), (2000, 1500));
+        assert_eq!(canvas_at(&RgbImage::new(600, 400), 2048), (608, 416));
+        let canvases = [(2016, 1504), (608, 416), (608, 416), (2016, 1504)];
+        // Each large one alone (two 2016×1504 canvases are over the budget), the small
+        // together.
+        assert_eq!(runs(&canvases, 2048 * 2048), [vec![0], vec![3], vec![1, 2]]);
         // A budget below one image still runs every image, one at a time.
-        assert_eq!(groups(&all, &images, 2048, 1).len(), 4);
-        assert_eq!(groups(&all, &images, 2048, usize::MAX), [all.to_vec()]);
+        assert_eq!(runs(&canvases, 1).len(), 4);
+        // No budget: one pass per canvas size.
+        assert_eq!(runs(&canvases, usize::MAX), [vec![0, 3], vec![1, 2]]);
     }
 
     #[test]
