@@ -83,30 +83,19 @@ struct StemBlock(InvertedResidual);
 
 impl StemBlock {
     fn load(stem: &VarBuilder, block0: &VarBuilder) -> Result<Self> {
-        let patch = 3 * 3 * 3;
-        let expand = Stage {
-            filter: stem
-                .get((3, 3, 3, STEM), "filter")?
-                .reshape((patch, STEM))?,
-            bias: stem.get(STEM, "bias")?,
-            act: Act::Relu,
-        };
-        let dw = block0.pp("depthwise");
-        let depthwise = Stage {
-            filter: dw.get((3, 3, STEM), "filter")?,
-            bias: dw.get(STEM, "bias")?,
-            act: Act::Relu,
-        };
         let (_, cout, stride) = BLOCKS[0];
-        let project = block0.pp("project");
-        let project = Stage {
-            filter: project
-                .get((1, 1, STEM, cout), "filter")?
-                .reshape((STEM, cout))?,
-            bias: project.get(cout, "bias")?,
-            act: Act::None,
-        };
-        InvertedResidual::new(expand, depthwise, stride, PAD, project).map(Self)
+        InvertedResidual::new(
+            matrix(stage(stem, &[3, 3, 3, STEM], Act::Relu)?)?,
+            stage(&block0.pp("depthwise"), &[3, 3, STEM], Act::Relu)?,
+            stride,
+            PAD,
+            matrix(stage(
+                &block0.pp("project"),
+                &[1, 1, STEM, cout],
+                Act::None,
+            )?)?,
+        )
+        .map(Self)
     }
 }
 
@@ -126,23 +115,33 @@ fn load_block(
     (t, cout, stride): (usize, usize, usize),
 ) -> Result<InvertedResidual> {
     let hidden = cin * t;
-    let stage = |name: &str, (cin, cout): (usize, usize), act| -> Result<Stage> {
-        let vb = vb.pp(name);
-        Ok(Stage {
-            filter: vb.get((1, 1, cin, cout), "filter")?.reshape((cin, cout))?,
-            bias: vb.get(cout, "bias")?,
-            act,
-        })
-    };
-    let dw = vb.pp("depthwise");
-    let depthwise = Stage {
-        filter: dw.get((3, 3, hidden), "filter")?,
-        bias: dw.get(hidden, "bias")?,
-        act: Act::Relu,
-    };
-    let expand = stage("expand", (cin, hidden), Act::Relu)?;
-    let project = stage("project", (hidden, cout), Act::None)?;
-    InvertedResidual::new(expand, depthwise, stride, PAD, project)
+    InvertedResidual::new(
+        matrix(stage(&vb.pp("expand"), &[1, 1, cin, hidden], Act::Relu)?)?,
+        stage(&vb.pp("depthwise"), &[3, 3, hidden], Act::Relu)?,
+        stride,
+        PAD,
+        matrix(stage(&vb.pp("project"), &[1, 1, hidden, cout], Act::None)?)?,
+    )
+}
+
+/// The `filter` of `shape` and the `bias` of its last dimension in `vb`, with `act`.
+fn stage(vb: &VarBuilder, shape: &[usize], act: Act) -> Result<Stage> {
+    Ok(Stage {
+        filter: vb.get(shape, "filter")?,
+        bias: vb.get(shape[shape.len() - 1], "bias")?,
+        act,
+    })
+}
+
+/// `stage` with its HWIO filter flattened to `[kh·kw·cin, cout]`, as the fused kernels and
+/// im2col patches take it.
+fn matrix(stage: Stage) -> Result<Stage> {
+    let cout = stage.bias.dim(0)?;
+    let rows = stage.filter.elem_count() / cout.max(1);
+    Ok(Stage {
+        filter: stage.filter.reshape((rows, cout))?,
+        ..stage
+    })
 }
 
 /// A 2×2 stride-2 transposed convolution with its batch norm folded in, then ReLU: every
@@ -226,23 +225,15 @@ impl CenterFace {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let stage = |vb: VarBuilder, shape: &[usize], act| -> Result<Stage> {
-            Ok(Stage {
-                filter: vb.get(shape, "filter")?,
-                bias: vb.get(shape[shape.len() - 1], "bias")?,
-                act,
-            })
-        };
-        let out = stage(vb.pp("out"), &[1, 1, NECK, HEAD_CHANNELS], Act::None)?;
-        let out = Stage {
-            filter: out.filter.reshape((NECK, HEAD_CHANNELS))?,
-            ..out
-        };
         let head = ConvPointwise::new(
-            stage(vb.pp("head"), &[3, 3, NECK, NECK], Act::Relu)?,
+            stage(&vb.pp("head"), &[3, 3, NECK, NECK], Act::Relu)?,
             1,
             PAD,
-            out,
+            matrix(stage(
+                &vb.pp("out"),
+                &[1, 1, NECK, HEAD_CHANNELS],
+                Act::None,
+            )?)?,
         )?;
         Ok(Self {
             stem,
