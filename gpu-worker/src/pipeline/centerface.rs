@@ -62,8 +62,8 @@ pub struct CenterFaceOptions {
 /// (`perf/recall/make-held-out.sh`, no demo image; 10 faces both detectors find) as the
 /// medians of each face's ratios (`perf/src/bin/landmark-box.rs`). On the demo images it brings
 /// the landmarks closer to face-api's golden ones (median 1.7 % of the face's width against
-/// 1.9 %), but the descriptors made from them separate people less well (crop set d' 5.4
-/// against 7.5, held-out 8.5 against 9.2; `perf/RESULTS.md`), so the default is
+/// 1.9 %), but the descriptors made from them separate people less well (crop set d' 5.3
+/// against 7.6, held-out 8.4 against 9.1; `perf/RESULTS.md`), so the default is
 /// [`BoxMap::IDENTITY`], CenterFace's own box.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoxMap {

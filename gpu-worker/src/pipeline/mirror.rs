@@ -1,10 +1,10 @@
 //! The mirrored descriptor ([`super::PipelineOptions::mirror`]): each face's chip is also
 //! described flipped left to right, and its descriptor is the mean of the two, scaled back to
 //! their mean length (the 0.6 threshold is a distance between descriptors of the network's own
-//! length). Off by default: on the recall crops it brings genuine pairs closer (mean 0.168 →
-//! 0.151) but impostor pairs too, so that more of them fall within 0.6 (66 → 109 of 1112 on the
-//! demo crops, 10 → 17 of 540 held-out) while every genuine pair was within already; and it
-//! doubles the recognition net's work (12.5 → 16.4 ms per crop; `perf/RESULTS.md`).
+//! length). Off by default: on the recall crops it brings genuine pairs closer (mean 0.167 →
+//! 0.150) but impostor pairs too, so that more of them fall within 0.6 (60 → 103 of 1116 on the
+//! demo crops, 10 → 15 of 540 held-out) while every genuine pair was within already; and it
+//! doubles the recognition net's work (12.3 → 16.8 ms per crop; `perf/RESULTS.md`).
 
 use super::DESCRIPTOR_LEN;
 

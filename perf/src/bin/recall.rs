@@ -68,9 +68,10 @@ struct Args {
     /// Also write every crop to this folder (JPEG), to look at or to feed other tools.
     #[arg(long)]
     save_crops: Option<PathBuf>,
-    /// CenterFace: give the landmark net CenterFace's own boxes, not mapped to the SSD's.
+    /// CenterFace: give the landmark net its boxes mapped to the SSD's (`BoxMap::SSD`), not
+    /// CenterFace's own (the default).
     #[arg(long)]
-    raw_boxes: bool,
+    ssd_boxes: bool,
     /// Mirrored descriptors (each the mean of the chip's and its mirror image's).
     #[arg(long)]
     mirror: bool,
@@ -214,8 +215,8 @@ fn main() -> anyhow::Result<()> {
             let d = CenterFaceOptions::default();
             Detector::CenterFace(CenterFaceOptions {
                 max_side: args.max_side.unwrap_or(d.max_side),
-                landmark_box: if args.raw_boxes {
-                    BoxMap::IDENTITY
+                landmark_box: if args.ssd_boxes {
+                    BoxMap::SSD
                 } else {
                     d.landmark_box
                 },
